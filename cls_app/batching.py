@@ -1,0 +1,58 @@
+"""Token ids -> batches: dynamic padding and batch orders for training and inference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence in the batch (dynamic padding).
+
+    Returns ``(input_ids, attention_mask)`` as int64 tensors of shape ``(batch, longest)``.
+    """
+    longest = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), longest), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random permutation of ``range(n)`` cut into batches (every index exactly once)."""
+    order = rng.permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, group: int = 50
+) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths (as Hugging Face's ``LengthGroupedSampler``).
+
+    Shuffle all indices, cut them into mega-batches of ``group * batch_size``, sort each
+    mega-batch by length and cut it into batches, then shuffle the order of the batches.
+    Every index appears exactly once; padding drops because batch-mates have similar lengths.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = rng.permutation(len(lengths))
+    mega = batch_size * group
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), mega):
+        chunk = order[start : start + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices sorted by length (longest first) cut into batches, for fast inference.
+
+    Similar lengths share a batch, so little padding is computed; callers scatter the
+    results back by index, which restores the original order.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,712 @@
+"""Reading labelled and unlabelled text files into records.
+
+Supported formats (see :data:`FORMATS`):
+
+* ``csv`` / ``tsv`` -- a header row, then one record per row; quoted fields may contain the
+  separator and newlines (parsed by pandas).
+* ``jsonl`` -- one JSON object per line (a ``.json`` file holding one JSON array of objects
+  is read too).
+* ``thucnews`` -- no header, one ``text<TAB>label`` per line, as in THUCNews and the
+  Bert-Chinese-Text-Classification-Pytorch project. Integer labels are replaced by the class
+  names of a ``class.txt`` (one name per line) in the same folder when there is one.
+* ``txt`` -- one text per line, no labels (for prediction).
+
+Encodings: UTF-8 (with or without a BOM), UTF-16 with a BOM, and GB18030 (a superset of GBK
+and GB2312) are detected; any other codec can be named explicitly.
+
+Row numbers in messages are 1-based line numbers in the file, as an editor shows them (for a
+CSV record that spans several lines, the line it starts on). :func:`read_table` returns them
+as the DataFrame's index (named ``line``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import logging
+import os
+import re
+import sys
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cls_app.errors import UserError, where
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "tsv", "jsonl", "thucnews", "txt")
+ON_BAD_ROW = ("error", "skip", "warn")
+
+TEXT_COLUMNS = ("text", "sentence", "content", "review", "title", "headline")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "y")
+
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": None}
+_SNIFF_LINES = 50
+_SNIFF_BYTES = 256 * 1024
+_MAX_LABEL_CHARS = 64  # a THUCNews-style label is a short name or an index
+_WARN_ROWS = 5  # rows listed by on_bad_row="warn"
+
+
+@dataclass
+class LabeledData:
+    """Parallel lists of texts and their label names, and the file they came from."""
+
+    texts: list[str]
+    labels: list[str]
+    source: str
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+# --------------------------------------------------------------------------- files, encodings
+
+
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a file") from None
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _bad_byte(raw: bytes, encoding: str) -> str | None:
+    """Describe where ``raw`` stops decoding as ``encoding``, or None when it decodes."""
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return f"{encoding}: bad byte 0x{raw[e.start]:02x} at offset {e.start} (line {line})"
+    return None
+
+
+def _check_codec(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError, ValueError):
+        raise UserError(
+            f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, gb18030 or gbk"
+        ) from None
+
+
+def _detect(raw: bytes, path: str | os.PathLike, encoding: str | None) -> str:
+    if encoding is not None:
+        name = _check_codec(encoding)
+        if name == "utf-8" and raw.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"  # otherwise the BOM would stick to the first column name
+        return name
+    if raw.startswith(codecs.BOM_UTF8):
+        tried = ["utf-8-sig"]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        tried = ["utf-16"]
+    else:
+        tried = ["utf-8", "gb18030"]
+    problems = []
+    for enc in tried:
+        problem = _bad_byte(raw, enc)
+        if problem is None:
+            return enc
+        problems.append(problem)
+    raise UserError(
+        f"{path}: cannot tell the text encoding ({'; '.join(problems)}); pass the encoding explicitly (--encoding NAME)"
+    )
+
+
+def detect_encoding(path: str | os.PathLike, encoding: str | None = None) -> str:
+    """Return the encoding to read ``path`` with.
+
+    ``"utf-8-sig"`` when the file starts with a UTF-8 BOM, ``"utf-16"`` with a UTF-16 BOM,
+    ``"utf-8"`` when the whole file decodes as UTF-8 (plain ASCII and empty files included),
+    else ``"gb18030"`` (covers GBK and GB2312) when it decodes as that. An explicit
+    ``encoding`` is checked to be a known codec and returned (normalised).
+    """
+    if encoding is not None:
+        _check_codec(encoding)  # report a bad name before touching the file
+    return _detect(_read_bytes(path), path, encoding)
+
+
+def _decode(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UserError(
+            f"{where(path, line)}: not valid {encoding} (bad byte 0x{raw[e.start]:02x} at "
+            f"offset {e.start}); pass the right encoding (--encoding NAME) or omit it to detect"
+        ) from None
+
+
+def _lines(text: str) -> list[str]:
+    """Split on ``\\n`` only (not on the Unicode separators str.splitlines also uses)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _check_format(fmt: str) -> str:
+    name = str(fmt).strip().lower()
+    if name not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return name
+
+
+def _looks_like_thucnews(text: str) -> bool:
+    sample = [line for line in _lines(text[:_SNIFF_BYTES]) if line.strip()][:_SNIFF_LINES]
+    if not sample:
+        return False
+    for line in sample:
+        if "\t" not in line:
+            return False
+        label = line.rsplit("\t", 1)[1].strip()
+        if not label or len(label) > _MAX_LABEL_CHARS:
+            return False
+    return True
+
+
+def _detect_format(path: Path, fmt: str | None, text: str | None) -> str:
+    if fmt is not None:
+        return _check_format(fmt)
+    ext = path.suffix.lower()
+    if ext not in _EXTENSIONS:
+        raise UserError(
+            f"{path}: cannot tell the file format from the extension {ext or '(none)'!r}; "
+            f"pass --format, one of {', '.join(FORMATS)}"
+        )
+    known = _EXTENSIONS[ext]
+    if known is not None:
+        return known
+    if text is None:
+        raw = _read_bytes(path)
+        text = _decode(raw, path, _detect(raw, path, None))
+    return "thucnews" if _looks_like_thucnews(text) else "txt"
+
+
+def detect_format(path: str | os.PathLike, fmt: str | None = None, *, encoding: str | None = None) -> str:
+    """Return the format of ``path``: an explicit ``fmt`` (checked), else by extension.
+
+    ``.csv`` -> csv, ``.tsv`` -> tsv, ``.jsonl``/``.json`` -> jsonl. A ``.txt`` file is
+    ``thucnews`` when every non-empty line among the first 50 has a tab followed by a short
+    label, else ``txt`` (one text per line, no labels).
+    """
+    path = Path(path)
+    if fmt is None and path.suffix.lower() == ".txt":
+        raw = _read_bytes(path)
+        text = _decode(raw, path, _detect(raw, path, encoding))
+        return _detect_format(path, None, text)
+    return _detect_format(path, fmt, None)
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _scan_records(text: str, sep: str) -> tuple[list[tuple[int, bool, int]], int | None]:
+    """Walk the records of a CSV/TSV text the way pandas' parser splits them.
+
+    Returns ``(start line, blank?, number of fields)`` per record (blank lines included, as
+    pandas counts them) and the start line of a record the csv module could not finish
+    (an unclosed quote), else None. Used to report the lines a user sees in an editor when
+    quoted fields span several lines.
+    """
+    records: list[tuple[int, bool, int]] = []
+    previous_limit = csv.field_size_limit(sys.maxsize)  # no limit on field length
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', strict=False)
+        previous_end = 0
+        for record in reader:
+            blank = not record or (len(record) == 1 and not record[0].strip(" \t"))
+            records.append((previous_end + 1, blank, len(record)))
+            previous_end = reader.line_num
+    except csv.Error:
+        return records, previous_end + 1
+    finally:
+        csv.field_size_limit(previous_limit)
+    return records, None
+
+
+def _data_row_lines(text: str, sep: str, df: pd.DataFrame) -> list[int]:
+    """Line numbers where each data row of ``df`` starts."""
+    records, failed = _scan_records(text, sep)
+    rows = [start for start, blank, _ in records if not blank]
+    if failed is None and len(rows) == len(df) + 1:  # header + data rows, as pandas saw them
+        return rows[1:]
+    # Fallback: assume no blank lines; a row spans 1 + its embedded newlines.
+    lines, line = [], 2
+    for values in df.itertuples(index=False):
+        lines.append(line)
+        line += 1 + sum(str(v).count("\n") for v in values if isinstance(v, str))
+    return lines
+
+
+_PANDAS_LINE = re.compile(r" in line (\d+)")
+_PANDAS_ROW = re.compile(r"starting at row (\d+)")
+
+
+def _parser_error(path: Path, text: str, sep: str, fmt: str, err: Exception) -> UserError:
+    message = str(err).strip().replace("Error tokenizing data. C error: ", "")
+    message = message.splitlines()[0] if message else type(err).__name__
+    line = None
+    match_line = _PANDAS_LINE.search(message)
+    match_row = _PANDAS_ROW.search(message)
+    index = None
+    if match_line:
+        index = int(match_line.group(1)) - 1
+    elif match_row:
+        index = int(match_row.group(1))
+    if index is not None:
+        records, failed = _scan_records(text, sep)
+        starts = [start for start, _, _ in records] + ([failed] if failed is not None else [])
+        line = starts[index] if 0 <= index < len(starts) else index + 1
+        message = " ".join(_PANDAS_LINE.sub("", _PANDAS_ROW.sub("", message)).split())
+        message = message.replace("EOF inside string", "the file ends inside a quoted field")
+    return UserError(f"{where(path, line)}: cannot parse as {fmt.upper()}: {message} ({_hint(fmt)})")
+
+
+def _hint(fmt: str) -> str:
+    if fmt == "csv":
+        return "quote fields that contain commas or newlines with double quotes"
+    return "fields must be separated by single tabs; quote fields that contain tabs"
+
+
+def _width_error(path: Path, text: str, sep: str, fmt: str) -> UserError:
+    """The first row with more fields than the header."""
+    records, _ = _scan_records(text, sep)
+    width = None
+    for start, blank, n_fields in records:
+        if blank:
+            continue
+        if width is None:
+            width = n_fields
+        elif n_fields > width:
+            return UserError(
+                f"{where(path, start)}: cannot parse as {fmt.upper()}: expected {width} fields "
+                f"as in the header, saw {n_fields} ({_hint(fmt)})"
+            )
+    return UserError(f"{path}: cannot parse as {fmt.upper()}: rows have more fields than the header ({_hint(fmt)})")
+
+
+def _read_delimited(path: Path, text: str, fmt: str) -> pd.DataFrame:
+    sep = "," if fmt == "csv" else "\t"
+    try:
+        with warnings.catch_warnings():
+            # index_col=False: a first data row with more fields than the header would otherwise
+            # silently become an index column (shifting every column); pandas warns instead.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(
+                io.StringIO(text, newline=""),
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                on_bad_lines="error",
+                skip_blank_lines=True,
+                index_col=False,
+            )
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty") from None
+    except pd.errors.ParserWarning:
+        raise _width_error(path, text, sep, fmt) from None
+    except (pd.errors.ParserError, ValueError) as e:
+        raise _parser_error(path, text, sep, fmt, e) from None
+    df = df.fillna("")  # short rows: missing trailing fields
+    df.index = pd.Index(_data_row_lines(text, sep, df), name="line")
+    return df
+
+
+def _scalar(value: Any, path: Path, line: int, key: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise UserError(f"{where(path, line)}: field {key!r} must be a string or a number, not {type(value).__name__}")
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    records: list[dict] = []
+    lines: list[int] = []
+    stripped = text.lstrip()
+    if stripped.startswith("["):  # a .json file holding one array of objects
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{where(path, e.lineno)}: bad JSON: {e.msg} (column {e.colno})") from None
+        for i, item in enumerate(items, start=1):
+            if not isinstance(item, dict):
+                raise UserError(f"{where(path, i)}: array item {i} is not a JSON object")
+            records.append(item)
+            lines.append(i)
+    else:
+        for number, line in enumerate(_lines(text), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(
+                    f"{where(path, number)}: bad JSON: {e.msg} (column {e.colno}); "
+                    "a JSONL file needs one JSON object per line"
+                ) from None
+            if not isinstance(item, dict):
+                raise UserError(
+                    f"{where(path, number)}: expected a JSON object like "
+                    f'{{"text": ..., "label": ...}}, got {type(item).__name__}'
+                )
+            records.append(item)
+            lines.append(number)
+    if not records:
+        raise UserError(f"{path}: the file is empty")
+    df = pd.DataFrame.from_records(records)
+    df = df.astype(object).where(df.notna(), None)
+    df.index = pd.Index(lines, name="line")
+    return df
+
+
+def _read_class_names(folder: Path) -> list[str] | None:
+    class_file = folder / "class.txt"
+    if not class_file.is_file():
+        return None
+    raw = _read_bytes(class_file)
+    names = [line.strip() for line in _lines(_decode(raw, class_file, _detect(raw, class_file, None)))]
+    while names and not names[-1]:
+        names.pop()
+    for number, name in enumerate(names, start=1):
+        if not name:
+            raise UserError(f"{where(class_file, number)}: empty class name (one name per line)")
+    duplicates = [name for name, count in Counter(names).items() if count > 1]
+    if duplicates:
+        raise UserError(f"{class_file}: class names appear twice: {', '.join(duplicates)}")
+    return names or None
+
+
+def _is_header(text: str, label: str) -> bool:
+    return text.strip().lower() in TEXT_COLUMNS and label.strip().lower() in LABEL_COLUMNS
+
+
+def _read_thucnews(path: Path, text: str) -> pd.DataFrame:
+    texts: list[str] = []
+    labels: list[str | None] = []
+    lines: list[int] = []
+    for number, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        if "\t" in line:
+            body, label = line.rsplit("\t", 1)
+        else:
+            body, label = line, None
+        if not lines and label is not None and _is_header(body, label):
+            log.warning("%s: line %d looks like a header row (%r); skipped", path, number, line)
+            continue
+        texts.append(body)
+        labels.append(label)
+        lines.append(number)
+    if not lines:
+        raise UserError(f"{path}: the file is empty")
+    names = _read_class_names(path.parent)
+    if names is not None:
+        mapped: list[str | None] = []
+        for label, number in zip(labels, lines, strict=True):
+            value = None if label is None else label.strip()
+            if value is not None and value.isdigit():
+                index = int(value)
+                if index >= len(names):
+                    raise UserError(
+                        f"{where(path, number)}: label {index} is out of range: "
+                        f"{path.parent / 'class.txt'} names {len(names)} classes (0..{len(names) - 1})"
+                    )
+                value = names[index]
+            mapped.append(value)
+        labels = mapped
+    return pd.DataFrame({"text": texts, "label": labels}, index=pd.Index(lines, name="line"), dtype=object)
+
+
+def _read_txt(path: Path, text: str) -> pd.DataFrame:
+    pairs = [(n, line) for n, line in enumerate(_lines(text), start=1) if line.strip()]
+    if not pairs:
+        raise UserError(f"{path}: the file is empty")
+    return pd.DataFrame(
+        {"text": [line for _, line in pairs]},
+        index=pd.Index([n for n, _ in pairs], name="line"),
+        dtype=object,
+    )
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _find_column(columns: list[str], wanted: str) -> str | None:
+    if wanted in columns:
+        return wanted
+    folded = [c for c in columns if str(c).strip().lower() == wanted.strip().lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _pick(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    for name in candidates:
+        found = _find_column(columns, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    values = series[series.notna()].astype(str).str.strip()
+    values = values[values != ""]
+    return bool(len(values)) and bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def _column_list(columns: list[str]) -> str:
+    return ", ".join(repr(str(c)) for c in columns) or "(none)"
+
+
+def _choose_columns(
+    df: pd.DataFrame,
+    path: Path,
+    text_col: str | None,
+    label_col: str | None,
+    require_labels: bool,
+) -> tuple[str, str | None]:
+    columns = [str(c) for c in df.columns]
+    header_hint = " (the first line is read as the header row)"
+    if label_col is not None:
+        label = _find_column(columns, label_col)
+        if label is None:
+            raise UserError(f"{path}: no label column {label_col!r}; the columns are {_column_list(columns)}")
+    else:
+        label = _pick(columns, LABEL_COLUMNS)
+        if label is None and require_labels:
+            raise UserError(
+                f"{path}: cannot tell which column holds the labels; the columns are "
+                f"{_column_list(columns)}{header_hint}; pass --label-col NAME"
+            )
+    if text_col is not None:
+        text = _find_column(columns, text_col)
+        if text is None:
+            raise UserError(f"{path}: no text column {text_col!r}; the columns are {_column_list(columns)}")
+    else:
+        text = _pick([c for c in columns if c != label], TEXT_COLUMNS)
+        if text is None:
+            strings = [c for c in columns if c != label and not _is_numeric(df[c])]
+            if len(strings) != 1:
+                raise UserError(
+                    f"{path}: cannot tell which column holds the text; the columns are "
+                    f"{_column_list(columns)}{header_hint}; pass --text-col NAME"
+                )
+            text = strings[0]
+    if text == label:
+        raise UserError(f"{path}: the text and label columns are the same column {text!r}")
+    return text, label
+
+
+def _as_optional_str(series: pd.Series, path: Path) -> list[str | None]:
+    out: list[str | None] = []
+    for line, value in series.items():
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            out.append(None)
+            continue
+        value = _scalar(value, path, int(line), str(series.name))
+        out.append(None if value == "" else value)
+    return out
+
+
+def read_table(
+    path: str | os.PathLike,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    encoding: str | None = None,
+    fmt: str | None = None,
+    require_labels: bool = True,
+) -> pd.DataFrame:
+    """Read ``path`` into a DataFrame with a ``text`` column and, when present, ``label``.
+
+    ``text`` and ``label`` hold strings, or None for a truly empty cell; the file's own
+    columns are kept as well (a file column named ``text`` or ``label`` is replaced by the
+    chosen column). The index (``line``) is the 1-based line each row starts on in the file.
+    Without ``text_col``/``label_col`` the columns are guessed from common names
+    (:data:`TEXT_COLUMNS`, :data:`LABEL_COLUMNS`); the text column may also be the only
+    non-numeric column. ``require_labels=False`` allows files without labels.
+    """
+    path = Path(path)
+    if encoding is not None:
+        _check_codec(encoding)
+    if fmt is not None:
+        fmt = _check_format(fmt)
+    raw = _read_bytes(path)
+    enc = _detect(raw, path, encoding)
+    text = _decode(raw, path, enc)
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty")
+    fmt = _detect_format(path, fmt, text)
+
+    if fmt in ("csv", "tsv"):
+        df = _read_delimited(path, text, fmt)
+    elif fmt == "jsonl":
+        df = _read_jsonl(path, text)
+    elif fmt == "thucnews":
+        df = _read_thucnews(path, text)
+    else:
+        df = _read_txt(path, text)
+        if require_labels or label_col is not None:
+            raise UserError(
+                f"{path}: this file has no labels (one text per line); labelled data must be "
+                "CSV/TSV/JSONL with a label column, or THUCNews-style text<TAB>label lines "
+                "(for a tab-separated file with a header row, pass --format tsv)"
+            )
+
+    if df.empty:
+        raise UserError(f"{path}: no data rows (only a header line {_column_list([str(c) for c in df.columns])})")
+    df.columns = [str(c) for c in df.columns]
+
+    if fmt in ("thucnews", "txt"):
+        text_name = "text"
+        label_name = "label" if "label" in df.columns else None
+        for wanted in (text_col, label_col):
+            if wanted is not None and wanted not in ("text", "label"):
+                log.warning("%s: %s files have no named columns; ignoring %r", path, fmt, wanted)
+    else:
+        text_name, label_name = _choose_columns(df, path, text_col, label_col, require_labels)
+
+    texts = _as_optional_str(df[text_name], path)
+    labels = _as_optional_str(df[label_name], path) if label_name is not None else None
+    if text_name != "text" and "text" in df.columns:
+        log.info("%s: column 'text' is replaced by the text column %r", path, text_name)
+    df["text"] = pd.Series(texts, index=df.index, dtype=object)
+    if labels is not None:
+        if label_name != "label" and "label" in df.columns:
+            log.info("%s: column 'label' is replaced by the label column %r", path, label_name)
+        df["label"] = pd.Series(labels, index=df.index, dtype=object)
+    log.debug(
+        "%s: read %d rows as %s (%s), text column %r, label column %r",
+        path,
+        len(df),
+        fmt,
+        enc,
+        text_name,
+        label_name,
+    )
+    return df
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _problem(text: str | None, label: str | None) -> str | None:
+    if text is None or not text.strip():
+        return "empty text"
+    if label is None or not label.strip():
+        return "missing label"
+    return None
+
+
+def load_labeled(
+    path: str | os.PathLike,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    encoding: str | None = None,
+    fmt: str | None = None,
+    on_bad_row: str = "error",
+) -> LabeledData:
+    """Read a labelled file into :class:`LabeledData`.
+
+    Rows with an empty (or whitespace-only) text or label are an error naming the file and
+    row with ``on_bad_row="error"``; with ``"skip"`` or ``"warn"`` they are dropped and
+    counted in a logged warning (``"warn"`` also lists the first few rows). Labels are
+    stripped; texts only lose line breaks at their ends.
+    """
+    if on_bad_row not in ON_BAD_ROW:
+        raise UserError(f"unknown on_bad_row {on_bad_row!r}; choose one of {', '.join(ON_BAD_ROW)}")
+    path = Path(path)
+    df = read_table(path, text_col, label_col, encoding, fmt, require_labels=True)
+    texts: list[str] = []
+    labels: list[str] = []
+    bad: list[tuple[int, str]] = []
+    for line, text, label in zip(df.index, df["text"], df["label"], strict=True):
+        problem = _problem(text, label)
+        if problem is not None:
+            if on_bad_row == "error":
+                raise UserError(
+                    f"{where(path, int(line))}: {problem}; fix the row, or drop such rows with --on-bad-row skip"
+                )
+            bad.append((int(line), problem))
+            continue
+        texts.append(text.strip("\r\n"))
+        labels.append(label.strip())
+    if bad:
+        message = f"{path}: dropped {len(bad)} of {len(df)} rows with an empty text or label"
+        if on_bad_row == "warn":
+            shown = ", ".join(f"row {line} ({problem})" for line, problem in bad[:_WARN_ROWS])
+            more = f", and {len(bad) - _WARN_ROWS} more" if len(bad) > _WARN_ROWS else ""
+            message += f": {shown}{more}"
+        log.warning(message)
+    if not texts:
+        raise UserError(f"{path}: no usable rows (every row has an empty text or label)")
+    return LabeledData(texts=texts, labels=labels, source=str(path))
+
+
+def stratified_split(data: LabeledData, test_size: float, seed: int) -> tuple[LabeledData, LabeledData]:
+    """Split into (train, test), stratified by label when every class has >= 2 examples.
+
+    Otherwise (or when the test part is too small to hold every class) the split is plain
+    random, with a logged warning. Deterministic for a given ``seed``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < float(test_size) < 1.0:
+        raise UserError(f"the split fraction must be between 0 and 1, got {test_size}")
+    n = len(data)
+    n_test = int(-(-n * float(test_size) // 1))  # ceil, as scikit-learn does
+    if n < 2 or n_test < 1 or n - n_test < 1:
+        raise UserError(f"{data.source}: {n} examples are too few to split off a {test_size:.0%} part")
+    counts = Counter(data.labels)
+    stratify = None
+    if min(counts.values()) < 2:
+        rare = sorted(label for label, count in counts.items() if count < 2)
+        log.warning(
+            "%s: classes with a single example (%s) prevent a stratified split; splitting at random",
+            data.source,
+            ", ".join(rare[:5]) + (", ..." if len(rare) > 5 else ""),
+        )
+    elif n_test < len(counts) or n - n_test < len(counts):
+        log.warning(
+            "%s: a %d/%d split cannot hold all %d classes on both sides; splitting at random",
+            data.source,
+            n - n_test,
+            n_test,
+            len(counts),
+        )
+    else:
+        stratify = data.labels
+    index = list(range(n))
+    train_idx, test_idx = train_test_split(index, test_size=n_test, random_state=seed, shuffle=True, stratify=stratify)
+
+    def subset(rows: list[int]) -> LabeledData:
+        return LabeledData(
+            texts=[data.texts[i] for i in rows],
+            labels=[data.labels[i] for i in rows],
+            source=data.source,
+        )
+
+    return subset(train_idx), subset(test_idx)

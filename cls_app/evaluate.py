@@ -1,0 +1,79 @@
+"""``run.py evaluate``: score a saved model on a labeled file and write a report.
+
+The report folder holds ``metrics.json``, ``report.txt`` (per-class precision, recall, F1),
+``confusion_matrix.csv`` and ``confusion_matrix.png`` (class names on the axes).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .data import load_labeled
+from .errors import UserError
+from .fileio import atomic_open, write_json, write_text
+from .inference import predict_logits
+from .metrics import compute_metrics, format_report
+from .model_dir import load_model_dir
+from .plots import plot_confusion_matrix
+
+log = logging.getLogger(__name__)
+
+
+def write_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str) -> dict[str, Path]:
+    """Write metrics.json, report.txt, confusion_matrix.csv and .png into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": out_dir / "metrics.json",
+        "report": out_dir / "report.txt",
+        "confusion_csv": out_dir / "confusion_matrix.csv",
+        "confusion_png": out_dir / "confusion_matrix.png",
+    }
+    write_json(paths["metrics"], metrics)
+    write_text(paths["report"], format_report(metrics, labels) + "\n")
+    frame = pd.DataFrame(metrics["confusion_matrix"], index=labels, columns=labels)
+    frame.index.name = "true\\pred"
+    with atomic_open(paths["confusion_csv"], "w", newline="") as fh:
+        frame.to_csv(fh)
+    mode = plot_confusion_matrix(metrics["confusion_matrix"], labels, paths["confusion_png"], title)
+    if mode != "names":
+        log.warning("confusion_matrix.png shows label indices with a legend (no CJK font found)")
+    return paths
+
+
+def evaluate_model(
+    model_dir: str,
+    data_path: str,
+    out_dir: str | None = None,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    encoding: str | None = None,
+    fmt: str | None = None,
+    batch_size: int = 128,
+    on_bad_row: str = "error",
+) -> dict:
+    """Score ``model_dir`` on ``data_path``; print the report and write it to ``out_dir``."""
+    loaded = load_model_dir(model_dir)
+    data = load_labeled(
+        data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
+        on_bad_row=on_bad_row,
+    )
+    label2id = {name: i for i, name in enumerate(loaded.labels)}
+    unknown = sorted(set(data.labels) - set(label2id))
+    if unknown:
+        raise UserError(
+            f"{data_path}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to the model "
+            f"(it knows: {', '.join(loaded.labels)})"
+        )
+    y_true = [label2id[name] for name in data.labels]
+    ids = loaded.tokenizer.encode_batch(data.texts, loaded.max_len)
+    logits = predict_logits(loaded.model, ids, loaded.tokenizer.pad_id, batch_size, progress=True)
+    metrics = compute_metrics(y_true, logits.argmax(axis=1), loaded.labels)
+    out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
+    paths = write_evaluation(metrics, loaded.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")
+    print(format_report(metrics, loaded.labels))
+    print(f"\nreport written to {out}/ ({', '.join(p.name for p in paths.values())})")
+    return metrics

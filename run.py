@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Thin entry point: ``python run.py COMMAND ...`` (see ``python run.py --help``)."""
+
+import sys
+
+from cls_app.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

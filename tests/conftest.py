@@ -1,0 +1,64 @@
+"""Shared fixtures: a separable toy task, tiny model settings, the ../shared data."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
+
+POS_CHARS = "好棒赞喜爱优美快乐满意推荐"
+NEG_CHARS = "差烂坏慢贵糟差劲失望退货"
+
+
+def toy_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """A separable two-class toy task: texts built from disjoint character sets."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = "正面" if i % 2 == 0 else "负面"
+        chars = POS_CHARS if label == "正面" else NEG_CHARS
+        body = "".join(rng.choice(chars) for _ in range(rng.randint(3, 12)))
+        texts.append("这个" + body)
+        labels.append(label)
+    return texts, labels
+
+
+def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
+    import pandas as pd
+
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def toy_files(tmp_path: Path) -> dict[str, Path]:
+    """train/dev/test CSVs of the toy task."""
+    files = {}
+    for split, n, seed in (("train", 240, 1), ("dev", 60, 2), ("test", 60, 3)):
+        files[split] = write_csv(tmp_path / f"{split}.csv", *toy_texts(n, seed))
+    return files
+
+
+@pytest.fixture
+def thucnews_dir() -> Path:
+    if not (SHARED_THUCNEWS / "dev.txt").is_file():
+        pytest.skip("../shared/data/thucnews is not present")
+    return SHARED_THUCNEWS
+
+
+TINY_MODEL_ARGS = ["--layers", "1", "--hidden", "32", "--heads", "2", "--min-freq", "1"]
+
+
+def run_cli(*args: str, cwd: Path = ROOT, stdin: str | None = None, timeout: int = 300):
+    """Run ``python run.py ARGS`` as a subprocess; return the CompletedProcess."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
+        input=stdin, timeout=timeout,
+    )
