@@ -123,3 +123,16 @@ def test_default_cache_dir_is_gitignored() -> None:
     ignored = (root / ".gitignore").read_text(encoding="utf-8").split()
     assert f"/{token_cache.DEFAULT_CACHE_DIR.parts[0]}/" in ignored
     assert not os.path.isabs(token_cache.DEFAULT_CACHE_DIR)
+
+
+def test_prune_keeps_the_most_recently_used(tmp_path: Path) -> None:
+    texts, _ = toy_texts(10)
+    tok = _tok(texts)
+    for max_len in (6, 7, 8):
+        get_or_build(texts, tok, max_len, tmp_path)
+    folders = {p.name for p in tmp_path.iterdir()}
+    for i, p in enumerate(sorted(tmp_path.iterdir())):
+        os.utime(p / "meta.json", (1000 + i, 1000 + i))
+    oldest = sorted(tmp_path.iterdir())[0]
+    assert token_cache.prune(tmp_path, keep=2) == 1
+    assert {p.name for p in tmp_path.iterdir()} == folders - {oldest.name}
