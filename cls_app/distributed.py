@@ -141,3 +141,23 @@ def gather_rows(part: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
         if len(rows):
             out[rows] = values
     return out
+
+
+def rank_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the joined process group; ``(0, 1)`` for a single process."""
+    if active():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def predict_sharded(model: torch.nn.Module, seqs: Sequence[Sequence[int]], pad_id: int, batch_size: int,
+                    device: torch.device | str = "cpu") -> np.ndarray:
+    """``inference.predict_logits`` with the texts dealt out over the ranks; every rank gets all logits."""
+    from .inference import predict_logits
+
+    rank, world = rank_world()
+    if world == 1:
+        return predict_logits(model, seqs, pad_id, batch_size, device=device)
+    idx = np.arange(rank, len(seqs), world)
+    part = predict_logits(model, [seqs[i] for i in idx], pad_id, batch_size, device=device)
+    return gather_rows(part, idx, len(seqs))
