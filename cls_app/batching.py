@@ -60,3 +60,21 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     """
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def oversampled_indices(labels: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """Every index once, plus random repeats of smaller classes until each class is as large as the largest.
+
+    The repeats are drawn with replacement from the class's own indices; the result is
+    sorted by index (batch orders shuffle it anyway).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return np.arange(0)
+    classes, counts = np.unique(labels, return_counts=True)
+    target = counts.max()
+    parts = [np.arange(len(labels))]
+    for c, n in zip(classes, counts, strict=True):
+        if n < target:
+            parts.append(rng.choice(np.flatnonzero(labels == c), size=int(target - n), replace=True))
+    return np.sort(np.concatenate(parts), kind="stable")

@@ -27,6 +27,34 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="what to do with rows missing text or label (default: error)")
 
 
+def _add_long_text_args(p: argparse.ArgumentParser, training: bool) -> None:
+    """Flags for texts longer than --max-len; evaluate defaults to what the model was trained with."""
+    default = (lambda value: value) if training else (lambda value: None)
+    suffix = "" if training else " (default: as the model was trained)"
+    g = p.add_argument_group("long texts")
+    g.add_argument("--truncation", choices=["head", "tail", "head+tail"], default=default("head"),
+                   help="which tokens a long text keeps: the first, the last, or both ends "
+                   "(head+tail: --head-tokens from the start, the rest from the end)" + suffix)
+    g.add_argument("--head-tokens", type=int, help="head+tail: tokens kept from the start "
+                   "(default: a quarter of --max-len, as 128 of 510 in Sun et al. 2019)" + suffix)
+    g.add_argument("--long-text", choices=["truncate", "chunks"], default=default("truncate"),
+                   help="truncate (one window) or chunks: overlapping windows whose logits are pooled"
+                   + (" (training: every window is an example)" if training else suffix))
+    g.add_argument("--chunk-stride", type=int, help="chunks: tokens between window starts "
+                   "(default: 3/4 of the window, so windows overlap by a quarter)" + suffix)
+    g.add_argument("--chunk-pool", choices=["mean", "max"], default=default("mean"),
+                   help="chunks: pool the window logits by mean or max" + suffix)
+
+
+def _long_text_options(args: argparse.Namespace):
+    from .long_text import LongTextOptions
+
+    return LongTextOptions(
+        truncation=args.truncation, head_tokens=args.head_tokens, long_text=args.long_text,
+        chunk_stride=args.chunk_stride, chunk_pool=args.chunk_pool,
+    )
+
+
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a BERT classifier",
                        description="Fine-tune a BERT classifier. With no --train, uses the embedded "
@@ -37,6 +65,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dev-fraction", type=float, default=0.1)
     _add_data_args(p)
     p.add_argument("--out", help="model folder to write (default: saved_models/default)")
+    p.add_argument("--resume", metavar="DIR", help="continue the killed run in DIR from its last checkpoint "
+                   "(settings come from DIR/training_args.json; no other flags but --threads)")
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out that holds an unfinished run")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="write a resumable checkpoint every N steps (default 0: at the end of each epoch)")
+    p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint/ after the run finishes")
     g = p.add_argument_group("model")
     g.add_argument("--pretrained", help="BERT folder or hub name to start from (default: scratch)")
     g.add_argument("--layers", type=int, default=4)
@@ -60,13 +94,42 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="batch texts of similar length together (default: on)")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    t.add_argument("--metric", choices=["macro_f1", "accuracy", "weighted_f1"], default="macro_f1",
+                   help="dev metric that picks the best model and drives early stopping (default: macro_f1)")
+    i = p.add_argument_group("imbalanced classes")
+    i.add_argument("--class-weight", choices=["none", "balanced"], default="none",
+                   help="balanced: weight the loss by n / (classes x class count)")
+    i.add_argument("--oversample", action="store_true",
+                   help="repeat examples of smaller classes each epoch up to the largest class's size")
+    _add_long_text_args(p, training=True)
+
+
+_RESUME_ALLOWED = {"command", "quiet", "resume", "threads"}
+
+
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """--resume takes every setting from the run's training_args.json; refuse conflicting flags."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = [name for name, value in vars(args).items()
+             if name not in _RESUME_ALLOWED and value != defaults.get(name)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UserError(
+            f"--resume takes its settings from {args.resume}/training_args.json; drop {flags} "
+            "(only --threads may be given)"
+        )
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from .default_data import prepare_default_data
-    from .train_pipeline import DataOptions, ModelOptions, TrainJob, run_training
+    from .train_pipeline import DataOptions, ModelOptions, TrainJob, resume_training, run_training
     from .trainer import TrainSettings
 
+    if args.resume:
+        _check_resume_flags(args)
+        _print_summary(resume_training(args.resume, threads=args.threads))
+        print(f"model saved to {args.resume}")
+        return
     if args.train is None:
         if args.dev or args.test:
             raise UserError("--dev/--test given without --train")
@@ -90,19 +153,30 @@ def _cmd_train(args: argparse.Namespace) -> None:
             epochs=args.epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,
             warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm,
             eval_every=args.eval_every, patience=args.patience, seed=args.seed,
-            group_by_length=args.group_by_length,
+            group_by_length=args.group_by_length, metric=args.metric, class_weight=args.class_weight,
+            oversample=args.oversample, save_every=args.save_every,
         ),
         out=args.out or "saved_models/default",
         threads=args.threads,
+        long_text=_long_text_options(args),
+        overwrite=args.overwrite,
+        keep_checkpoint=args.keep_checkpoint,
     )
-    metrics = run_training(job)
+    _print_summary(run_training(job))
+    print(f"model saved to {job.out}")
+
+
+def _print_summary(metrics: dict) -> dict:
     summary = f"train {metrics['train_seconds']:.0f}s ({metrics['train_samples_per_s']:.0f} samples/s)"
     for split in ("dev", "test"):
         if split in metrics:
             m = metrics[split]
             summary += f" | {split} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}"
+    skipped = {k: v for k, v in metrics.get("skipped_rows", {}).items() if v}
+    if skipped:
+        summary += " | skipped bad rows: " + ", ".join(f"{k} {v}" for k, v in skipped.items())
     print(summary)
-    print(f"model saved to {job.out}")
+    return metrics
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -112,14 +186,18 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="report folder (default: MODEL/eval_<data name>)")
     p.add_argument("--batch-size", type=int, default=128)
     _add_data_args(p)
+    _add_long_text_args(p, training=False)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_model
 
+    overrides = {k: getattr(args, k) for k in ("truncation", "head_tokens", "long_text", "chunk_stride", "chunk_pool")
+                 if getattr(args, k) is not None}
     evaluate_model(
         args.model, args.data, out_dir=args.out, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, batch_size=args.batch_size, on_bad_row=args.on_bad_row,
+        long_text=overrides or None,
     )
 
 

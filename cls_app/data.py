@@ -56,15 +56,27 @@ _WARN_ROWS = 5  # rows listed by on_bad_row="warn"
 
 @dataclass
 class LabeledData:
-    """Parallel lists of texts and their label names, and the file they came from."""
+    """Parallel lists of texts and their label names, and the file they came from.
+
+    ``lines`` holds each record's 1-based line in the file (when read from one), ``skipped``
+    how many rows of the file were dropped as bad (``on_bad_row`` skip/warn).
+    """
 
     texts: list[str]
     labels: list[str]
     source: str
+    lines: list[int] | None = None
+    skipped: int = 0
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if self.lines is not None and len(self.lines) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.lines)} line numbers")
+
+    def line_of(self, index: int) -> int | None:
+        """The file line of record ``index``, when known."""
+        return None if self.lines is None else self.lines[index]
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -78,7 +90,7 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise UserError(f"{path}: file not found; check the path (relative paths start at {Path.cwd()})") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, not a file") from None
     except PermissionError:
@@ -494,7 +506,10 @@ def _choose_columns(
     if label_col is not None:
         label = _find_column(columns, label_col)
         if label is None:
-            raise UserError(f"{path}: no label column {label_col!r}; the columns are {_column_list(columns)}")
+            raise UserError(
+                f"{path}: no label column {label_col!r}; the columns are {_column_list(columns)}; "
+                "pass one of them to --label-col"
+            )
     else:
         label = _pick(columns, LABEL_COLUMNS)
         if label is None and require_labels:
@@ -505,7 +520,10 @@ def _choose_columns(
     if text_col is not None:
         text = _find_column(columns, text_col)
         if text is None:
-            raise UserError(f"{path}: no text column {text_col!r}; the columns are {_column_list(columns)}")
+            raise UserError(
+                f"{path}: no text column {text_col!r}; the columns are {_column_list(columns)}; "
+                "pass one of them to --text-col"
+            )
     else:
         text = _pick([c for c in columns if c != label], TEXT_COLUMNS)
         if text is None:
@@ -558,7 +576,7 @@ def read_table(
     enc = _detect(raw, path, encoding)
     text = _decode(raw, path, enc)
     if not text.strip():
-        raise UserError(f"{path}: the file is empty")
+        raise UserError(f"{path}: the file is empty; give a file with a header row and data rows")
     fmt = _detect_format(path, fmt, text)
 
     if fmt in ("csv", "tsv"):
@@ -577,7 +595,10 @@ def read_table(
             )
 
     if df.empty:
-        raise UserError(f"{path}: no data rows (only a header line {_column_list([str(c) for c in df.columns])})")
+        raise UserError(
+            f"{path}: no data rows (only a header line {_column_list([str(c) for c in df.columns])}); "
+            "add rows below the header"
+        )
     df.columns = [str(c) for c in df.columns]
 
     if fmt in ("thucnews", "txt"):
@@ -642,6 +663,7 @@ def load_labeled(
     df = read_table(path, text_col, label_col, encoding, fmt, require_labels=True)
     texts: list[str] = []
     labels: list[str] = []
+    lines: list[int] = []
     bad: list[tuple[int, str]] = []
     for line, text, label in zip(df.index, df["text"], df["label"], strict=True):
         problem = _problem(text, label)
@@ -654,6 +676,7 @@ def load_labeled(
             continue
         texts.append(text.strip("\r\n"))
         labels.append(label.strip())
+        lines.append(int(line))
     if bad:
         message = f"{path}: dropped {len(bad)} of {len(df)} rows with an empty text or label"
         if on_bad_row == "warn":
@@ -663,7 +686,7 @@ def load_labeled(
         log.warning(message)
     if not texts:
         raise UserError(f"{path}: no usable rows (every row has an empty text or label)")
-    return LabeledData(texts=texts, labels=labels, source=str(path))
+    return LabeledData(texts=texts, labels=labels, source=str(path), lines=lines, skipped=len(bad))
 
 
 def stratified_split(data: LabeledData, test_size: float, seed: int) -> tuple[LabeledData, LabeledData]:
@@ -707,6 +730,7 @@ def stratified_split(data: LabeledData, test_size: float, seed: int) -> tuple[La
             texts=[data.texts[i] for i in rows],
             labels=[data.labels[i] for i in rows],
             source=data.source,
+            lines=None if data.lines is None else [data.lines[i] for i in rows],
         )
 
     return subset(train_idx), subset(test_idx)

@@ -7,14 +7,15 @@ The report folder holds ``metrics.json``, ``report.txt`` (per-class precision, r
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from .data import load_labeled
-from .errors import UserError
+from .errors import UserError, where
 from .fileio import atomic_open, write_json, write_text
-from .inference import predict_logits
+from .inference import predict_text_logits
 from .metrics import compute_metrics, format_report
 from .model_dir import load_model_dir
 from .plots import plot_confusion_matrix
@@ -54,9 +55,17 @@ def evaluate_model(
     fmt: str | None = None,
     batch_size: int = 128,
     on_bad_row: str = "error",
+    long_text: dict | None = None,
 ) -> dict:
-    """Score ``model_dir`` on ``data_path``; print the report and write it to ``out_dir``."""
+    """Score ``model_dir`` on ``data_path``; print the report and write it to ``out_dir``.
+
+    Long texts are truncated or chunked as the model was trained (its folder's settings);
+    ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`).
+    """
     loaded = load_model_dir(model_dir)
+    options = loaded.long_text
+    if long_text:
+        options = replace(options, **long_text).resolved(loaded.max_len)
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row,
@@ -64,13 +73,15 @@ def evaluate_model(
     label2id = {name: i for i, name in enumerate(loaded.labels)}
     unknown = sorted(set(data.labels) - set(label2id))
     if unknown:
+        first = next(i for i, name in enumerate(data.labels) if name in unknown)
         raise UserError(
-            f"{data_path}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to the model "
-            f"(it knows: {', '.join(loaded.labels)})"
+            f"{where(data_path, data.line_of(first))}: label(s) {', '.join(map(repr, unknown[:5]))} are not "
+            f"known to the model (it knows: {', '.join(loaded.labels)}); remove those rows or retrain with them"
         )
     y_true = [label2id[name] for name in data.labels]
-    ids = loaded.tokenizer.encode_batch(data.texts, loaded.max_len)
-    logits = predict_logits(loaded.model, ids, loaded.tokenizer.pad_id, batch_size, progress=True)
+    logits = predict_text_logits(
+        loaded.model, loaded.tokenizer, data.texts, loaded.max_len, options, batch_size, progress=True
+    )
     metrics = compute_metrics(y_true, logits.argmax(axis=1), loaded.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
     paths = write_evaluation(metrics, loaded.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")

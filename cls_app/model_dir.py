@@ -19,6 +19,7 @@ import torch
 
 from . import __version__
 from .errors import UserError
+from .long_text import LongTextOptions
 from .model import BertClassifier
 from .tokenizer import CharTokenizer
 
@@ -39,6 +40,11 @@ class LoadedModel:
     @property
     def max_len(self) -> int:
         return int(self.settings.get("max_len", 128))
+
+    @property
+    def long_text(self) -> LongTextOptions:
+        """Truncation / chunking as the model was trained (head truncation for older folders)."""
+        return LongTextOptions.from_settings(self.settings).resolved(self.max_len)
 
 
 def save_model_dir(
@@ -64,14 +70,19 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
     """Load a model folder; a clear :class:`UserError` for anything missing or corrupt."""
     path = Path(path)
     if not path.is_dir():
-        raise UserError(f"model folder not found: {path}")
+        raise UserError(f"model folder not found: {path}; give the folder that `train --out` wrote")
     missing = [name for name in MODEL_FILES if not (path / name).is_file()]
     if missing:
-        raise UserError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
+        raise UserError(
+            f"model folder {path} is incomplete: missing {', '.join(missing)}; "
+            "copy the whole folder again, or retrain (a killed run can be continued with `train --resume`)"
+        )
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
+        raise UserError(
+            f"{path / 'config.json'} is not valid JSON ({exc}); the folder is damaged: copy it again or retrain"
+        ) from None
     settings = config.get("cls_app")
     if not isinstance(settings, dict):
         raise UserError(
@@ -87,12 +98,16 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
     try:
         model = BertClassifier.from_pretrained(path)
     except Exception as exc:  # corrupt safetensors, shape mismatch, ...
-        raise UserError(f"cannot load weights from {path / 'model.safetensors'}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot load weights from {path / 'model.safetensors'}: {first}; the file is damaged or "
+            "does not match config.json: copy the folder again or retrain"
+        ) from None
     tokenizer = CharTokenizer.from_file(path / "vocab.txt")
     if len(tokenizer) != model.config.vocab_size:
         raise UserError(
             f"{path}: vocab.txt has {len(tokenizer)} tokens but the model expects "
-            f"{model.config.vocab_size}"
+            f"{model.config.vocab_size}; vocab.txt does not belong to this model: copy the folder again"
         )
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     model.to(device).eval()

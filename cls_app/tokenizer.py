@@ -35,6 +35,7 @@ from typing import SupportsInt
 
 from cls_app.errors import UserError
 from cls_app.fileio import write_text
+from cls_app.long_text import truncate
 
 __all__ = ["SPECIAL_TOKENS", "VOCAB_FILE", "CharTokenizer"]
 
@@ -479,14 +480,8 @@ class CharTokenizer:
             out.append(self.vocab[i])
         return out
 
-    def encode(self, text: str, max_len: int = 128) -> list[int]:
-        """``[CLS]`` + token ids + ``[SEP]``, keeping the head so the total is <= ``max_len``.
-
-        Raises:
-            UserError: if ``max_len`` < 2 (no room for ``[CLS]`` and ``[SEP]``).
-        """
-        if max_len < 2:
-            raise UserError(f"max_len must be at least 2 (room for [CLS] and [SEP]), got {max_len}")
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of the whole of ``text``, without ``[CLS]``/``[SEP]`` and without truncation."""
         if "[" in text:
             parts = _SPECIAL_RE.split(text)
             ids: list[int] = []
@@ -496,18 +491,40 @@ class CharTokenizer:
                     ids.append(get(part))
                 elif part:
                     ids.extend(self._ids_plain(part))
-        else:
-            ids = self._ids_plain(text)
+            return ids
+        return self._ids_plain(text)
+
+    def encode(
+        self, text: str, max_len: int = 128, truncation: str = "head", head_tokens: int | None = None
+    ) -> list[int]:
+        """``[CLS]`` + token ids + ``[SEP]``, truncated so the total is <= ``max_len``.
+
+        ``truncation`` keeps the ``head`` (default), the ``tail`` or ``head+tail`` of a long
+        text (see :func:`cls_app.long_text.truncate`; ``head_tokens`` is the head's share).
+
+        Raises:
+            UserError: if ``max_len`` < 2 (no room for ``[CLS]`` and ``[SEP]``).
+        """
+        if max_len < 2:
+            raise UserError(f"max_len must be at least 2 (room for [CLS] and [SEP]), got {max_len}")
+        ids = self.token_ids(text)
         if len(ids) > max_len - 2:
-            del ids[max_len - 2 :]
+            if truncation == "head":
+                del ids[max_len - 2 :]
+            else:
+                ids = truncate(ids, max_len - 2, truncation, head_tokens)
         return [self._cls_id, *ids, self._sep_id]
 
-    def encode_batch(self, texts: Sequence[str], max_len: int = 128) -> list[list[int]]:
+    def encode_batch(
+        self, texts: Sequence[str], max_len: int = 128, truncation: str = "head", head_tokens: int | None = None
+    ) -> list[list[int]]:
         """:meth:`encode` each text (no padding; rows may differ in length)."""
         if isinstance(texts, str):
             raise TypeError("texts must be a sequence of strings, not a single string")
-        encode = self.encode
-        return [encode(text, max_len) for text in texts]
+        if truncation == "head":
+            encode = self.encode
+            return [encode(text, max_len) for text in texts]
+        return [self.encode(text, max_len, truncation, head_tokens) for text in texts]
 
     def decode(self, ids: Iterable[SupportsInt], skip_special_tokens: bool = False) -> str:
         """Join the tokens of ``ids`` into a readable string (for debugging).

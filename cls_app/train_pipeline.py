@@ -1,24 +1,38 @@
-"""``run.py train``: files -> records -> token ids -> model -> saved folder + metrics."""
+"""``run.py train``: files -> records -> token ids -> model -> saved folder + metrics.
+
+Every input is read and checked before anything is written to the output folder, so a run
+that stops on bad input leaves no folder that looks like a model. ``resume_training``
+continues a killed run from ``OUT/checkpoint/`` with the settings in ``training_args.json``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from transformers import BertConfig
 
+from . import __version__
+from .checkpoint import checkpoint_path, find_checkpoint, read_state
 from .data import LabeledData, load_labeled, stratified_split
-from .errors import UserError
+from .errors import UserError, where
 from .evaluate import write_evaluation
 from .fileio import write_json
-from .inference import predict_logits
+from .inference import predict_pooled_logits
+from .long_text import EncodedTexts, LongTextOptions, encode_texts
 from .metrics import compute_metrics, format_report
 from .model import BertClassifier, from_pretrained_encoder, scratch_config
-from .model_dir import save_model_dir
+from .model_dir import MODEL_FILES, save_model_dir
 from .tokenizer import CharTokenizer
-from .trainer import TrainSettings, fit, set_seed, settings_dict
+from .trainer import METRICS, TrainSettings, fit, set_seed, settings_dict
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +76,9 @@ class TrainJob:
     train: TrainSettings = field(default_factory=TrainSettings)
     out: str = "saved_models/default"
     threads: int | None = None
+    long_text: LongTextOptions = field(default_factory=LongTextOptions)
+    overwrite: bool = False  # replace an unfinished run (a checkpoint) in ``out``
+    keep_checkpoint: bool = False  # keep ``out/checkpoint/`` after a successful run
 
 
 def _read(path: str, opts: DataOptions) -> LabeledData:
@@ -72,12 +89,17 @@ def _read(path: str, opts: DataOptions) -> LabeledData:
 
 
 def load_splits(opts: DataOptions, seed: int) -> tuple[LabeledData, LabeledData, LabeledData | None]:
-    """Read train/dev/test; without ``dev``, hold out a stratified part of train."""
+    """Read train/dev/test; without ``dev``, hold out a stratified part of train.
+
+    The number of bad rows dropped from the training file stays in ``train.skipped``.
+    """
     train = _read(opts.train, opts)
     if opts.dev:
         dev = _read(opts.dev, opts)
     else:
+        skipped = train.skipped
         train, dev = stratified_split(train, opts.dev_fraction, seed)
+        train.skipped = skipped
         log.info("no --dev given: held out %d of the training rows (stratified) as dev", len(dev))
     test = _read(opts.test, opts) if opts.test else None
     return train, dev, test
@@ -89,7 +111,7 @@ def label_list(train: LabeledData) -> list[str]:
     if len(names) < 2:
         raise UserError(
             f"{train.source}: training data has a single class ({', '.join(names) or 'none'}); "
-            "a classifier needs at least two"
+            "a classifier needs at least two: add rows of another class"
         )
     if all(n.lstrip("-").isdigit() for n in names):
         return sorted(names, key=int)
@@ -100,9 +122,11 @@ def label_ids(data: LabeledData, label2id: dict[str, int]) -> list[int]:
     """Map label names to ids; a label train never saw is a user error."""
     unknown = sorted(set(data.labels) - set(label2id))
     if unknown:
+        first = next(i for i, name in enumerate(data.labels) if name in unknown)
         raise UserError(
-            f"{data.source}: label(s) {', '.join(map(repr, unknown[:5]))} never appear in the "
-            f"training data (known: {', '.join(label2id)})"
+            f"{where(data.source, data.line_of(first))}: label(s) {', '.join(map(repr, unknown[:5]))} never "
+            f"appear in the training data (known: {', '.join(label2id)}); add training examples of "
+            "them or remove those rows"
         )
     return [label2id[name] for name in data.labels]
 
@@ -156,10 +180,148 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, labels: list[str])
     return model
 
 
-def run_training(job: TrainJob) -> dict:
+def check_job(job: TrainJob) -> LongTextOptions:
+    """Reject impossible settings before any data is read; return the resolved long-text options."""
+    t = job.train
+    for name, value, low in (("--epochs", t.epochs, 1), ("--batch-size", t.batch_size, 1),
+                             ("--eval-every", t.eval_every, 0), ("--patience", t.patience, 0),
+                             ("--save-every", t.save_every, 0)):
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if not t.lr > 0:
+        raise UserError(f"--lr must be positive, got {t.lr}")
+    if t.metric not in METRICS:
+        raise UserError(f"unknown --metric {t.metric!r}; choose one of {', '.join(METRICS)}")
+    if t.class_weight not in ("none", "balanced"):
+        raise UserError(f"unknown --class-weight {t.class_weight!r}; choose none or balanced")
+    if t.class_weight == "balanced" and t.oversample:
+        log.warning("--class-weight balanced and --oversample both correct for imbalance; together they "
+                    "over-correct (the former majority class can collapse): usually pick one")
+    if job.model.max_len > 512 and not job.model.pretrained:
+        raise UserError(f"--max-len {job.model.max_len} is above the model's position limit of 512")
+    return job.long_text.resolved(job.model.max_len)
+
+
+def _fingerprint(*parts: LabeledData | list[str]) -> str:
+    """A hash of the training data, to refuse resuming on changed files."""
+    h = hashlib.sha256()
+    for part in parts:
+        items = part if isinstance(part, list) else [*part.texts, "\x01", *part.labels]
+        for item in items:
+            h.update(item.encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        h.update(b"\x02")
+    return h.hexdigest()
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to clobber an unfinished run unless asked; say how to resume it."""
+    ckpt = find_checkpoint(out)
+    if ckpt is None or overwrite:
+        return
+    state = read_state(ckpt)
+    if state.get("done") and (out / "metrics.json").is_file():
+        return  # a finished run whose checkpoint was kept (--keep-checkpoint)
+    raise UserError(
+        f"{out} holds an unfinished run (checkpoint at epoch {state.get('epoch')}, step {state.get('step')}); "
+        f"continue it with `train --resume {out}`, or pass --overwrite to start over, or choose another --out"
+    )
+
+
+_RUN_FILES = (*MODEL_FILES, "training_args.json", "metrics.json", "train_log.csv")
+_RUN_DIRS = ("test_eval", "checkpoint", ".checkpoint.old")
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temporary files and folders a killed run left behind (never visible under a final name)."""
+    if not out.is_dir():
+        return
+    for path in out.iterdir():
+        if path.name.startswith(".") and (path.name.endswith(".tmp") or path.name.startswith(".save.")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _clear_out_dir(out: Path) -> None:
+    """Remove what an earlier run wrote to ``out`` (config.json first, so the folder stops looking like a model)."""
+    _remove_stale_temps(out)
+    old = [name for name in (*_RUN_FILES, *_RUN_DIRS) if (out / name).exists()]
+    if not old:
+        return
+    log.warning("%s: replacing the earlier run's files (%s)", out, ", ".join(old))
+    for name in ("config.json", *_RUN_FILES):
+        (out / name).unlink(missing_ok=True)
+    for name in _RUN_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def _encode_train(
+    tokenizer: CharTokenizer, data: LabeledData, y: list[int], max_len: int, lt: LongTextOptions
+) -> tuple[list[list[int]], list[int]]:
+    """Training rows: one per text, or (chunks) one per window, each with its text's label."""
+    enc = encode_texts(tokenizer, data.texts, max_len, lt)
+    if enc.owners is None:
+        return enc.seqs, y
+    log.info("long texts: %d training texts make %d windows", len(data), len(enc.seqs))
+    return enc.seqs, [y[i] for i in enc.owners]
+
+
+def training_args(job: TrainJob, labels: list[str], lt: LongTextOptions) -> dict:
+    """What ``training_args.json`` records (all a resume needs)."""
+    return {
+        "app_version": __version__,
+        "data": vars(job.data), "model": vars(job.model), "train": settings_dict(job.train),
+        "long_text": lt.to_settings(), "threads": job.threads, "keep_checkpoint": job.keep_checkpoint,
+        "labels": labels,
+    }
+
+
+def job_from_args(args: dict, out: str) -> TrainJob:
+    """Rebuild a :class:`TrainJob` from ``training_args.json``."""
+    try:
+        return TrainJob(
+            data=DataOptions(**args["data"]), model=ModelOptions(**args["model"]),
+            train=TrainSettings(**args["train"]), out=out, threads=args.get("threads"),
+            long_text=LongTextOptions(**args.get("long_text", {})),
+            keep_checkpoint=bool(args.get("keep_checkpoint", False)),
+        )
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{out}/training_args.json does not describe a run of this version ({exc})") from None
+
+
+def resume_training(out: str | Path, threads: int | None = None) -> dict:
+    """Continue the killed run in ``out`` from its last checkpoint, with its recorded settings."""
+    out = Path(out)
+    args_file = out / "training_args.json"
+    if not args_file.is_file():
+        raise UserError(f"{out}: no training_args.json here, so nothing to resume; check the folder given to --resume")
+    try:
+        args = json.loads(args_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{args_file}: cannot read ({exc}); start the run again without --resume") from None
+    if find_checkpoint(out) is None:
+        done = (out / "metrics.json").is_file()
+        raise UserError(
+            f"{out}: no checkpoint to resume from ("
+            + ("the run finished: metrics.json is there" if done else "the run stopped before its first save")
+            + "); start it again without --resume"
+        )
+    job = job_from_args(args, str(out))
+    if threads:
+        job.threads = threads
+    return run_training(job, resume=True)
+
+
+def run_training(job: TrainJob, resume: bool = False) -> dict:
     """Train, keep the best model in ``job.out``, score test; return the metrics written."""
     if job.threads:
         torch.set_num_threads(job.threads)
+    lt = check_job(job)
+    out = Path(job.out)
+    if not resume:
+        _check_out_dir(out, job.overwrite)
     set_seed(job.train.seed)
     t0 = time.perf_counter()
     train, dev, test = load_splits(job.data, job.train.seed)
@@ -171,9 +333,32 @@ def run_training(job: TrainJob) -> dict:
         "data: %d train, %d dev, %s test rows; %d classes: %s",
         len(train), len(dev), len(test) if test is not None else "no", len(labels), ", ".join(labels),
     )
+    if len(train) < job.train.batch_size:
+        log.warning(
+            "only %d training rows, fewer than one batch (--batch-size %d): each epoch is a single step",
+            len(train), job.train.batch_size,
+        )
+    fingerprint = _fingerprint(train, dev, labels)
 
-    tokenizer = build_tokenizer(job.model, train)
-    model = build_model(job.model, tokenizer, labels)
+    ckpt_dir = checkpoint_path(out)
+    if resume:
+        found = find_checkpoint(out)
+        assert found is not None  # checked by resume_training
+        if found != ckpt_dir:  # killed while swapping in a new checkpoint: the previous one is complete
+            os.replace(found, ckpt_dir)
+            found = ckpt_dir
+        _remove_stale_temps(out)
+        run_info = _read_run_info(found)
+        if run_info.get("fingerprint") != fingerprint:
+            raise UserError(
+                f"{out}: the training data differ from the run being resumed ({job.data.train}); "
+                "resume needs the same files, or start again without --resume"
+            )
+        tokenizer = CharTokenizer.from_file(found / "vocab.txt")
+        model = BertClassifier(BertConfig.from_pretrained(found))
+    else:
+        tokenizer = build_tokenizer(job.model, train)
+        model = build_model(job.model, tokenizer, labels)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
         "model: %s, %d layers, hidden %d, %.1fM parameters",
@@ -182,50 +367,99 @@ def run_training(job: TrainJob) -> dict:
     )
     max_len = job.model.max_len
     t_tok = time.perf_counter()
-    train_ids = tokenizer.encode_batch(train.texts, max_len)
-    dev_ids = tokenizer.encode_batch(dev.texts, max_len)
-    log.info("tokenized %d texts in %.2fs", len(train_ids) + len(dev_ids), time.perf_counter() - t_tok)
+    train_seqs, train_rows_y = _encode_train(tokenizer, train, train_y, max_len, lt)
+    dev_enc = encode_texts(tokenizer, dev.texts, max_len, lt)
+    log.info("tokenized %d texts in %.2fs", len(train) + len(dev), time.perf_counter() - t_tok)
 
-    out = Path(job.out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"max_len": max_len}
-    write_json(out / "training_args.json", {
-        "data": vars(job.data), "model": vars(job.model), "train": settings_dict(job.train),
-        "labels": labels,
-    })
+    # Every input is valid: only now touch the output folder.
+    if not resume:
+        _clear_out_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "training_args.json", training_args(job, labels, lt))
+    settings = {"max_len": max_len, **lt.to_settings()}
 
     def save_best(m: torch.nn.Module, dev_metrics: dict) -> None:
         save_model_dir(m, tokenizer, out, settings)
 
-    result = fit(
-        model, train_ids, train_y, dev_ids, dev_y, labels, tokenizer.pad_id, job.train,
-        on_best=save_best, log_path=out / "train_log.csv",
-    )
+    def checkpoint_extra(folder: Path) -> None:
+        tokenizer.save(folder)
+        write_json(folder / "run.json", {"fingerprint": fingerprint})
+
+    try:
+        result = fit(
+            model, train_seqs, train_rows_y, dev_enc.seqs, dev_y, labels, tokenizer.pad_id, job.train,
+            on_best=save_best, log_path=out / "train_log.csv", dev_owners=dev_enc.owners, pool=lt.chunk_pool,
+            checkpoint_dir=ckpt_dir, checkpoint_extra=checkpoint_extra, resume=resume,
+        )
+    except KeyboardInterrupt:
+        if find_checkpoint(out) is not None:
+            log.warning("interrupted: continue this run with `python run.py train --resume %s`", out)
+        raise
     metrics: dict = {
         "labels": labels,
         "train_rows": len(train),
         "dev_rows": len(dev),
+        "skipped_rows": {"train": train.skipped, "dev": dev.skipped,
+                         "test": test.skipped if test is not None else 0},
         "best_epoch": result.best_epoch,
         "best_step": result.best_step,
         "steps": result.steps,
         "stopped_early": result.stopped_early,
+        "resumed": resume,
         "train_seconds": round(result.seconds, 2),
         "train_samples_per_s": round(result.samples_per_s, 1),
         "train_tokens_per_s": round(result.tokens_per_s, 1),
         "dev": _headline(result.best_dev),
     }
     if test is not None:
-        logits = predict_logits(model, tokenizer.encode_batch(test.texts, max_len), tokenizer.pad_id)
+        test_enc = encode_texts(tokenizer, test.texts, max_len, lt)
+        logits = _pooled(model, test_enc, tokenizer.pad_id, job.train.eval_batch_size, lt)
         test_metrics = compute_metrics(test_y, logits.argmax(axis=1), labels)
         write_evaluation(test_metrics, labels, out / "test_eval", title=f"{out.name} on {Path(test.source).name}")
         metrics["test"] = _headline(test_metrics)
+        print(f"test ({Path(test.source).name}):")
         print(format_report(test_metrics, labels))
+        _warn_collapsed(test_metrics, "test")
+    elif result.best_dev:
+        print("dev (best evaluation):")
+        print(format_report(result.best_dev, labels))
+    if result.best_dev:
+        _warn_collapsed(result.best_dev, "dev")
     metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
     write_json(out / "metrics.json", metrics)
+    if not job.keep_checkpoint:
+        for name in ("checkpoint", ".checkpoint.old"):
+            shutil.rmtree(out / name, ignore_errors=True)
     log.info("saved the best model (dev %s %.4f at epoch %.2f) to %s",
              job.train.metric, result.best_dev.get(job.train.metric, 0.0), result.best_epoch, out)
     return metrics
 
 
+def _read_run_info(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(
+            f"{folder}: the checkpoint is incomplete (run.json); start the run again without --resume"
+        ) from None
+
+
+def _pooled(model: torch.nn.Module, enc: EncodedTexts, pad_id: int, batch_size: int, lt: LongTextOptions) -> np.ndarray:
+    return predict_pooled_logits(model, enc.seqs, enc.owners, enc.n_texts, pad_id, batch_size, lt.chunk_pool)
+
+
+def _warn_collapsed(m: dict, split: str) -> None:
+    """Say loudly when a class is never predicted right (a minority class collapsing)."""
+    dead = [name for name, row in m["per_class"].items() if row["support"] and row["recall"] == 0.0]
+    if dead:
+        log.warning(
+            "%s: recall 0 for class(es) %s: the model never predicts them right; try --class-weight "
+            "balanced or --oversample", split, ", ".join(dead),
+        )
+
+
 def _headline(m: dict) -> dict:
-    return {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1") if k in m}
+    head = {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1") if k in m}
+    if "per_class" in m:
+        head["per_class_recall"] = {name: round(float(row["recall"]), 5) for name, row in m["per_class"].items()}
+    return head

@@ -1,5 +1,6 @@
 """The fine-tuning loop: AdamW + linear warm-up/decay, clipping, dynamic padding,
-per-epoch shuffling, dev evaluation, early stopping on dev macro-F1, best-model keeping."""
+per-epoch shuffling, dev evaluation, early stopping on dev macro-F1, best-model keeping,
+class weights / oversampling for imbalanced data, and resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .batching import length_grouped_batches, pad_batch, shuffled_batches
+from .batching import length_grouped_batches, oversampled_indices, pad_batch, shuffled_batches
+from .checkpoint import restore_checkpoint, save_checkpoint
+from .errors import UserError
 from .fileio import atomic_open
 from .inference import predict_logits
+from .long_text import pool_logits
 from .metrics import compute_metrics
 from .model import parameter_groups
 
@@ -41,6 +45,9 @@ class TrainSettings:
     seed: int = 42
     eval_batch_size: int = 128
     group_by_length: bool = True  # batch texts of similar length together (less padding)
+    class_weight: str = "none"  # "balanced": loss weights inversely proportional to class frequency
+    oversample: bool = False  # repeat examples of smaller classes in each epoch up to the largest
+    save_every: int = 0  # write a resumable checkpoint every N steps (0: at the end of each epoch only)
 
 
 @dataclass
@@ -58,6 +65,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+METRICS = ("macro_f1", "accuracy", "weighted_f1")
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch for a reproducible run."""
     random.seed(seed)
@@ -66,13 +76,50 @@ def set_seed(seed: int) -> None:
 
 
 def epoch_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool
+    lengths: Sequence[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool,
+    labels: Sequence[int] | None = None,
+    oversample: bool = False,
 ) -> list[np.ndarray]:
-    """The shuffled batches of one epoch; the same for the same seed and epoch."""
+    """The shuffled batches of one epoch; the same for the same seed and epoch.
+
+    With ``oversample``, smaller classes (by ``labels``) are repeated up to the largest
+    class's size first (:func:`oversampled_indices`), drawn anew each epoch.
+    """
     rng = np.random.default_rng([seed, epoch])
+    pool = np.arange(len(lengths))
+    if oversample:
+        if labels is None:
+            raise ValueError("oversample needs labels")
+        pool = oversampled_indices(labels, rng)
     if group_by_length:
-        return length_grouped_batches(lengths, batch_size, rng)
-    return shuffled_batches(len(lengths), batch_size, rng)
+        batches = length_grouped_batches(np.asarray(lengths, dtype=np.int64)[pool], batch_size, rng)
+    else:
+        batches = shuffled_batches(len(pool), batch_size, rng)
+    return [pool[b] for b in batches]
+
+
+def epoch_size(labels: Sequence[int], oversample: bool) -> int:
+    """Examples per epoch: all of them, or (oversampled) classes x the largest class."""
+    if not oversample or len(labels) == 0:
+        return len(labels)
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    counts = counts[counts > 0]
+    return int(len(counts) * counts.max())
+
+
+def balanced_class_weights(train_y: Sequence[int], num_labels: int) -> torch.Tensor:
+    """``n / (classes * count)`` per class (scikit-learn's "balanced"); 1.0 for an absent class."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.asarray(train_y, dtype=np.int64)
+    present = np.unique(y)
+    weights = np.ones(num_labels, dtype=np.float64)
+    weights[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def fit(
@@ -87,68 +134,117 @@ def fit(
     on_best: Callable[[torch.nn.Module, dict], None] | None = None,
     log_path: str | Path | None = None,
     class_weights: torch.Tensor | None = None,
+    dev_owners: Sequence[int] | None = None,
+    pool: str = "mean",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_extra: Callable[[Path], None] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train ``model`` in place; on return it holds the weights of the best dev evaluation."""
+    """Train ``model`` in place; on return it holds the weights of the best dev evaluation.
+
+    ``dev_ids`` may be the windows of long dev texts: ``dev_owners[k]`` is then the text of
+    row ``k`` and window logits are pooled (``pool``) per text before scoring. With
+    ``checkpoint_dir`` a resumable checkpoint is written every ``settings.save_every`` steps
+    and at the end of each epoch; ``resume=True`` continues from it (same final result as a
+    run that was never interrupted).
+    """
+    if settings.metric not in METRICS:
+        raise UserError(f"unknown model-selection metric {settings.metric!r}; choose one of {', '.join(METRICS)}")
     set_seed(settings.seed)
-    n = len(train_ids)
     lengths = [len(s) for s in train_ids]
     y = torch.as_tensor(np.asarray(train_y, dtype=np.int64))
-    steps_per_epoch = (n + settings.batch_size - 1) // settings.batch_size
+    steps_per_epoch = (epoch_size(train_y, settings.oversample) + settings.batch_size - 1) // settings.batch_size
     total_steps = steps_per_epoch * settings.epochs
     optimizer = torch.optim.AdamW(parameter_groups(model, settings.weight_decay), lr=settings.lr)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_ratio * total_steps), total_steps
     )
+    if class_weights is None and settings.class_weight == "balanced":
+        class_weights = balanced_class_weights(train_y, len(labels))
+        log.info("class weights (balanced): %s", ", ".join(
+            f"{name} {w:.3f}" for name, w in zip(labels, class_weights.tolist(), strict=True)))
+    elif settings.class_weight not in ("none", "balanced"):
+        raise UserError(f"unknown class weighting {settings.class_weight!r}; choose none or balanced")
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
+    dev_owners = None if dev_owners is None else np.asarray(dev_owners, dtype=np.int64)
 
-    best_value, best_state, best_dev, best_step, best_epoch = -1.0, None, {}, 0, 0.0
-    bad_evals, stopped_early, step = 0, False, 0
-    history: list[dict] = []
-    seen = tokens = 0
-    start = time.perf_counter()
-    running_loss, running_n = 0.0, 0
+    # Everything below that changes during training is saved in checkpoints.
+    st = {
+        "epoch": 0, "batch": 0, "step": 0, "best_value": -1.0, "best_dev": {}, "best_step": 0,
+        "best_epoch": 0.0, "bad_evals": 0, "stopped_early": False, "done": False, "history": [],
+        "seen": 0, "tokens": 0, "running_loss": 0.0, "running_n": 0, "elapsed": 0.0,
+    }
+    best_state: dict[str, torch.Tensor] | None = None
+    if resume:
+        if checkpoint_dir is None:
+            raise ValueError("resume needs checkpoint_dir")
+        restored = restore_checkpoint(checkpoint_dir, model, optimizer, scheduler)
+        st.update({k: restored.state[k] for k in st})
+        best_state = restored.best_state
+        if best_state is None and restored.state.get("best_is_current"):
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    start = time.perf_counter() - st["elapsed"]
+
+    def save_checkpoint_now() -> None:
+        if checkpoint_dir is None:
+            return
+        st["elapsed"] = time.perf_counter() - start
+        best_is_current = best_state is not None and st["best_step"] == st["step"]
+        save_checkpoint(
+            checkpoint_dir, model, optimizer, scheduler, {**st, "best_is_current": best_is_current},
+            None if best_is_current else best_state, checkpoint_extra,
+        )
 
     def evaluate(epoch_pos: float) -> bool:
         """Score dev, log it, keep the best; return True when training should stop."""
-        nonlocal best_value, best_state, best_dev, best_step, best_epoch, bad_evals, running_loss, running_n
+        nonlocal best_state
         logits = predict_logits(model, dev_ids, pad_id, settings.eval_batch_size)
+        if dev_owners is not None:
+            logits = pool_logits(logits, dev_owners, len(dev_y), pool)
         dev = compute_metrics(dev_y, logits.argmax(axis=1), labels)
         elapsed = time.perf_counter() - start
         row = {
             "epoch": round(epoch_pos, 3),
-            "step": step,
-            "train_loss": round(running_loss / max(running_n, 1), 5),
+            "step": st["step"],
+            "train_loss": round(st["running_loss"] / max(st["running_n"], 1), 5),
             "dev_accuracy": round(dev["accuracy"], 5),
             "dev_macro_f1": round(dev["macro_f1"], 5),
             "lr": scheduler.get_last_lr()[0],
-            "samples_per_s": round(seen / elapsed, 1),
+            "samples_per_s": round(st["seen"] / elapsed, 1) if elapsed else 0.0,
             "elapsed_s": round(elapsed, 1),
         }
-        history.append(row)
+        st["history"].append(row)
         if log_path is not None:
-            _write_log(log_path, history)
-        running_loss, running_n = 0.0, 0
+            _write_log(log_path, st["history"])
+        st["running_loss"], st["running_n"] = 0.0, 0
         value = dev[settings.metric]
-        improved = value > best_value
+        improved = value > st["best_value"]
         log.info(
             "epoch %.2f step %d: train_loss %.4f dev accuracy %.4f macro_f1 %.4f%s",
-            epoch_pos, step, row["train_loss"], dev["accuracy"], dev["macro_f1"],
+            epoch_pos, st["step"], row["train_loss"], dev["accuracy"], dev["macro_f1"],
             " (best so far)" if improved else "",
         )
         if improved:
-            best_value, best_dev, best_step, best_epoch, bad_evals = value, dev, step, epoch_pos, 0
+            st.update(best_value=value, best_dev=dev, best_step=st["step"], best_epoch=epoch_pos, bad_evals=0)
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if on_best is not None:
                 on_best(model, dev)
             return False
-        bad_evals += 1
-        return settings.patience > 0 and bad_evals >= settings.patience
+        st["bad_evals"] += 1
+        return settings.patience > 0 and st["bad_evals"] >= settings.patience
 
     model.train()
-    for epoch in range(settings.epochs):
-        batches = epoch_batches(lengths, settings.batch_size, settings.seed, epoch, settings.group_by_length)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False)
-        for i, idx in enumerate(bar):
+    while not st["done"] and st["epoch"] < settings.epochs:
+        epoch = st["epoch"]
+        batches = epoch_batches(
+            lengths, settings.batch_size, settings.seed, epoch, settings.group_by_length,
+            labels=train_y, oversample=settings.oversample,
+        )
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
+                   initial=st["batch"])
+        stop = False
+        for i in range(st["batch"], len(batches)):
+            idx = batches[i]
             seqs = [train_ids[j] for j in idx]
             ids, mask = pad_batch(seqs, pad_id)
             loss = loss_fn(model(ids, attention_mask=mask), y[idx])
@@ -157,40 +253,51 @@ def fit(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
-            seen += len(idx)
-            tokens += int(mask.sum())
-            running_loss += loss.item() * len(idx)
-            running_n += len(idx)
+            st["step"] += 1
+            st["batch"] = i + 1
+            st["seen"] += len(idx)
+            st["tokens"] += int(mask.sum())
+            st["running_loss"] += loss.item() * len(idx)
+            st["running_n"] += len(idx)
             elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{running_loss / running_n:.4f}", samples_s=f"{seen / elapsed:.0f}")
-            if settings.eval_every and step % settings.eval_every == 0 and i + 1 < len(batches):
-                if evaluate(epoch + (i + 1) / len(batches)):
-                    stopped_early = True
-                    break
+            bar.update(1)
+            bar.set_postfix(loss=f"{st['running_loss'] / st['running_n']:.4f}",
+                            samples_s=f"{st['seen'] / elapsed:.0f}")
+            if i + 1 == len(batches):
+                break
+            step = st["step"]
+            if settings.eval_every and step % settings.eval_every == 0:
+                stop = evaluate(epoch + (i + 1) / len(batches))
                 model.train()
+            if stop:
+                break
+            if settings.save_every and step % settings.save_every == 0:
+                save_checkpoint_now()
         bar.close()
-        if stopped_early or evaluate(epoch + 1.0):
-            stopped_early = True
-            break
+        if stop or evaluate(epoch + 1.0):
+            st.update(stopped_early=True, done=True)
+        else:
+            st["epoch"], st["batch"] = epoch + 1, 0
+            st["done"] = st["epoch"] >= settings.epochs
         model.train()
+        save_checkpoint_now()
 
     seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    if stopped_early:
+    if st["stopped_early"]:
         log.info("early stopping: no dev %s improvement in %d evaluations", settings.metric, settings.patience)
     return TrainResult(
-        best_dev=best_dev,
-        best_step=best_step,
-        best_epoch=best_epoch,
-        steps=step,
+        best_dev=st["best_dev"],
+        best_step=st["best_step"],
+        best_epoch=st["best_epoch"],
+        steps=st["step"],
         seconds=seconds,
-        samples_per_s=seen / seconds if seconds else 0.0,
-        tokens_per_s=tokens / seconds if seconds else 0.0,
-        stopped_early=stopped_early,
-        history=history,
+        samples_per_s=st["seen"] / seconds if seconds else 0.0,
+        tokens_per_s=st["tokens"] / seconds if seconds else 0.0,
+        stopped_early=st["stopped_early"],
+        history=st["history"],
     )
 
 

@@ -62,3 +62,22 @@ def run_cli(*args: str, cwd: Path = ROOT, stdin: str | None = None, timeout: int
         [sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
         input=stdin, timeout=timeout,
     )
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process (no interpreter start-up); return (exit status, stdout, stderr).
+
+    Restores torch's thread count, which ``--threads`` changes for the whole process.
+    """
+    import torch
+
+    from cls_app.cli import main
+
+    threads = torch.get_num_threads()
+    capsys.readouterr()
+    try:
+        rc = main(list(args))
+    finally:
+        torch.set_num_threads(threads)
+    out, err = capsys.readouterr()
+    return rc, out, err
