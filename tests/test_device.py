@@ -80,3 +80,17 @@ def test_shards_partition_the_batch(batch: list[int], world: int) -> None:
     assert sorted(np.concatenate(parts).tolist()) == sorted(batch)
     sizes = [len(p) for p in parts]
     assert max(sizes) - min(sizes) <= 1
+
+
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=150), st.integers(1, 9), st.integers(1, 4),
+       st.integers(0, 3))
+def test_epoch_batches_dealt_to_ranks_cover_each_sample_once(lengths: list[int], batch_size: int, world: int,
+                                                             epoch: int) -> None:
+    from cls_app.trainer import epoch_batches
+
+    batches = epoch_batches(lengths, batch_size, 7, epoch, True)
+    # every rank computes the same batches, so the shares fit together
+    assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, batch_size, 7, epoch, True),
+                                                     strict=True))
+    seen = np.concatenate([shard(idx, r, world) for idx in batches for r in range(world)])
+    assert sorted(seen.tolist()) == list(range(len(lengths)))
