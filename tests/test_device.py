@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from cls_app import device as dev
 from cls_app.distributed import DistInfo, env_info, shard
 from cls_app.errors import UserError
+from cls_app.trainer import epoch_batches
 
 
 def test_auto_picks_cuda_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,8 +87,6 @@ def test_shards_partition_the_batch(batch: list[int], world: int) -> None:
        st.integers(0, 3))
 def test_epoch_batches_dealt_to_ranks_cover_each_sample_once(lengths: list[int], batch_size: int, world: int,
                                                              epoch: int) -> None:
-    from cls_app.trainer import epoch_batches
-
     batches = epoch_batches(lengths, batch_size, 7, epoch, True)
     # every rank computes the same batches, so the shares fit together
     assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, batch_size, 7, epoch, True),
