@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cls_app.long_text import LongTextOptions, encode_texts  # noqa: E402
 from cls_app.token_cache import TokenIds, get_or_build, texts_digest  # noqa: E402
 from cls_app.tokenizer import CharTokenizer  # noqa: E402
 
@@ -89,6 +90,9 @@ def main() -> None:
     n_tokens = sum(map(len, ids))
     print(f"encode_batch:        {len(texts) / best:>12,.0f} texts/s  {n_tokens / best:>12,.0f} tokens/s  "
           f"({best:.2f}s CPU, {len(texts) / best_wall:,.0f} texts/s wall)")
+    opts = LongTextOptions()
+    _, dt = timed(lambda: encode_texts(tok, texts, args.max_len, opts))
+    print(f"encode_texts (train): {len(texts) / dt:>11,.0f} texts/s  (the pipeline's path, head truncation)")
     _, dt = timed(lambda: texts_digest(texts))
     print(f"content hash:        {len(texts) / dt:>12,.0f} texts/s  ({dt:.2f}s)")
     _, dt = timed(lambda: TokenIds.from_lists(ids))
