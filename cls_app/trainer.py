@@ -41,6 +41,7 @@ class TrainSettings:
     seed: int = 42
     eval_batch_size: int = 128
     group_by_length: bool = True  # batch texts of similar length together (less padding)
+    layer_lr_decay: float = 1.0  # < 1: lower learning rates for lower layers (see model.parameter_groups)
 
 
 @dataclass
@@ -95,7 +96,9 @@ def fit(
     y = torch.as_tensor(np.asarray(train_y, dtype=np.int64))
     steps_per_epoch = (n + settings.batch_size - 1) // settings.batch_size
     total_steps = steps_per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(parameter_groups(model, settings.weight_decay), lr=settings.lr)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay), lr=settings.lr
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_ratio * total_steps), total_steps
     )
