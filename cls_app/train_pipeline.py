@@ -29,7 +29,7 @@ from .fileio import write_json
 from .inference import predict_pooled_logits
 from .long_text import EncodedTexts, LongTextOptions, encode_texts
 from .metrics import compute_metrics, format_report
-from .model import BertClassifier, from_pretrained_encoder, scratch_config
+from .model import BertClassifier, freeze_layers, from_pretrained_encoder, scratch_config
 from .model_dir import MODEL_FILES, save_model_dir
 from .tokenizer import CharTokenizer
 from .trainer import METRICS, TrainSettings, fit, set_seed, settings_dict
@@ -65,6 +65,7 @@ class ModelOptions:
     min_freq: int = 2
     max_vocab: int | None = 21128
     max_len: int = 128
+    freeze_layers: int = 0  # freeze the embeddings and the first K encoder layers
 
 
 @dataclass
@@ -177,6 +178,10 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, labels: list[str])
     limit = model.config.max_position_embeddings
     if opts.max_len > limit:
         raise UserError(f"--max-len {opts.max_len} is above the model's position limit of {limit}")
+    if opts.freeze_layers:
+        frozen = freeze_layers(model, opts.freeze_layers)
+        log.info("froze the embeddings and the first %d encoder layers (%.1fM parameters)",
+                 opts.freeze_layers, frozen / 1e6)
     return model
 
 

@@ -48,6 +48,7 @@ class TrainSettings:
     class_weight: str = "none"  # "balanced": loss weights inversely proportional to class frequency
     oversample: bool = False  # repeat examples of smaller classes in each epoch up to the largest
     save_every: int = 0  # write a resumable checkpoint every N steps (0: at the end of each epoch only)
+    layer_lr_decay: float = 1.0  # < 1: lower learning rates for lower layers (see model.parameter_groups)
 
 
 @dataclass
@@ -155,7 +156,9 @@ def fit(
     y = torch.as_tensor(np.asarray(train_y, dtype=np.int64))
     steps_per_epoch = (epoch_size(train_y, settings.oversample) + settings.batch_size - 1) // settings.batch_size
     total_steps = steps_per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(parameter_groups(model, settings.weight_decay), lr=settings.lr)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay), lr=settings.lr
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_ratio * total_steps), total_steps
     )
