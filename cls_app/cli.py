@@ -206,6 +206,57 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="classify texts with a saved model (files of any size, --text, or stdin)",
+        description="Classify a file (CSV, TSV, JSONL, THUCNews txt or one text per line) chunk by chunk, "
+        "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
+        "lines read from standard input and print label and probability.",
+    )
+    p.add_argument("--model", required=True, help="model folder written by train")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
+    src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
+                     "or --text, texts are read from standard input, one per line")
+    p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
+    p.add_argument("--text-col", help="name of the text column (default: guessed as in train)")
+    p.add_argument("--encoding", help="input encoding (default: detect utf-8, utf-8-sig, utf-16, gb18030)")
+    p.add_argument("--format", dest="fmt", choices=["csv", "tsv", "jsonl", "thucnews", "txt"],
+                   help="input format (default: from the extension and content)")
+    p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default 64)")
+    p.add_argument("--chunk-size", type=int, default=8192,
+                   help="rows read, sorted by length and written at a time; bounds memory (default 8192)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--quantize", action="store_true",
+                   help="dynamic int8 quantization of the linear layers: faster on CPU, labels may differ "
+                   "on a few texts")
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from .predict import Classifier, predict_file, predict_texts_cli
+
+    if args.input and not args.output:
+        raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
+    if args.output:
+        from .table_stream import output_format
+
+        output_format(args.output)
+    clf = Classifier.load(args.model, quantize=args.quantize, threads=args.threads, batch_size=args.batch_size,
+                          window=args.chunk_size)
+    if args.input:
+        summary = predict_file(
+            clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
+            top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
+        )
+        empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
+        print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
+              f"({summary.rows_per_s:.0f} rows/s){empty}")
+        return
+    predict_texts_cli(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
+                      chunk_rows=args.chunk_size)
+
+
 def _add_prepare_data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare-data", help="write the embedded default data set to data/")
     p.add_argument("--out", help="folder (default: data/)")
@@ -308,6 +359,7 @@ def _cmd_prepare_corpus(args: argparse.Namespace) -> None:
 COMMANDS = {
     "train": (_add_train_parser, _cmd_train),
     "evaluate": (_add_evaluate_parser, _cmd_evaluate),
+    "predict": (_add_predict_parser, _cmd_predict),
     "prepare-data": (_add_prepare_data_parser, _cmd_prepare_data),
     "pretrain": (_add_pretrain_parser, _cmd_pretrain),
     "prepare-corpus": (_add_prepare_corpus_parser, _cmd_prepare_corpus),
