@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from .errors import UserError, where
 from .fast_model import fast_classifier
-from .inference import predict_logits, softmax
+from .inference import predict_text_logits, softmax
+from .long_text import LongTextOptions
 from .model_dir import load_model_dir
 from .table_stream import RowChunk, TableReader, TableWriter
 from .tokenizer import CharTokenizer
@@ -84,6 +85,7 @@ class Classifier:
         path: Path | None = None,
         quantized: bool = False,
         window: int = DEFAULT_CHUNK_ROWS,
+        long_text: LongTextOptions | None = None,
     ) -> None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -97,6 +99,8 @@ class Classifier:
         self.path = path
         self.quantized = quantized
         self.window = window
+        # the folder's truncation / chunking settings: predict sees texts as training did
+        self.long_text = (long_text or LongTextOptions()).resolved(max_len)
 
     @classmethod
     def load(
@@ -132,7 +136,7 @@ class Classifier:
 
             model = quantize_linear_int8(model)
         return cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
-                   window)
+                   window, LongTextOptions.from_settings(loaded.settings))
 
     def __repr__(self) -> str:
         return (f"Classifier({str(self.path)!r}, labels={self.labels}, max_len={self.max_len}, "
@@ -156,8 +160,10 @@ class Classifier:
         probs = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
         keep = [i for i, t in enumerate(values) if t is not None]
         if keep:
-            ids = self.tokenizer.encode_batch([values[i] for i in keep], self.max_len)
-            logits = predict_logits(self.model, ids, self.tokenizer.pad_id, self.batch_size)
+            logits = predict_text_logits(
+                self.model, self.tokenizer, [values[i] for i in keep], self.max_len, self.long_text,
+                self.batch_size,
+            )
             probs[keep] = softmax(logits)
         return probs
 
