@@ -221,6 +221,8 @@ def _fingerprint(*parts: LabeledData | list[str]) -> str:
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse to clobber an unfinished run unless asked; say how to resume it."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose a folder for the model")
     ckpt = find_checkpoint(out)
     if ckpt is None or overwrite:
         return
@@ -275,9 +277,13 @@ def _encode_train(
 
 def training_args(job: TrainJob, labels: list[str], lt: LongTextOptions) -> dict:
     """What ``training_args.json`` records (all a resume needs)."""
+    data = dict(vars(job.data))
+    for split in ("train", "dev", "test"):  # absolute, so that --resume works from any folder
+        if data[split]:
+            data[split] = str(Path(data[split]).resolve())
     return {
         "app_version": __version__,
-        "data": vars(job.data), "model": vars(job.model), "train": settings_dict(job.train),
+        "data": data, "model": vars(job.model), "train": settings_dict(job.train),
         "long_text": lt.to_settings(), "threads": job.threads, "keep_checkpoint": job.keep_checkpoint,
         "labels": labels,
     }
