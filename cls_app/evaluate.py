@@ -1,4 +1,4 @@
-"""``run.py evaluate``: score a saved model on a labeled file and write a report.
+"""``run.py evaluate``: score a saved model (BERT or baseline folder) on a labeled file.
 
 The report folder holds ``metrics.json``, ``report.txt`` (per-class precision, recall, F1),
 ``confusion_matrix.csv`` and ``confusion_matrix.png`` (class names on the axes).
@@ -14,10 +14,9 @@ import pandas as pd
 from .data import load_labeled
 from .errors import UserError
 from .fileio import atomic_open, write_json, write_text
-from .inference import predict_logits
 from .metrics import compute_metrics, format_report
-from .model_dir import load_model_dir
 from .plots import plot_confusion_matrix
+from .predictor import load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +54,24 @@ def evaluate_model(
     batch_size: int = 128,
     on_bad_row: str = "error",
 ) -> dict:
-    """Score ``model_dir`` on ``data_path``; print the report and write it to ``out_dir``."""
-    loaded = load_model_dir(model_dir)
+    """Score ``model_dir`` (BERT or baseline folder) on ``data_path``; print and write the report."""
+    predictor = load_predictor(model_dir, batch_size=batch_size, progress=True)
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row,
     )
-    label2id = {name: i for i, name in enumerate(loaded.labels)}
+    label2id = {name: i for i, name in enumerate(predictor.labels)}
     unknown = sorted(set(data.labels) - set(label2id))
     if unknown:
         raise UserError(
             f"{data_path}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to the model "
-            f"(it knows: {', '.join(loaded.labels)})"
+            f"(it knows: {', '.join(predictor.labels)})"
         )
     y_true = [label2id[name] for name in data.labels]
-    ids = loaded.tokenizer.encode_batch(data.texts, loaded.max_len)
-    logits = predict_logits(loaded.model, ids, loaded.tokenizer.pad_id, batch_size, progress=True)
-    metrics = compute_metrics(y_true, logits.argmax(axis=1), loaded.labels)
+    proba = predictor.predict_proba(data.texts)
+    metrics = compute_metrics(y_true, proba.argmax(axis=1), predictor.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
-    paths = write_evaluation(metrics, loaded.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")
-    print(format_report(metrics, loaded.labels))
+    paths = write_evaluation(metrics, predictor.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")
+    print(format_report(metrics, predictor.labels))
     print(f"\nreport written to {out}/ ({', '.join(p.name for p in paths.values())})")
     return metrics
