@@ -106,6 +106,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--oversample", action="store_true",
                    help="repeat examples of smaller classes each epoch up to the largest class's size")
     _add_long_text_args(p, training=True)
+    p.add_argument("--with-baselines", action="store_true",
+                   help="also train the classical baselines on the same split (OUT/baselines) and "
+                   "write the comparison to OUT/comparison (on --test, else on dev)")
 
 
 _RESUME_ALLOWED = {"command", "quiet", "resume", "threads"}
@@ -125,7 +128,6 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .default_data import prepare_default_data
     from .train_pipeline import DataOptions, ModelOptions, TrainJob, resume_training, run_training
     from .trainer import TrainSettings
 
@@ -134,13 +136,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         _print_summary(resume_training(args.resume, threads=args.threads))
         print(f"model saved to {args.resume}")
         return
-    if args.train is None:
-        if args.dev or args.test:
-            raise UserError("--dev/--test given without --train")
-        paths = prepare_default_data()
-        args.train, args.dev, args.test = (str(paths[k]) for k in ("train", "dev", "test"))
-        args.text_col, args.label_col = "text", "label"
-        log.info("no --train given: using the embedded default data in %s", paths["train"].parent)
+    _default_data_if_needed(args)
     lr = args.lr if args.lr is not None else (3e-5 if args.pretrained else 5e-4)
     job = TrainJob(
         data=DataOptions(
@@ -169,6 +165,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
     _print_summary(run_training(job))
     print(f"model saved to {job.out}")
+    if args.with_baselines:
+        _train_with_baselines(job)
 
 
 def _print_summary(metrics: dict) -> dict:
@@ -184,9 +182,29 @@ def _print_summary(metrics: dict) -> dict:
     return metrics
 
 
+def _train_with_baselines(job) -> None:
+    """After BERT: baselines on the same split, then the comparison on test (or dev)."""
+    from pathlib import Path
+
+    from .baselines import run_baselines
+    from .compare import compare_models
+
+    out = Path(job.out)
+    run_baselines(job.data, out / "baselines", seed=job.train.seed)
+    d = job.data
+    target = d.test or d.dev
+    if target is None:
+        log.warning("no --test or --dev file: the comparison needs a labeled file, skipped "
+                    "(run `compare --models %s %s --data FILE`)", out, out / "baselines")
+        return
+    compare_models([out, out / "baselines"], target, out / "comparison", text_col=d.text_col,
+                   label_col=d.label_col, encoding=d.encoding, fmt=d.fmt, on_bad_row=d.on_bad_row,
+                   seed=job.train.seed)
+
+
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a saved model on a labeled file")
-    p.add_argument("--model", required=True, help="model folder written by train")
+    p.add_argument("--model", required=True, help="model folder written by train or baseline")
     p.add_argument("--data", required=True, help="labeled file to score")
     p.add_argument("--out", help="report folder (default: MODEL/eval_<data name>)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -213,7 +231,7 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
         "lines read from standard input and print label and probability.",
     )
-    p.add_argument("--model", required=True, help="model folder written by train")
+    p.add_argument("--model", required=True, help="model folder written by train or baseline")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
@@ -234,7 +252,8 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from .predict import Classifier, predict_file, predict_texts_cli
+    from .predict import predict_file, predict_texts_cli
+    from .predictor import load_predictor
 
     if args.input and not args.output:
         raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
@@ -242,8 +261,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         from .table_stream import output_format
 
         output_format(args.output)
-    clf = Classifier.load(args.model, quantize=args.quantize, threads=args.threads, batch_size=args.batch_size,
-                          window=args.chunk_size)
+    clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
+                         window=args.chunk_size)
     if args.input:
         summary = predict_file(
             clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
@@ -255,6 +274,89 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         return
     predict_texts_cli(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
                       chunk_rows=args.chunk_size)
+
+
+def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:
+    from .baselines import BASELINE_NAMES
+
+    p = sub.add_parser("baseline", help="train classical TF-IDF baselines on the same split as BERT",
+                       description="Train TF-IDF (character 1-2 grams, or jieba words) + LogisticRegression"
+                       " / LinearSVC / MultinomialNB, and a majority-class floor, each into its own "
+                       "folder OUT/NAME usable by evaluate and compare. The split is the one `train` "
+                       "uses (same files; without --dev the same held-out part for the same --seed).")
+    p.add_argument("--train", help="labeled training file (default: the embedded default data)")
+    p.add_argument("--dev", help="labeled dev file (default: hold out --dev-fraction of train)")
+    p.add_argument("--test", help="labeled test file, scored at the end")
+    p.add_argument("--dev-fraction", type=float, default=0.1)
+    _add_data_args(p)
+    p.add_argument("--out", default="saved_models/baselines", help="parent folder (default: %(default)s)")
+    p.add_argument("--models", nargs="+", choices=BASELINE_NAMES, metavar="NAME",
+                   help=f"which baselines (default: all of {', '.join(BASELINE_NAMES)})")
+    p.add_argument("--seed", type=int, default=42)
+
+
+def _cmd_baseline(args: argparse.Namespace) -> None:
+    from .baselines import run_baselines
+    from .train_pipeline import DataOptions
+
+    _default_data_if_needed(args)
+    opts = DataOptions(
+        train=args.train, dev=args.dev, test=args.test, text_col=args.text_col,
+        label_col=args.label_col, encoding=args.encoding, fmt=args.fmt,
+        dev_fraction=args.dev_fraction, on_bad_row=args.on_bad_row,
+    )
+    metas = run_baselines(opts, args.out, names=args.models, seed=args.seed)
+    split = "test" if args.test else "dev"
+    print(f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}")
+    for m in metas:
+        s = m.get(split, {})
+        print(f"{m['name']:<12}{m['train_seconds']:>9.2f}{s.get('accuracy', float('nan')):>11.4f}"
+              f"{s.get('macro_f1', float('nan')):>10.4f}")
+    print(f"baselines saved to {args.out}/ (one folder each)")
+
+
+def _default_data_if_needed(args: argparse.Namespace) -> None:
+    """No --train: use the embedded default data, as `train` does."""
+    from .default_data import prepare_default_data
+
+    if args.train is None:
+        if args.dev or args.test:
+            raise UserError("--dev/--test given without --train")
+        paths = prepare_default_data()
+        args.train, args.dev, args.test = (str(paths[k]) for k in ("train", "dev", "test"))
+        args.text_col, args.label_col = "text", "label"
+        log.info("no --train given: using the embedded default data in %s", paths["train"].parent)
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare model folders (BERT and baselines) on one test file",
+                       description="Score every model on the same labeled file; write comparison.md, "
+                       ".csv, .json and a bar chart .png, with McNemar's test of BERT against the best "
+                       "baseline.")
+    p.add_argument("--models", nargs="+", required=True, metavar="DIR",
+                   help="model folders; a folder of model folders (e.g. saved_models/baselines) expands")
+    p.add_argument("--data", required=True, help="labeled file all models are scored on")
+    p.add_argument("--out", help="report folder (default: saved_models/comparison_<data name>)")
+    p.add_argument("--reference", help="model name to test against the best other model "
+                   "(default: the first BERT model)")
+    p.add_argument("--batch-size", type=int, default=128, help="BERT prediction batch size")
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
+    p.add_argument("--seed", type=int, default=42)
+    _add_data_args(p)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .compare import compare_models
+
+    if args.bootstrap < 1:
+        raise UserError("--bootstrap must be at least 1")
+    out = args.out or f"saved_models/comparison_{Path(args.data).stem}"
+    compare_models(args.models, args.data, out, text_col=args.text_col, label_col=args.label_col,
+                   encoding=args.encoding, fmt=args.fmt, on_bad_row=args.on_bad_row,
+                   batch_size=args.batch_size, reference=args.reference, bootstrap=args.bootstrap,
+                   seed=args.seed)
 
 
 def _add_prepare_data_parser(sub: argparse._SubParsersAction) -> None:
@@ -363,6 +465,8 @@ COMMANDS = {
     "prepare-data": (_add_prepare_data_parser, _cmd_prepare_data),
     "pretrain": (_add_pretrain_parser, _cmd_pretrain),
     "prepare-corpus": (_add_prepare_corpus_parser, _cmd_prepare_corpus),
+    "baseline": (_add_baseline_parser, _cmd_baseline),
+    "compare": (_add_compare_parser, _cmd_compare),
 }
 
 

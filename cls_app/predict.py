@@ -35,6 +35,7 @@ from .fast_model import fast_classifier
 from .inference import predict_text_logits, softmax
 from .long_text import LongTextOptions
 from .model_dir import load_model_dir
+from .predictor import Predictor
 from .table_stream import RowChunk, TableReader, TableWriter
 from .tokenizer import CharTokenizer
 
@@ -73,7 +74,9 @@ def _as_text(value: Any) -> str | None:
 
 
 class Classifier:
-    """A saved model ready to classify texts (see the module docstring)."""
+    """A saved BERT model ready to classify texts (see the module docstring)."""
+
+    kind = "bert"
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class Classifier:
         quantized: bool = False,
         window: int = DEFAULT_CHUNK_ROWS,
         long_text: LongTextOptions | None = None,
+        progress: bool = False,
     ) -> None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -101,6 +105,7 @@ class Classifier:
         self.window = window
         # the folder's truncation / chunking settings: predict sees texts as training did
         self.long_text = (long_text or LongTextOptions()).resolved(max_len)
+        self.progress = progress
 
     @classmethod
     def load(
@@ -112,6 +117,7 @@ class Classifier:
         batch_size: int = DEFAULT_BATCH_SIZE,
         window: int = DEFAULT_CHUNK_ROWS,
         fast: bool = True,
+        progress: bool = False,
     ) -> Classifier:
         """Load a model folder written by ``run.py train``.
 
@@ -127,6 +133,7 @@ class Classifier:
                 every text (BLAS results depend on batch shapes in the last float bits).
             fast: use the fused inference module (:mod:`cls_app.fast_model`); False runs the
                 Hugging Face model as trained (same results, slower).
+            progress: show a progress bar in :meth:`predict_proba`.
         """
         set_threads(threads)
         loaded = load_model_dir(path)
@@ -136,7 +143,7 @@ class Classifier:
 
             model = quantize_linear_int8(model)
         return cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
-                   window, LongTextOptions.from_settings(loaded.settings))
+                   window, LongTextOptions.from_settings(loaded.settings), progress)
 
     def __repr__(self) -> str:
         return (f"Classifier({str(self.path)!r}, labels={self.labels}, max_len={self.max_len}, "
@@ -151,7 +158,9 @@ class Classifier:
             raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
         values = [_as_text(t) for t in texts]
         probs = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
-        for start in range(0, len(values), self.window):
+        starts = range(0, len(values), self.window)
+        for start in tqdm(starts, desc="predict", unit="window", disable=not self.progress or len(starts) < 2,
+                          leave=False):
             probs[start : start + self.window] = self._window_proba(values[start : start + self.window])
         return probs
 
@@ -270,7 +279,7 @@ def _windows(chunks: Iterable[RowChunk], size: int) -> Iterator[RowChunk]:
 
 
 def predict_chunks(
-    clf: Classifier,
+    clf: Predictor,
     chunks: Iterable[RowChunk],
     emit: Any,
     top_k: int = 1,
@@ -284,8 +293,8 @@ def predict_chunks(
     t0 = time.perf_counter()
     bar = tqdm(desc="predict", unit="row", disable=not progress, leave=False)
     try:
-        for part in _windows(chunks, window or clf.window):
-            probs = clf._window_proba([_as_text(t) for t in part.texts])
+        for part in _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS)):
+            probs = clf.predict_proba([_as_text(t) for t in part.texts])
             _note_empty(part, probs, source, summary)
             emit(part, _extra_values(probs, clf.labels, top_k))
             summary.rows += len(part)
@@ -300,7 +309,7 @@ def predict_chunks(
 
 
 def predict_file(
-    clf: Classifier,
+    clf: Predictor,
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
     *,
@@ -396,7 +405,7 @@ def _print_chunk(chunk: RowChunk, values: Sequence[Sequence[Any]]) -> None:
 
 
 def predict_texts_cli(
-    clf: Classifier,
+    clf: Predictor,
     texts: Sequence[str] | None,
     *,
     output: str | os.PathLike | None = None,
