@@ -245,7 +245,8 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default 64)")
     p.add_argument("--chunk-size", type=int, default=8192,
                    help="rows read, sorted by length and written at a time; bounds memory (default 8192)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core, less the cores "
+                   "other processes keep busy)")
     p.add_argument("--quantize", action="store_true",
                    help="dynamic int8 quantization of the linear layers: faster on CPU, labels may differ "
                    "on a few texts")

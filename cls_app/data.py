@@ -100,13 +100,26 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
         raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+def _error_start(data: bytes, e: UnicodeDecodeError) -> int:
+    """Offset in ``data`` of a decode error.
+
+    A codec may report it in the part it decoded after skipping a prefix (``utf-8-sig``
+    skips the BOM), so ``e.start`` is shifted by what was skipped.
+    """
+    obj = e.object
+    if isinstance(obj, bytes | bytearray) and obj is not data and len(obj) <= len(data) and data.endswith(obj):
+        return e.start + len(data) - len(obj)
+    return e.start
+
+
 def _bad_byte(raw: bytes, encoding: str) -> str | None:
     """Describe where ``raw`` stops decoding as ``encoding``, or None when it decodes."""
     try:
         raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        return f"{encoding}: bad byte 0x{raw[e.start]:02x} at offset {e.start} (line {line})"
+        start = _error_start(raw, e)
+        line = raw.count(b"\n", 0, start) + 1
+        return f"{encoding}: bad byte 0x{raw[start]:02x} at offset {start} (line {line})"
     return None
 
 
@@ -207,7 +220,7 @@ def _iter_decoded(path: str | os.PathLike, encoding: str, block_bytes: int = _BL
                 text = decoder.decode(block, final=final)
             except UnicodeDecodeError as e:
                 data = pending + block
-                start = min(e.start, len(data) - 1)
+                start = min(_error_start(data, e), len(data) - 1)
                 line = newlines - pending.count(b"\n") + data.count(b"\n", 0, start) + 1
                 raise _BadBytes(encoding, offset - len(pending) + start, line, data[start]) from None
             offset += len(block)
@@ -271,10 +284,11 @@ def _decode(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
+        start = _error_start(raw, e)
+        line = raw.count(b"\n", 0, start) + 1
         raise UserError(
-            f"{where(path, line)}: not valid {encoding} (bad byte 0x{raw[e.start]:02x} at "
-            f"offset {e.start}); pass the right encoding (--encoding NAME) or omit it to detect"
+            f"{where(path, line)}: not valid {encoding} (bad byte 0x{raw[start]:02x} at "
+            f"offset {start}); pass the right encoding (--encoding NAME) or omit it to detect"
         ) from None
 
 

@@ -36,7 +36,7 @@ from .inference import predict_text_logits, softmax
 from .long_text import LongTextOptions
 from .model_dir import load_model_dir
 from .predictor import Predictor
-from .table_stream import RowChunk, TableReader, TableWriter
+from .table_stream import RowChunk, TableReader, TableWriter, output_format
 from .tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,37 @@ class Prediction(NamedTuple):
     top: tuple[tuple[str, float], ...] = ()
 
 
+def auto_threads() -> int:
+    """Threads for torch that the machine can actually give us now.
+
+    torch's default is one thread per core, which assumes an otherwise idle machine; on a
+    shared one, OpenMP threads wait on each other at every operator whenever one of them is
+    descheduled (measured here: 2 threads on 2 cores busy with other work ran the
+    same predictions 6x slower than 1 thread). So: torch's default, less the cores other
+    processes kept busy over the last minute (the load average), at least 1.
+    """
+    base = _TORCH_DEFAULT_THREADS
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return base
+    return max(1, min(base, int(base - load + 0.5)))
+
+
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
 def set_threads(threads: int | None) -> int:
-    """Use ``threads`` CPU threads for torch (None: leave torch's default, one per core)."""
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be at least 1, got {threads}")
+    """Use ``threads`` torch CPU threads (None: :func:`auto_threads`); returns the number used."""
+    if threads is None:
+        threads = auto_threads()
+    elif threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
-    return torch.get_num_threads()
+    log.info("torch uses %d CPU thread(s)%s", threads,
+             "" if threads == _TORCH_DEFAULT_THREADS else f" (of {_TORCH_DEFAULT_THREADS} by default)")
+    return threads
 
 
 def _as_text(value: Any) -> str | None:
@@ -125,7 +149,8 @@ class Classifier:
             path: the model folder (config.json, vocab.txt, model.safetensors).
             quantize: run the encoder's linear layers in int8 (faster on CPU, labels agree with
                 the float model on >= 99% of THUCNews test texts; see ``bench/predict_speed.py``).
-            threads: torch CPU threads (process-wide); None keeps torch's default.
+            threads: torch CPU threads (process-wide); None: :func:`auto_threads` (torch's
+                default of one per core, less the cores other processes are using).
             batch_size: texts per forward pass.
             window: texts are sorted by length within consecutive windows of this many
                 inputs (rows 0..window-1, then the next window, ...), whoever calls; so a
@@ -329,8 +354,6 @@ def predict_file(
     """
     top_k = _check_top_k(top_k, clf.labels)
     input_path, output_path = Path(input_path), Path(output_path)
-    from .table_stream import output_format
-
     output_format(output_path)  # a bad extension fails before any work
     if output_path.resolve() == input_path.resolve():
         raise UserError(f"{output_path}: the output would overwrite the input; choose another file")
