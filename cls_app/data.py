@@ -31,9 +31,10 @@ import re
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -99,13 +100,26 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
         raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+def _error_start(data: bytes, e: UnicodeDecodeError) -> int:
+    """Offset in ``data`` of a decode error.
+
+    A codec may report it in the part it decoded after skipping a prefix (``utf-8-sig``
+    skips the BOM), so ``e.start`` is shifted by what was skipped.
+    """
+    obj = e.object
+    if isinstance(obj, bytes | bytearray) and obj is not data and len(obj) <= len(data) and data.endswith(obj):
+        return e.start + len(data) - len(obj)
+    return e.start
+
+
 def _bad_byte(raw: bytes, encoding: str) -> str | None:
     """Describe where ``raw`` stops decoding as ``encoding``, or None when it decodes."""
     try:
         raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        return f"{encoding}: bad byte 0x{raw[e.start]:02x} at offset {e.start} (line {line})"
+        start = _error_start(raw, e)
+        line = raw.count(b"\n", 0, start) + 1
+        return f"{encoding}: bad byte 0x{raw[start]:02x} at offset {start} (line {line})"
     return None
 
 
@@ -118,27 +132,131 @@ def _check_codec(encoding: str) -> str:
         ) from None
 
 
+def _candidates(head: bytes) -> list[str]:
+    """Encodings to try, in order, for a file that starts with ``head`` (its first bytes)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return ["utf-8-sig"]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return ["utf-16"]
+    return ["utf-8", "gb18030"]
+
+
+def _explicit(head: bytes, encoding: str) -> str:
+    name = _check_codec(encoding)
+    if name == "utf-8" and head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"  # otherwise the BOM would stick to the first column name
+    return name
+
+
+def _undetected(path: str | os.PathLike, problems: list[str]) -> UserError:
+    return UserError(
+        f"{path}: cannot tell the text encoding ({'; '.join(problems)}); pass the encoding explicitly (--encoding NAME)"
+    )
+
+
 def _detect(raw: bytes, path: str | os.PathLike, encoding: str | None) -> str:
     if encoding is not None:
-        name = _check_codec(encoding)
-        if name == "utf-8" and raw.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"  # otherwise the BOM would stick to the first column name
-        return name
-    if raw.startswith(codecs.BOM_UTF8):
-        tried = ["utf-8-sig"]
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        tried = ["utf-16"]
-    else:
-        tried = ["utf-8", "gb18030"]
+        return _explicit(raw, encoding)
     problems = []
-    for enc in tried:
+    for enc in _candidates(raw):
         problem = _bad_byte(raw, enc)
         if problem is None:
             return enc
         problems.append(problem)
-    raise UserError(
-        f"{path}: cannot tell the text encoding ({'; '.join(problems)}); pass the encoding explicitly (--encoding NAME)"
-    )
+    raise _undetected(path, problems)
+
+
+# Streaming: files larger than memory are decoded block by block.
+
+_BLOCK_BYTES = 1 << 20
+
+
+class _BadBytes(Exception):
+    """Where a streamed file stops decoding: encoding, byte offset, 1-based line, the byte."""
+
+    def __init__(self, encoding: str, offset: int, line: int, byte: int) -> None:
+        super().__init__(encoding, offset, line, byte)
+        self.encoding, self.offset, self.line, self.byte = encoding, offset, line, byte
+
+    def describe(self) -> str:
+        return f"{self.encoding}: bad byte 0x{self.byte:02x} at offset {self.offset} (line {self.line})"
+
+    def user_error(self, path: str | os.PathLike) -> UserError:
+        return UserError(
+            f"{where(path, self.line)}: not valid {self.encoding} (bad byte 0x{self.byte:02x} at offset "
+            f"{self.offset}); pass the right encoding (--encoding NAME) or omit it to detect"
+        )
+
+
+def _open_binary(path: str | os.PathLike) -> BinaryIO:
+    path = Path(path)
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a file") from None
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _read_head(path: str | os.PathLike, n: int) -> bytes:
+    with _open_binary(path) as fh:
+        return fh.read(n)
+
+
+def _iter_decoded(path: str | os.PathLike, encoding: str, block_bytes: int = _BLOCK_BYTES) -> Iterator[str]:
+    """Decode ``path`` block by block (memory stays flat); raises :class:`_BadBytes`."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = newlines = 0  # bytes read, and newline bytes among them, before the current block
+    with _open_binary(path) as fh:
+        while True:
+            block = fh.read(block_bytes)
+            final = not block
+            pending = decoder.getstate()[0]
+            try:
+                text = decoder.decode(block, final=final)
+            except UnicodeDecodeError as e:
+                data = pending + block
+                start = min(_error_start(data, e), len(data) - 1)
+                line = newlines - pending.count(b"\n") + data.count(b"\n", 0, start) + 1
+                raise _BadBytes(encoding, offset - len(pending) + start, line, data[start]) from None
+            offset += len(block)
+            newlines += block.count(b"\n")
+            if text:
+                yield text
+            if final:
+                return
+
+
+def _stream_bad_byte(path: str | os.PathLike, encoding: str) -> str | None:
+    """Like :func:`_bad_byte`, reading the file block by block."""
+    try:
+        for _ in _iter_decoded(path, encoding):
+            pass
+    except _BadBytes as e:
+        return e.describe()
+    return None
+
+
+def iter_lines(path: str | os.PathLike, encoding: str) -> Iterator[str]:
+    """The lines of ``path``, split on ``\\n`` only, each kept with its ``\\n``; read block by block.
+
+    A bad byte is a :class:`UserError` naming the file, line and byte.
+    """
+    rest = ""
+    try:
+        for text in _iter_decoded(path, encoding):
+            parts = (rest + text).split("\n")
+            rest = parts.pop()
+            for part in parts:
+                yield part + "\n"
+    except _BadBytes as e:
+        raise e.user_error(path) from None
+    if rest:
+        yield rest
 
 
 def detect_encoding(path: str | os.PathLike, encoding: str | None = None) -> str:
@@ -147,21 +265,30 @@ def detect_encoding(path: str | os.PathLike, encoding: str | None = None) -> str
     ``"utf-8-sig"`` when the file starts with a UTF-8 BOM, ``"utf-16"`` with a UTF-16 BOM,
     ``"utf-8"`` when the whole file decodes as UTF-8 (plain ASCII and empty files included),
     else ``"gb18030"`` (covers GBK and GB2312) when it decodes as that. An explicit
-    ``encoding`` is checked to be a known codec and returned (normalised).
+    ``encoding`` is checked to be a known codec and returned (normalised). The file is read
+    block by block, so this works on files larger than memory.
     """
     if encoding is not None:
         _check_codec(encoding)  # report a bad name before touching the file
-    return _detect(_read_bytes(path), path, encoding)
+        return _explicit(_read_head(path, 4), encoding)
+    problems = []
+    for enc in _candidates(_read_head(path, 4)):
+        problem = _stream_bad_byte(path, enc)
+        if problem is None:
+            return enc
+        problems.append(problem)
+    raise _undetected(path, problems)
 
 
 def _decode(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
+        start = _error_start(raw, e)
+        line = raw.count(b"\n", 0, start) + 1
         raise UserError(
-            f"{where(path, line)}: not valid {encoding} (bad byte 0x{raw[e.start]:02x} at "
-            f"offset {e.start}); pass the right encoding (--encoding NAME) or omit it to detect"
+            f"{where(path, line)}: not valid {encoding} (bad byte 0x{raw[start]:02x} at "
+            f"offset {start}); pass the right encoding (--encoding NAME) or omit it to detect"
         ) from None
 
 
@@ -209,9 +336,23 @@ def _detect_format(path: Path, fmt: str | None, text: str | None) -> str:
     if known is not None:
         return known
     if text is None:
-        raw = _read_bytes(path)
-        text = _decode(raw, path, _detect(raw, path, None))
+        text = head_text(path, detect_encoding(path))
     return "thucnews" if _looks_like_thucnews(text) else "txt"
+
+
+def head_text(path: str | os.PathLike, encoding: str, chars: int = _SNIFF_BYTES) -> str:
+    """The first ``chars`` characters of ``path`` (fewer at the end of the file)."""
+    parts: list[str] = []
+    size = 0
+    try:
+        for text in _iter_decoded(path, encoding, block_bytes=min(_BLOCK_BYTES, 4 * chars)):
+            parts.append(text)
+            size += len(text)
+            if size >= chars:
+                break
+    except _BadBytes as e:
+        raise e.user_error(path) from None
+    return "".join(parts)[:chars]
 
 
 def detect_format(path: str | os.PathLike, fmt: str | None = None, *, encoding: str | None = None) -> str:
@@ -219,13 +360,12 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None, *, encoding: 
 
     ``.csv`` -> csv, ``.tsv`` -> tsv, ``.jsonl``/``.json`` -> jsonl. A ``.txt`` file is
     ``thucnews`` when every non-empty line among the first 50 has a tab followed by a short
-    label, else ``txt`` (one text per line, no labels).
+    label, else ``txt`` (one text per line, no labels). Only the start of a ``.txt`` file is
+    parsed (its encoding is detected block by block), so this works on files of any size.
     """
     path = Path(path)
     if fmt is None and path.suffix.lower() == ".txt":
-        raw = _read_bytes(path)
-        text = _decode(raw, path, _detect(raw, path, encoding))
-        return _detect_format(path, None, text)
+        return _detect_format(path, None, head_text(path, detect_encoding(path, encoding)))
     return _detect_format(path, fmt, None)
 
 
@@ -629,6 +769,51 @@ def read_table(
         label_name,
     )
     return df
+
+
+# --------------------------------------------------------------------------- pieces for streaming readers
+
+
+def sniff_format(path: str | os.PathLike, fmt: str | None, encoding: str) -> str:
+    """:func:`detect_format` for a file whose encoding is already known (reads only its start)."""
+    path = Path(path)
+    if fmt is not None:
+        return _check_format(fmt)
+    if path.suffix.lower() == ".txt":
+        return _detect_format(path, None, head_text(path, encoding))
+    return _detect_format(path, None, None)
+
+
+def choose_text_column(sample: pd.DataFrame, path: str | os.PathLike, text_col: str | None) -> str:
+    """The text column of a table whose first rows are ``sample`` (as :func:`read_table` picks it).
+
+    A named ``text_col`` must exist (the error lists the columns); otherwise a common name, or
+    the only non-numeric column that is not a label column.
+    """
+    sample = sample.copy()
+    sample.columns = [str(c) for c in sample.columns]
+    text, _ = _choose_columns(sample, Path(path), text_col, None, require_labels=False)
+    return text
+
+
+def cell_text(value: Any, path: str | os.PathLike, line: int, key: str) -> str | None:
+    """A JSON field as text: strings as they are, numbers and booleans spelled out, null as None."""
+    return _scalar(value, Path(path), line, key)
+
+
+def delimited_hint(fmt: str) -> str:
+    """What to fix when a CSV/TSV row cannot be parsed."""
+    return _hint(fmt)
+
+
+def looks_like_header(text: str, label: str) -> bool:
+    """True when a THUCNews-style ``text<TAB>label`` line is a header such as ``text<TAB>label``."""
+    return _is_header(text, label)
+
+
+def column_list(columns: list[str]) -> str:
+    """Columns quoted and comma-separated, for messages."""
+    return _column_list(columns)
 
 
 # --------------------------------------------------------------------------- records

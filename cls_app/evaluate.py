@@ -1,4 +1,4 @@
-"""``run.py evaluate``: score a saved model on a labeled file and write a report.
+"""``run.py evaluate``: score a saved model (BERT or baseline folder) on a labeled file.
 
 The report folder holds ``metrics.json``, ``report.txt`` (per-class precision, recall, F1),
 ``confusion_matrix.csv`` and ``confusion_matrix.png`` (class names on the axes).
@@ -15,10 +15,9 @@ import pandas as pd
 from .data import load_labeled
 from .errors import UserError, where
 from .fileio import atomic_open, write_json, write_text
-from .inference import predict_text_logits
 from .metrics import compute_metrics, format_report
-from .model_dir import load_model_dir
 from .plots import plot_confusion_matrix
+from .predictor import load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -57,34 +56,33 @@ def evaluate_model(
     on_bad_row: str = "error",
     long_text: dict | None = None,
 ) -> dict:
-    """Score ``model_dir`` on ``data_path``; print the report and write it to ``out_dir``.
+    """Score ``model_dir`` (BERT or baseline folder) on ``data_path``; print and write the report.
 
-    Long texts are truncated or chunked as the model was trained (its folder's settings);
+    A BERT model truncates or chunks long texts as it was trained (its folder's settings);
     ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`).
     """
-    loaded = load_model_dir(model_dir)
-    options = loaded.long_text
+    predictor = load_predictor(model_dir, batch_size=batch_size, progress=True)
     if long_text:
-        options = replace(options, **long_text).resolved(loaded.max_len)
+        if predictor.kind != "bert":
+            raise UserError("--truncation / --long-text options apply to BERT models only")
+        predictor.long_text = replace(predictor.long_text, **long_text).resolved(predictor.max_len)
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row,
     )
-    label2id = {name: i for i, name in enumerate(loaded.labels)}
+    label2id = {name: i for i, name in enumerate(predictor.labels)}
     unknown = sorted(set(data.labels) - set(label2id))
     if unknown:
         first = next(i for i, name in enumerate(data.labels) if name in unknown)
         raise UserError(
             f"{where(data_path, data.line_of(first))}: label(s) {', '.join(map(repr, unknown[:5]))} are not "
-            f"known to the model (it knows: {', '.join(loaded.labels)}); remove those rows or retrain with them"
+            f"known to the model (it knows: {', '.join(predictor.labels)}); remove those rows or retrain with them"
         )
     y_true = [label2id[name] for name in data.labels]
-    logits = predict_text_logits(
-        loaded.model, loaded.tokenizer, data.texts, loaded.max_len, options, batch_size, progress=True
-    )
-    metrics = compute_metrics(y_true, logits.argmax(axis=1), loaded.labels)
+    proba = predictor.predict_proba(data.texts)
+    metrics = compute_metrics(y_true, proba.argmax(axis=1), predictor.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
-    paths = write_evaluation(metrics, loaded.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")
-    print(format_report(metrics, loaded.labels))
+    paths = write_evaluation(metrics, predictor.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")
+    print(format_report(metrics, predictor.labels))
     print(f"\nreport written to {out}/ ({', '.join(p.name for p in paths.values())})")
     return metrics

@@ -103,14 +103,62 @@ def from_pretrained_encoder(source: str, labels: list[str]) -> BertClassifier:
     return model
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW parameter groups: no weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
+def layer_depth(name: str, num_layers: int) -> int:
+    """Depth of a parameter for layer-wise LR decay: embeddings 0, encoder layer i -> i + 1,
+    everything above the encoder (pooler, classifier head) ``num_layers + 1``."""
+    if ".embeddings." in f".{name}":
+        return 0
+    marker = "encoder.layer."
+    if marker in name:
+        return int(name.split(marker, 1)[1].split(".", 1)[0]) + 1
+    return num_layers + 1
+
+
+def parameter_groups(
+    model: nn.Module, weight_decay: float, lr: float | None = None, layer_lr_decay: float = 1.0
+) -> list[dict]:
+    """AdamW parameter groups: no weight decay on biases and LayerNorm weights.
+
+    With ``layer_lr_decay`` < 1 (and ``lr``), each group also gets its own learning rate:
+    ``lr * layer_lr_decay ** (L + 1 - depth)`` (see :func:`layer_depth`), so the head trains
+    at ``lr``, the top encoder layer at ``lr * decay`` and the embeddings at ``lr * decay ** (L + 1)``.
+    Frozen parameters (``requires_grad=False``) are left out.
+    """
+    if not 0 < layer_lr_decay <= 1:
+        raise UserError(f"--layer-lr-decay must be in (0, 1], got {layer_lr_decay}")
+    num_layers = getattr(getattr(model, "config", None), "num_hidden_layers", 0)
+    groups: dict[tuple[int, bool], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        depth = layer_depth(name, num_layers) if layer_lr_decay < 1 else num_layers + 1
+        no_decay = param.ndim < 2 or "LayerNorm" in name
+        groups.setdefault((depth, no_decay), []).append(param)
+    out = []
+    for (depth, no_decay), params in sorted(groups.items()):
+        group = {"params": params, "weight_decay": 0.0 if no_decay else weight_decay}
+        if lr is not None and layer_lr_decay < 1:
+            group["lr"] = lr * layer_lr_decay ** (num_layers + 1 - depth)
+        out.append(group)
+    return out
+
+
+def freeze_layers(model: nn.Module, k: int) -> int:
+    """Freeze the embeddings and the first ``k`` encoder layers (``k`` = 0: nothing).
+
+    Returns the number of parameters frozen.
+
+    Raises:
+        UserError: if ``k`` is negative or above the number of encoder layers.
+    """
+    num_layers = model.config.num_hidden_layers
+    if not 0 <= k <= num_layers:
+        raise UserError(f"--freeze-layers {k} must be between 0 and the model's {num_layers} layers")
+    if k == 0:
+        return 0
+    frozen = 0
+    for name, param in model.named_parameters():
+        if name.startswith("bert.") and layer_depth(name, num_layers) <= k:
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen

@@ -29,7 +29,7 @@ from .evaluate import write_evaluation
 from .fileio import write_json
 from .long_text import EncodedTexts, LongTextOptions, encode_texts, pool_logits
 from .metrics import compute_metrics, format_report
-from .model import BertClassifier, from_pretrained_encoder, scratch_config
+from .model import BertClassifier, freeze_layers, from_pretrained_encoder, scratch_config
 from .model_dir import MODEL_FILES, save_model_dir
 from .token_cache import DEFAULT_CACHE_DIR, get_or_build
 from .tokenizer import CharTokenizer
@@ -66,6 +66,7 @@ class ModelOptions:
     min_freq: int = 2
     max_vocab: int | None = 21128
     max_len: int = 128
+    freeze_layers: int = 0  # freeze the embeddings and the first K encoder layers
 
 
 @dataclass
@@ -179,6 +180,10 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, labels: list[str])
     limit = model.config.max_position_embeddings
     if opts.max_len > limit:
         raise UserError(f"--max-len {opts.max_len} is above the model's position limit of {limit}")
+    if opts.freeze_layers:
+        frozen = freeze_layers(model, opts.freeze_layers)
+        log.info("froze the embeddings and the first %d encoder layers (%.1fM parameters)",
+                 opts.freeze_layers, frozen / 1e6)
     return model
 
 
@@ -218,6 +223,8 @@ def _fingerprint(*parts: LabeledData | list[str]) -> str:
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse to clobber an unfinished run unless asked; say how to resume it."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose a folder for the model")
     ckpt = find_checkpoint(out)
     if ckpt is None or overwrite:
         return
@@ -294,9 +301,13 @@ def _encode_train(
 
 def training_args(job: TrainJob, labels: list[str], lt: LongTextOptions) -> dict:
     """What ``training_args.json`` records (all a resume needs)."""
+    data = dict(vars(job.data))
+    for split in ("train", "dev", "test"):  # absolute, so that --resume works from any folder
+        if data[split]:
+            data[split] = str(Path(data[split]).resolve())
     return {
         "app_version": __version__,
-        "data": vars(job.data), "model": vars(job.model), "train": settings_dict(job.train),
+        "data": data, "model": vars(job.model), "train": settings_dict(job.train),
         "long_text": lt.to_settings(), "threads": job.threads, "keep_checkpoint": job.keep_checkpoint,
         "labels": labels,
     }

@@ -49,6 +49,7 @@ class TrainSettings:
     class_weight: str = "none"  # "balanced": loss weights inversely proportional to class frequency
     oversample: bool = False  # repeat examples of smaller classes in each epoch up to the largest
     save_every: int = 0  # write a resumable checkpoint every N steps (0: at the end of each epoch only)
+    layer_lr_decay: float = 1.0  # < 1: lower learning rates for lower layers (see model.parameter_groups)
     device: str = "auto"  # auto: CUDA when present, else CPU
     precision: str = "auto"  # autocast: auto = bf16/fp16 on GPUs, fp32 on CPU; or fp32, bf16, fp16
     compile: bool = False  # torch.compile the model
@@ -172,7 +173,9 @@ def fit(
     total_steps = steps_per_epoch * settings.epochs
     model.to(device)
     net = _wrap(model, device, world, settings.compile)
-    optimizer = torch.optim.AdamW(parameter_groups(model, settings.weight_decay), lr=settings.lr)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay), lr=settings.lr
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_ratio * total_steps), total_steps
     )

@@ -205,6 +205,13 @@ def test_max_len_above_position_limit(capsys, tmp_path, toy_files) -> None:
     assert "--max-len 4096" in line and "position limit of 512" in line
 
 
+def test_out_is_a_file(capsys, tmp_path, toy_files) -> None:
+    target = tmp_path / "model_out"
+    target.write_text("not a folder")
+    line = _fails(capsys, "train", "--train", str(toy_files["train"]), "--out", str(target), *TINY)
+    assert "is a file, not a folder" in line and target.read_text() == "not a folder"
+
+
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--max-len", "2"], "--max-len must be at least 3"),
     (["--max-len", "64", "--long-text", "chunks", "--chunk-stride", "100"], "--chunk-stride 100"),

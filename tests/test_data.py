@@ -471,3 +471,30 @@ def test_csv_round_trip_and_line_numbers(tmp_path_factory, rows):
     data = load_labeled(path)
     assert data.texts == [text.strip("\r\n") for text, _ in rows]
     assert data.labels == [label for _, label in rows]
+
+
+# --------------------------------------------------------------------------- streaming decode
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(alphabet="ab\n好，é😀", max_size=40),
+    st.binary(max_size=3),
+    st.sampled_from(["utf-8", "gb18030", "utf-8-sig"]),
+    st.integers(min_value=1, max_value=9),
+)
+def test_block_decoding_matches_whole_file_decoding(tmp_path_factory, text, junk, encoding, block):
+    """Decoding block by block finds the same bad byte (offset, line) and the same lines."""
+    from cls_app.data import _bad_byte, _BadBytes, _iter_decoded, iter_lines
+
+    raw = text.encode(encoding) + junk + "尾\n".encode(encoding)
+    path = tmp_path_factory.mktemp("dec") / "f.txt"
+    path.write_bytes(raw)
+    expected = _bad_byte(raw, encoding)
+    try:
+        decoded = "".join(_iter_decoded(path, encoding, block_bytes=block))
+    except _BadBytes as e:
+        assert e.describe() == expected
+    else:
+        assert expected is None and decoded == raw.decode(encoding)
+        assert "".join(iter_lines(path, encoding)) == decoded

@@ -146,3 +146,14 @@ def test_tail_and_chunks_see_what_head_truncation_cuts_off(capsys, tmp_path, end
                           str(end_signal_files["test"]), "--out", str(tmp_path / "eval2"), "--truncation", "head")
     assert rc == 0, err
     assert json.loads((tmp_path / "eval2" / "metrics.json").read_text())["accuracy"] <= 0.75
+    # predict (the Classifier API behind `run.py predict`) uses the stored strategy as well
+    from cls_app.metrics import compute_metrics
+    from cls_app.predict import Classifier
+
+    test = __import__("pandas").read_csv(end_signal_files["test"])
+    for name, figures in (("chunks", chunks), ("tail", tail)):
+        clf = Classifier.load(tmp_path / name)
+        preds = [p.label for p in clf.predict(test["text"].tolist())]
+        names = sorted(set(test["label"]))
+        acc = compute_metrics([names.index(x) for x in test["label"]], [names.index(x) for x in preds], names)
+        assert acc["accuracy"] == pytest.approx(figures["test"]["accuracy"]), name

@@ -1,0 +1,142 @@
+"""Classical baselines: training, saving/loading (skops, trusted types only), jieba words."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cls_app.baselines import BASELINE_NAMES, MODEL_FILE, load_baseline, spec, train_baseline
+from cls_app.data import LabeledData
+from cls_app.errors import UserError
+from cls_app.predictor import BaselinePredictor, load_predictor, model_size_bytes, train_seconds
+
+from .conftest import toy_texts
+
+LABELS = ["正面", "负面"]
+
+
+def _data(n: int, seed: int) -> LabeledData:
+    return LabeledData(*toy_texts(n, seed), source=f"toy{seed}")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """Every baseline trained once on the toy task (about a second in all)."""
+    root = tmp_path_factory.mktemp("baselines")
+    train, test = _data(120, 1), _data(40, 2)
+    # an uneven train set so the majority class is known
+    train = LabeledData(train.texts + train.texts[:10:2], train.labels + train.labels[:10:2], "toy")
+    metas = {name: train_baseline(name, train, LABELS, root / name, test=test) for name in BASELINE_NAMES}
+    return {"root": root, "test": test, "metas": metas}
+
+
+@pytest.mark.parametrize("name", BASELINE_NAMES)
+def test_each_baseline_trains_saves_and_predicts(trained, name) -> None:
+    folder = trained["root"] / name
+    meta = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
+    assert meta["kind"] == "baseline" and meta["labels"] == LABELS and meta["name"] == name
+    assert meta["train_seconds"] >= 0 and train_seconds(folder) == meta["train_seconds"]
+    assert model_size_bytes(folder) > 0
+
+    predictor = load_predictor(folder)
+    assert isinstance(predictor, BaselinePredictor) and predictor.labels == LABELS
+    test = trained["test"]
+    proba = predictor.predict_proba(test.texts)
+    assert proba.shape == (len(test), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+    pred = proba.argmax(axis=1)
+    # the probability argmax is the estimator's own prediction (incl. LinearSVC's softmax)
+    assert (pred == predictor.estimator.predict(test.texts)).all()
+    accuracy = np.mean([LABELS[i] == y for i, y in zip(pred, test.labels, strict=True)])
+    assert accuracy == pytest.approx(meta["test"]["accuracy"])
+    if name == "majority":
+        assert (pred == 0).all()  # 正面 is the more frequent training class
+    else:
+        assert accuracy >= 0.9
+    assert predictor.predict_proba([]).shape == (0, 2)
+
+
+def test_jieba_words_are_single_features(tmp_path) -> None:
+    texts = ["我在北京大学读书", "北京大学的图书馆", "今天股市大涨", "股市行情很好"]
+    data = LabeledData(texts, ["教育", "教育", "财经", "财经"], "words")
+    train_baseline("word_svm", data, ["教育", "财经"], tmp_path / "w")
+    train_baseline("char_svm", data, ["教育", "财经"], tmp_path / "c")
+    word_vocab = load_baseline(tmp_path / "w")[0].named_steps["tfidf"].vocabulary_
+    char_vocab = load_baseline(tmp_path / "c")[0].named_steps["tfidf"].vocabulary_
+    assert "北京大学" in word_vocab and "股市" in word_vocab
+    assert "北京大学" not in char_vocab and "北京" in char_vocab and "北" in char_vocab
+
+
+def test_multiclass_and_unseen_label_order(tmp_path) -> None:
+    """Columns follow the label list, also when a label has no training row."""
+    texts = ["足球比赛", "篮球比赛", "股票上涨", "基金收益", "电影上映", "明星演唱会"] * 3
+    labels = ["体育", "体育", "财经", "财经", "娱乐", "娱乐"] * 3
+    names = ["体育", "娱乐", "科技", "财经"]  # 科技 never seen in training
+    train_baseline("char_svm", LabeledData(texts, labels, "m"), names, tmp_path / "m")
+    p = load_predictor(tmp_path / "m")
+    proba = p.predict_proba(["足球比赛", "基金收益", "明星演唱会"])
+    assert proba.shape == (3, 4) and (proba[:, 2] == 0).all()
+    assert [p.labels[i] for i in proba.argmax(axis=1)] == ["体育", "财经", "娱乐"]
+
+
+def test_untrusted_content_is_refused(tmp_path, trained) -> None:
+    import os
+    import shutil
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    folder = tmp_path / "evil"
+    shutil.copytree(trained["root"] / "char_nb", folder)
+    sio.dump(FunctionTransformer(os.getcwd), folder / MODEL_FILE)
+    with pytest.raises(UserError, match="does not trust"):
+        load_predictor(folder)
+    # a pickle file under the skops name is not loaded either
+    (folder / MODEL_FILE).write_bytes(b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00.")
+    with pytest.raises(UserError, match="cannot read"):
+        load_predictor(folder)
+
+
+def test_folder_errors_are_user_errors(tmp_path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        load_predictor(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="not a model folder"):
+        load_predictor(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "baseline.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_predictor(bad)
+    (bad / "baseline.json").write_text(json.dumps({"kind": "baseline", "format_version": 1,
+                                                    "labels": ["a", "b"]}), encoding="utf-8")
+    with pytest.raises(UserError, match="missing model.skops"):
+        load_predictor(bad)
+    with pytest.raises(UserError, match="unknown baseline"):
+        spec("char_rf")
+
+
+def test_predict_command_serves_baseline_folders_too(tmp_path, toy_files) -> None:
+    """One predict interface: `run.py predict` on a baseline folder keeps every row in order."""
+    import pandas as pd
+
+    from .conftest import run_cli
+
+    r = run_cli("baseline", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+                "--out", str(tmp_path / "bl"), "--models", "char_lr")
+    assert r.returncode == 0, r.stderr
+    frame = pd.read_csv(toy_files["test"]).head(12)
+    frame.loc[3, "text"] = ""  # an empty text keeps its row, with an empty prediction
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    r = run_cli("predict", "--model", str(tmp_path / "bl" / "char_lr"), "--input", str(tmp_path / "in.csv"),
+                "--output", str(tmp_path / "out.csv"))
+    assert r.returncode == 0, r.stderr
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert len(out) == 12 and out["label"].tolist() == frame["label"].tolist()
+    assert out.loc[3, "pred_label"] == ""
+    kept = out.drop(index=3)
+    assert (kept["pred_label"] == kept["label"]).mean() >= 0.9
+    r = run_cli("predict", "--model", str(tmp_path / "bl" / "char_lr"), "--text", "好棒赞", "--quantize")
+    assert r.returncode == 2 and "BERT models only" in r.stderr
