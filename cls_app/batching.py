@@ -8,12 +8,16 @@ import numpy as np
 import torch
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest sequence in the batch (dynamic padding).
+def pad_batch(
+    seqs: Sequence[Sequence[int]], pad_id: int, pad_to: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence in the batch (dynamic padding), or to ``pad_to`` if longer.
 
+    ``pad_to`` = max length gives static padding, as ``padding="max_length"`` in
+    ``transformers`` (kept for measuring what dynamic padding saves).
     Returns ``(input_ids, attention_mask)`` as int64 tensors of shape ``(batch, longest)``.
     """
-    longest = max(len(s) for s in seqs)
+    longest = max(pad_to, max(len(s) for s in seqs))
     ids = np.full((len(seqs), longest), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), longest), dtype=np.int64)
     for row, seq in enumerate(seqs):

@@ -97,7 +97,6 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True,
                    help="batch texts of similar length together (default: on)")
     t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     t.add_argument("--metric", choices=["macro_f1", "accuracy", "weighted_f1"], default="macro_f1",
                    help="dev metric that picks the best model and drives early stopping (default: macro_f1)")
     i = p.add_argument_group("imbalanced classes")
@@ -109,6 +108,19 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--with-baselines", action="store_true",
                    help="also train the classical baselines on the same split (OUT/baselines) and "
                    "write the comparison to OUT/comparison (on --test, else on dev)")
+    r = p.add_argument_group("speed and hardware (README: Speed and scale-out; torchrun for several processes)")
+    r.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="autocast precision (default auto: bf16, or fp16 where unsupported, on a GPU; fp32 on the CPU)")
+    r.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
+                   help="same as --precision bf16 (GPUs, and CPUs with AVX512-BF16/AMX)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model (needs a C++ compiler)")
+    r.add_argument("--threads", type=int,
+                   help="torch CPU threads per process (default: the cores split among local processes)")
+    r.add_argument("--cache-dir", default=".cache/token_ids",
+                   help="token-id cache folder, reused across runs (default: .cache/token_ids)")
+    r.add_argument("--no-cache", dest="cache_dir", action="store_const", const=None,
+                   help="tokenize every run, keep no cache")
 
 
 _RESUME_ALLOWED = {"command", "quiet", "resume", "threads"}
@@ -128,13 +140,16 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from .distributed import env_info
     from .train_pipeline import DataOptions, ModelOptions, TrainJob, resume_training, run_training
     from .trainer import TrainSettings
 
     if args.resume:
         _check_resume_flags(args)
-        _print_summary(resume_training(args.resume, threads=args.threads))
-        print(f"model saved to {args.resume}")
+        metrics = resume_training(args.resume, threads=args.threads)
+        if env_info().is_main:  # under torchrun only rank 0 reports
+            _print_summary(metrics)
+            print(f"model saved to {args.resume}")
         return
     _default_data_if_needed(args)
     lr = args.lr if args.lr is not None else (3e-5 if args.pretrained else 5e-4)
@@ -155,15 +170,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
             eval_every=args.eval_every, patience=args.patience, seed=args.seed,
             group_by_length=args.group_by_length, metric=args.metric, class_weight=args.class_weight,
             oversample=args.oversample, save_every=args.save_every,
-            layer_lr_decay=args.layer_lr_decay,
+            layer_lr_decay=args.layer_lr_decay, device=args.device,
+            precision=args.precision, compile=args.compile,
         ),
         out=args.out or "saved_models/default",
         threads=args.threads,
+        cache_dir=args.cache_dir,
         long_text=_long_text_options(args),
         overwrite=args.overwrite,
         keep_checkpoint=args.keep_checkpoint,
     )
-    _print_summary(run_training(job))
+    metrics = run_training(job)
+    if not env_info().is_main:
+        return  # under torchrun only rank 0 reports (and trains the baselines)
+    _print_summary(metrics)
     print(f"model saved to {job.out}")
     if args.with_baselines:
         _train_with_baselines(job)
@@ -500,6 +520,9 @@ def setup_logging(quiet: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
+    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads made
+    # training many times slower (README: Speed and scale-out). Must be set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

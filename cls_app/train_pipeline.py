@@ -20,17 +20,18 @@ import numpy as np
 import torch
 from transformers import BertConfig
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import checkpoint_path, find_checkpoint, read_state
 from .data import LabeledData, load_labeled, stratified_split
+from .device import configure_threads, resolve_device
 from .errors import UserError, where
 from .evaluate import write_evaluation
 from .fileio import write_json
-from .inference import predict_pooled_logits
-from .long_text import EncodedTexts, LongTextOptions, encode_texts
+from .long_text import EncodedTexts, LongTextOptions, encode_texts, pool_logits
 from .metrics import compute_metrics, format_report
 from .model import BertClassifier, freeze_layers, from_pretrained_encoder, scratch_config
 from .model_dir import MODEL_FILES, save_model_dir
+from .token_cache import DEFAULT_CACHE_DIR, get_or_build
 from .tokenizer import CharTokenizer
 from .trainer import METRICS, TrainSettings, fit, set_seed, settings_dict
 
@@ -76,7 +77,8 @@ class TrainJob:
     model: ModelOptions = field(default_factory=ModelOptions)
     train: TrainSettings = field(default_factory=TrainSettings)
     out: str = "saved_models/default"
-    threads: int | None = None
+    threads: int | None = None  # torch CPU threads; default: the cores split among local processes
+    cache_dir: str | None = str(DEFAULT_CACHE_DIR)  # token-id cache; None: tokenize every run
     long_text: LongTextOptions = field(default_factory=LongTextOptions)
     overwrite: bool = False  # replace an unfinished run (a checkpoint) in ``out``
     keep_checkpoint: bool = False  # keep ``out/checkpoint/`` after a successful run
@@ -264,11 +266,33 @@ def _clear_out_dir(out: Path) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
+def _encode(
+    tokenizer: CharTokenizer, texts: list[str], max_len: int, lt: LongTextOptions, cache_dir: str | None
+) -> EncodedTexts:
+    """:func:`encode_texts`, through the token-id cache for truncated texts (chunks are not cached).
+
+    Under torchrun rank 0 fills the cache while the other ranks wait, then they read it.
+    """
+    if cache_dir is None or lt.long_text != "truncate":
+        return encode_texts(tokenizer, texts, max_len, lt)
+    info = distributed.env_info()
+    if info.enabled and not info.is_main:
+        distributed.barrier()
+    seqs = get_or_build(
+        texts, tokenizer, max_len, cache_dir, settings=lt.to_settings(),
+        encode=lambda batch: encode_texts(tokenizer, batch, max_len, lt).seqs,
+    )
+    if info.enabled and info.is_main:
+        distributed.barrier()
+    return EncodedTexts(seqs, None, len(texts))  # type: ignore[arg-type]
+
+
 def _encode_train(
-    tokenizer: CharTokenizer, data: LabeledData, y: list[int], max_len: int, lt: LongTextOptions
+    tokenizer: CharTokenizer, data: LabeledData, y: list[int], max_len: int, lt: LongTextOptions,
+    cache_dir: str | None = None,
 ) -> tuple[list[list[int]], list[int]]:
     """Training rows: one per text, or (chunks) one per window, each with its text's label."""
-    enc = encode_texts(tokenizer, data.texts, max_len, lt)
+    enc = _encode(tokenizer, data.texts, max_len, lt, cache_dir)
     if enc.owners is None:
         return enc.seqs, y
     log.info("long texts: %d training texts make %d windows", len(data), len(enc.seqs))
@@ -326,9 +350,23 @@ def resume_training(out: str | Path, threads: int | None = None) -> dict:
 
 
 def run_training(job: TrainJob, resume: bool = False) -> dict:
-    """Train, keep the best model in ``job.out``, score test; return the metrics written."""
-    if job.threads:
-        torch.set_num_threads(job.threads)
+    """Train, keep the best model in ``job.out``, score test; return the metrics written.
+
+    Under ``torchrun`` every process runs this: they train together (data parallel, see
+    :mod:`cls_app.distributed`) and only rank 0 writes files and prints reports.
+    """
+    info = distributed.env_info()
+    device = resolve_device(job.train.device, info.local_rank)
+    distributed.init(device, info)
+    try:
+        return _run_training(job, resume, info, device)
+    finally:
+        distributed.shutdown()
+
+
+def _run_training(job: TrainJob, resume: bool, info: distributed.DistInfo, device: torch.device) -> dict:
+    threads = configure_threads(job.threads, info.local_world_size)
+    main = info.is_main
     lt = check_job(job)
     out = Path(job.out)
     if not resume:
@@ -355,10 +393,12 @@ def run_training(job: TrainJob, resume: bool = False) -> dict:
     if resume:
         found = find_checkpoint(out)
         assert found is not None  # checked by resume_training
-        if found != ckpt_dir:  # killed while swapping in a new checkpoint: the previous one is complete
+        if found != ckpt_dir and main:  # killed while swapping in a new checkpoint: the previous one is complete
             os.replace(found, ckpt_dir)
-            found = ckpt_dir
-        _remove_stale_temps(out)
+        found = ckpt_dir
+        if main:
+            _remove_stale_temps(out)
+        distributed.barrier()
         run_info = _read_run_info(found)
         if run_info.get("fingerprint") != fingerprint:
             raise UserError(
@@ -372,18 +412,19 @@ def run_training(job: TrainJob, resume: bool = False) -> dict:
         model = build_model(job.model, tokenizer, labels)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
-        "model: %s, %d layers, hidden %d, %.1fM parameters",
+        "model: %s, %d layers, hidden %d, %.1fM parameters; %s, %d CPU thread(s)%s",
         job.model.pretrained or "BERT from scratch", model.config.num_hidden_layers,
-        model.config.hidden_size, n_params / 1e6,
+        model.config.hidden_size, n_params / 1e6, device, threads,
+        f", process {info.rank + 1} of {info.world_size}" if info.enabled else "",
     )
     max_len = job.model.max_len
     t_tok = time.perf_counter()
-    train_seqs, train_rows_y = _encode_train(tokenizer, train, train_y, max_len, lt)
-    dev_enc = encode_texts(tokenizer, dev.texts, max_len, lt)
+    train_seqs, train_rows_y = _encode_train(tokenizer, train, train_y, max_len, lt, job.cache_dir)
+    dev_enc = _encode(tokenizer, dev.texts, max_len, lt, job.cache_dir)
     log.info("tokenized %d texts in %.2fs", len(train) + len(dev), time.perf_counter() - t_tok)
 
     # Every input is valid: only now touch the output folder.
-    if not resume:
+    if not resume and main:
         _clear_out_dir(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "training_args.json", training_args(job, labels, lt))
@@ -420,23 +461,28 @@ def run_training(job: TrainJob, resume: bool = False) -> dict:
         "train_seconds": round(result.seconds, 2),
         "train_samples_per_s": round(result.samples_per_s, 1),
         "train_tokens_per_s": round(result.tokens_per_s, 1),
+        "device": str(device),
+        "processes": info.world_size,
         "dev": _headline(result.best_dev),
     }
     if test is not None:
-        test_enc = encode_texts(tokenizer, test.texts, max_len, lt)
-        logits = _pooled(model, test_enc, tokenizer.pad_id, job.train.eval_batch_size, lt)
+        test_enc = _encode(tokenizer, test.texts, max_len, lt, job.cache_dir)
+        logits = _pooled(model, test_enc, tokenizer.pad_id, job.train.eval_batch_size, lt, device)
         test_metrics = compute_metrics(test_y, logits.argmax(axis=1), labels)
-        write_evaluation(test_metrics, labels, out / "test_eval", title=f"{out.name} on {Path(test.source).name}")
         metrics["test"] = _headline(test_metrics)
-        print(f"test ({Path(test.source).name}):")
-        print(format_report(test_metrics, labels))
-        _warn_collapsed(test_metrics, "test")
-    elif result.best_dev:
+        if main:
+            write_evaluation(test_metrics, labels, out / "test_eval", title=f"{out.name} on {Path(test.source).name}")
+            print(f"test ({Path(test.source).name}):")
+            print(format_report(test_metrics, labels))
+            _warn_collapsed(test_metrics, "test")
+    elif result.best_dev and main:
         print("dev (best evaluation):")
         print(format_report(result.best_dev, labels))
-    if result.best_dev:
+    if result.best_dev and main:
         _warn_collapsed(result.best_dev, "dev")
     metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
+    if not main:
+        return metrics
     write_json(out / "metrics.json", metrics)
     if not job.keep_checkpoint:
         for name in ("checkpoint", ".checkpoint.old"):
@@ -455,8 +501,15 @@ def _read_run_info(folder: Path) -> dict:
         ) from None
 
 
-def _pooled(model: torch.nn.Module, enc: EncodedTexts, pad_id: int, batch_size: int, lt: LongTextOptions) -> np.ndarray:
-    return predict_pooled_logits(model, enc.seqs, enc.owners, enc.n_texts, pad_id, batch_size, lt.chunk_pool)
+def _pooled(
+    model: torch.nn.Module, enc: EncodedTexts, pad_id: int, batch_size: int, lt: LongTextOptions,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Per-text logits; under torchrun the rows are scored by all ranks together."""
+    logits = distributed.predict_sharded(model, enc.seqs, pad_id, batch_size, device)
+    if enc.owners is None:
+        return logits
+    return pool_logits(logits, enc.owners, enc.n_texts, lt.chunk_pool)
 
 
 def _warn_collapsed(m: dict, split: str) -> None:

@@ -17,11 +17,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from . import distributed
 from .batching import length_grouped_batches, oversampled_indices, pad_batch, shuffled_batches
 from .checkpoint import restore_checkpoint, save_checkpoint
+from .device import autocast, grad_scaler, resolve_device, resolve_precision
 from .errors import UserError
 from .fileio import atomic_open
-from .inference import predict_logits
 from .long_text import pool_logits
 from .metrics import compute_metrics
 from .model import parameter_groups
@@ -49,6 +50,10 @@ class TrainSettings:
     oversample: bool = False  # repeat examples of smaller classes in each epoch up to the largest
     save_every: int = 0  # write a resumable checkpoint every N steps (0: at the end of each epoch only)
     layer_lr_decay: float = 1.0  # < 1: lower learning rates for lower layers (see model.parameter_groups)
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    precision: str = "auto"  # autocast: auto = bf16/fp16 on GPUs, fp32 on CPU; or fp32, bf16, fp16
+    compile: bool = False  # torch.compile the model
+    pad_to: int = 0  # 0: dynamic padding; N: pad every batch to N tokens (for measurements)
 
 
 @dataclass
@@ -148,14 +153,26 @@ def fit(
     ``checkpoint_dir`` a resumable checkpoint is written every ``settings.save_every`` steps
     and at the end of each epoch; ``resume=True`` continues from it (same final result as a
     run that was never interrupted).
+
+    Inside a ``torchrun`` process group (see :mod:`cls_app.distributed`) every rank takes its
+    share of each global batch and DistributedDataParallel averages the gradients, so the
+    optimizer sees the same batches and steps as a single process; dev is scored by all ranks
+    together, so every rank takes the same early-stopping decision. ``on_best``, ``log_path``
+    and checkpoints are written by rank 0 only.
     """
     if settings.metric not in METRICS:
         raise UserError(f"unknown model-selection metric {settings.metric!r}; choose one of {', '.join(METRICS)}")
+    rank, world = distributed.rank_world()
+    main = rank == 0
+    device = resolve_device(settings.device, distributed.env_info().local_rank)
+    amp_dtype = resolve_precision(settings.precision, device)
     set_seed(settings.seed)
     lengths = [len(s) for s in train_ids]
     y = torch.as_tensor(np.asarray(train_y, dtype=np.int64))
     steps_per_epoch = (epoch_size(train_y, settings.oversample) + settings.batch_size - 1) // settings.batch_size
     total_steps = steps_per_epoch * settings.epochs
+    model.to(device)
+    net = _wrap(model, device, world, settings.compile)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay), lr=settings.lr
     )
@@ -168,7 +185,11 @@ def fit(
             f"{name} {w:.3f}" for name, w in zip(labels, class_weights.tolist(), strict=True)))
     elif settings.class_weight not in ("none", "balanced"):
         raise UserError(f"unknown class weighting {settings.class_weight!r}; choose none or balanced")
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
+    # Summed (class-weighted) losses, divided by the global batch's total weight below: the
+    # mean over the whole batch whatever the number of processes it is split over.
+    sample_weight = (class_weights if class_weights is not None else torch.ones(len(labels))).float()
+    loss_fn = torch.nn.CrossEntropyLoss(weight=sample_weight.to(device), reduction="sum")
+    scaler = grad_scaler(device, amp_dtype)
     dev_owners = None if dev_owners is None else np.asarray(dev_owners, dtype=np.int64)
 
     # Everything below that changes during training is saved in checkpoints.
@@ -186,10 +207,19 @@ def fit(
         best_state = restored.best_state
         if best_state is None and restored.state.get("best_is_current"):
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if rank:  # the checkpoint holds the sums over all ranks (see save_checkpoint_now)
+            st.update(running_loss=0.0, running_n=0, tokens=0)
+    if rank:
+        torch.manual_seed(settings.seed + rank)  # each rank its own dropout masks
     start = time.perf_counter() - st["elapsed"]
 
     def save_checkpoint_now() -> None:
         if checkpoint_dir is None:
+            return
+        if world > 1:  # rank 0 keeps the sums over all ranks, so the checkpoint has them all
+            sums = distributed.all_reduce_sum([st["running_loss"], st["running_n"], st["tokens"]])
+            st["running_loss"], st["running_n"], st["tokens"] = sums if main else (0.0, 0, 0)
+        if not main:
             return
         st["elapsed"] = time.perf_counter() - start
         best_is_current = best_state is not None and st["best_step"] == st["step"]
@@ -201,15 +231,17 @@ def fit(
     def evaluate(epoch_pos: float) -> bool:
         """Score dev, log it, keep the best; return True when training should stop."""
         nonlocal best_state
-        logits = predict_logits(model, dev_ids, pad_id, settings.eval_batch_size)
+        with autocast(device, amp_dtype):
+            logits = distributed.predict_sharded(model, dev_ids, pad_id, settings.eval_batch_size, device)
         if dev_owners is not None:
             logits = pool_logits(logits, dev_owners, len(dev_y), pool)
         dev = compute_metrics(dev_y, logits.argmax(axis=1), labels)
+        loss_sum, loss_n = distributed.all_reduce_sum([st["running_loss"], st["running_n"]])
         elapsed = time.perf_counter() - start
         row = {
             "epoch": round(epoch_pos, 3),
             "step": st["step"],
-            "train_loss": round(st["running_loss"] / max(st["running_n"], 1), 5),
+            "train_loss": round(loss_sum / max(loss_n, 1e-12), 5),
             "dev_accuracy": round(dev["accuracy"], 5),
             "dev_macro_f1": round(dev["macro_f1"], 5),
             "lr": scheduler.get_last_lr()[0],
@@ -217,7 +249,7 @@ def fit(
             "elapsed_s": round(elapsed, 1),
         }
         st["history"].append(row)
-        if log_path is not None:
+        if log_path is not None and main:
             _write_log(log_path, st["history"])
         st["running_loss"], st["running_n"] = 0.0, 0
         value = dev[settings.metric]
@@ -230,7 +262,7 @@ def fit(
         if improved:
             st.update(best_value=value, best_dev=dev, best_step=st["step"], best_epoch=epoch_pos, bad_evals=0)
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if on_best is not None:
+            if on_best is not None and main:
                 on_best(model, dev)
             return False
         st["bad_evals"] += 1
@@ -244,28 +276,39 @@ def fit(
             labels=train_y, oversample=settings.oversample,
         )
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
-                   initial=st["batch"])
+                   initial=st["batch"], **({} if main else {"disable": True}))
         stop = False
         for i in range(st["batch"], len(batches)):
             idx = batches[i]
-            seqs = [train_ids[j] for j in idx]
-            ids, mask = pad_batch(seqs, pad_id)
-            loss = loss_fn(model(ids, attention_mask=mask), y[idx])
-            loss.backward()
+            # this rank's share of the global batch; the loss is divided by the global batch's
+            # weight / world, and DDP's gradient averaging (/ world) completes the batch mean
+            denom = float(sample_weight[y[idx]].sum()) / world
+            mine, scale = (distributed.shard(idx, rank, world), 1.0) if world > 1 else (idx, 1.0)
+            if len(mine) == 0:  # a last batch smaller than the world: take part with zero weight
+                mine, scale = idx[:1], 0.0
+            ids, mask = pad_batch([train_ids[j] for j in mine], pad_id, settings.pad_to)
+            ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+            with autocast(device, amp_dtype):
+                logits = net(ids, attention_mask=mask)
+            loss = loss_fn(logits.float(), y[mine].to(device)) * scale
+            scaler.scale(loss / denom).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             st["step"] += 1
             st["batch"] = i + 1
             st["seen"] += len(idx)
-            st["tokens"] += int(mask.sum())
-            st["running_loss"] += loss.item() * len(idx)
-            st["running_n"] += len(idx)
+            st["tokens"] += int(mask.sum()) if scale else 0
+            st["running_loss"] += loss.item()
+            st["running_n"] += float(sample_weight[y[mine]].sum()) * scale
             elapsed = time.perf_counter() - start
             bar.update(1)
-            bar.set_postfix(loss=f"{st['running_loss'] / st['running_n']:.4f}",
-                            samples_s=f"{st['seen'] / elapsed:.0f}")
+            if main:
+                bar.set_postfix(loss=f"{st['running_loss'] / max(st['running_n'], 1e-12):.4f}",
+                                samples_s=f"{st['seen'] / elapsed:.0f}")
             if i + 1 == len(batches):
                 break
             step = st["step"]
@@ -286,6 +329,7 @@ def fit(
         save_checkpoint_now()
 
     seconds = time.perf_counter() - start
+    (tokens,) = distributed.all_reduce_sum([st["tokens"]])
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -298,10 +342,22 @@ def fit(
         steps=st["step"],
         seconds=seconds,
         samples_per_s=st["seen"] / seconds if seconds else 0.0,
-        tokens_per_s=st["tokens"] / seconds if seconds else 0.0,
+        tokens_per_s=tokens / seconds if seconds else 0.0,
         stopped_early=st["stopped_early"],
         history=st["history"],
     )
+
+
+def _wrap(model: torch.nn.Module, device: torch.device, world: int, compile_model: bool) -> torch.nn.Module:
+    """The module the training steps call: DDP across ranks, then ``torch.compile`` if asked."""
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile_model:
+        net = torch.compile(net, dynamic=True)
+    return net
 
 
 def _write_log(path: str | Path, history: list[dict]) -> None:

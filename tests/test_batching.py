@@ -13,6 +13,9 @@ def test_pad_batch_pads_to_longest_in_batch() -> None:
     ids, mask = pad_batch([[2, 5, 3], [2, 3]], pad_id=0)
     assert ids.tolist() == [[2, 5, 3], [2, 3, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 1, 0]]
+    ids, mask = pad_batch([[2, 5, 3], [2, 3]], pad_id=0, pad_to=4)  # static padding
+    assert ids.tolist() == [[2, 5, 3, 0], [2, 3, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
 
 
 @given(st.lists(st.integers(1, 50), min_size=1, max_size=200), st.integers(1, 17))
