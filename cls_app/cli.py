@@ -511,6 +511,9 @@ def setup_logging(quiet: bool = False) -> None:
         datefmt="%H:%M:%S",
     )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():
+        # progress bars going to a log file: a line every 30 s, not ten a second
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
