@@ -308,7 +308,7 @@ def fit(
             bar.update(1)
             if main:
                 bar.set_postfix(loss=f"{st['running_loss'] / max(st['running_n'], 1e-12):.4f}",
-                                samples_s=f"{st['seen'] / elapsed:.0f}")
+                                samples_s=f"{st['seen'] / elapsed:.0f}", refresh=False)
             if i + 1 == len(batches):
                 break
             step = st["step"]
