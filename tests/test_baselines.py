@@ -116,3 +116,24 @@ def test_folder_errors_are_user_errors(tmp_path) -> None:
         load_predictor(bad)
     with pytest.raises(UserError, match="unknown baseline"):
         spec("char_rf")
+
+
+@pytest.mark.parametrize("texts", [["北京大学", "上海交通大学", "股市"], ["尾\x00", "中\x00间", "ab"]])
+def test_compact_vocabulary_round_trip(tmp_path, texts) -> None:
+    """The vocabulary is stored as one string array (not in skops' JSON), and comes back equal."""
+    import zipfile
+
+    import skops.io as sio
+
+    from cls_app.tfidf import CompactTfidfVectorizer
+
+    vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2)).fit(texts)
+    before = dict(vec.vocabulary_)
+    sio.dump(vec, tmp_path / "v.skops")
+    assert vec.vocabulary_ == before  # saving does not change the live object
+    loaded = sio.load(tmp_path / "v.skops", trusted=["cls_app.tfidf.CompactTfidfVectorizer"])
+    assert loaded.vocabulary_ == before
+    assert (loaded.transform(texts) != vec.transform(texts)).nnz == 0
+    schema = zipfile.ZipFile(tmp_path / "v.skops").read("schema.json").decode()
+    has_nul = any(t.endswith("\x00") for t in before)
+    assert ("vocabulary_terms_" in schema) is not has_nul  # NUL-ending terms keep the dict
