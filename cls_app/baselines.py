@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +57,7 @@ BASELINE_NAMES = tuple(f"{f}_{c}" for f in FEATURES for c in CLASSIFIERS) + ("ma
 
 # Types a baseline file may contain beyond what skops trusts by default. Anything else in a
 # model.skops file is refused at load time.
-TRUSTED_TYPES = ["cls_app.baselines.jieba_tokens"]
+TRUSTED_TYPES = ["cls_app.baselines.jieba_tokens", "cls_app.tfidf.CompactTfidfVectorizer"]
 
 
 def jieba_tokens(text: str) -> list[str]:
@@ -119,7 +120,6 @@ def spec(name: str) -> BaselineSpec:
 def build_pipeline(s: BaselineSpec, seed: int = 42):
     """An unfitted scikit-learn estimator that takes raw texts."""
     from sklearn.dummy import DummyClassifier
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import MultinomialNB
     from sklearn.pipeline import Pipeline
@@ -127,10 +127,12 @@ def build_pipeline(s: BaselineSpec, seed: int = 42):
 
     if s.classifier == "majority":
         return DummyClassifier(strategy="most_frequent")
+    from .tfidf import CompactTfidfVectorizer
+
     if s.features == "char":
-        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+        vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
     else:
-        vec = TfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, sublinear_tf=True)
+        vec = CompactTfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, sublinear_tf=True)
     cfg = s.settings(seed)["clf"]
     clf = {"lr": LogisticRegression, "svm": LinearSVC, "nb": MultinomialNB}[s.classifier](**cfg)
     return Pipeline([("tfidf", vec), ("clf", clf)])
@@ -208,7 +210,7 @@ def save_baseline(estimator, meta: dict, out_dir: str | Path) -> Path:
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        sio.dump(estimator, tmp / MODEL_FILE)
+        sio.dump(estimator, tmp / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
         write_json(tmp / META_FILE, meta)
     return out_dir
 

@@ -140,3 +140,41 @@ def test_predict_command_serves_baseline_folders_too(tmp_path, toy_files) -> Non
     assert (kept["pred_label"] == kept["label"]).mean() >= 0.9
     r = run_cli("predict", "--model", str(tmp_path / "bl" / "char_lr"), "--text", "好棒赞", "--quantize")
     assert r.returncode == 2 and "BERT models only" in r.stderr
+
+
+@pytest.mark.parametrize("texts", [["北京大学", "上海交通大学", "股市"], ["尾\x00", "中\x00间", "ab"]])
+def test_compact_vocabulary_round_trip(tmp_path, texts) -> None:
+    """The vocabulary is stored as one string array (not in skops' JSON), and comes back equal."""
+    import zipfile
+
+    import skops.io as sio
+
+    from cls_app.tfidf import CompactTfidfVectorizer
+
+    vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2)).fit(texts)
+    before = dict(vec.vocabulary_)
+    sio.dump(vec, tmp_path / "v.skops")
+    assert vec.vocabulary_ == before  # saving does not change the live object
+    loaded = sio.load(tmp_path / "v.skops", trusted=["cls_app.tfidf.CompactTfidfVectorizer"])
+    assert loaded.vocabulary_ == before
+    assert (loaded.transform(texts) != vec.transform(texts)).nnz == 0
+    schema = zipfile.ZipFile(tmp_path / "v.skops").read("schema.json").decode()
+    has_nul = any(t.endswith("\x00") for t in before)
+    assert ("vocabulary_terms_" in schema) is not has_nul  # NUL-ending terms keep the dict
+
+
+def test_baseline_command_uses_the_train_split(tmp_path, toy_files, capsys) -> None:
+    """`baseline` without --dev holds out the same rows `train` would (216 train of 240)."""
+    from cls_app.cli import main
+
+    out = tmp_path / "bl"
+    assert main(["-q", "baseline", "--train", str(toy_files["train"]), "--test", str(toy_files["test"]),
+                 "--out", str(out), "--models", "char_svm", "word_nb"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["char_svm", "word_nb"]
+    meta = json.loads((out / "char_svm" / "baseline.json").read_text(encoding="utf-8"))
+    assert meta["train_rows"] == 216 and meta["dev"]["n"] == 24 and meta["test"]["n"] == 60
+    printed = capsys.readouterr().out
+    assert "char_svm" in printed and "word_nb" in printed and "test acc" in printed
+    with pytest.raises(SystemExit) as exc:  # argparse rejects an unknown name before any work
+        main(["-q", "baseline", "--train", str(toy_files["train"]), "--out", str(out), "--models", "char_rf"])
+    assert exc.value.code == 2
