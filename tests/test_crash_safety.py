@@ -194,3 +194,21 @@ def test_resume_errors(tmp_path: Path, toy_files, capsys) -> None:
     shutil.rmtree(out / "checkpoint")
     rc, _, err = run_main(capsys, "train", "--resume", str(out))
     assert rc == 2 and "stopped before its first save" in err
+
+
+def test_atomic_writes_keep_the_usual_file_mode(tmp_path) -> None:
+    """Files and folders written atomically get the umask's mode, not mkstemp's private 0600."""
+    import os
+    import stat
+
+    from cls_app.fileio import atomic_dir, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
