@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedModel
 
 from . import __version__
 from .errors import UserError
+from .fileio import write_json
 from .long_text import LongTextOptions
 from .model import BertClassifier
 from .tokenizer import CharTokenizer
@@ -47,23 +49,38 @@ class LoadedModel:
         return LongTextOptions.from_settings(self.settings).resolved(self.max_len)
 
 
-def save_model_dir(
-    model: BertClassifier, tokenizer: CharTokenizer, out_dir: str | Path, settings: dict
+def write_bert_files(
+    model: PreTrainedModel, tokenizer: CharTokenizer, out_dir: str | Path, architectures: list[str] | None = None
 ) -> Path:
-    """Write config, vocab and safetensors weights into ``out_dir`` (each file atomically)."""
+    """Save ``config.json``, ``vocab.txt`` and ``model.safetensors`` into ``out_dir``.
+
+    Everything is written into a temporary folder first, then each file is renamed into place:
+    weights first, config last, so a folder with a config always has matching weights.
+    ``architectures`` overrides the class name recorded in config.json.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.config.cls_app = {"format_version": FORMAT_VERSION, "app_version": __version__, **settings}
     tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=out_dir))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
+        if architectures:
+            config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+            config["architectures"] = architectures
+            write_json(tmp / "config.json", config)
         tokenizer.save(tmp)
-        # weights first, config last: a folder with a config always has matching weights
         for name in ("model.safetensors", "vocab.txt", "config.json"):
             os.replace(tmp / name, out_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def save_model_dir(
+    model: BertClassifier, tokenizer: CharTokenizer, out_dir: str | Path, settings: dict
+) -> Path:
+    """Write config (with this app's settings), vocab and safetensors weights into ``out_dir``."""
+    model.config.cls_app = {"format_version": FORMAT_VERSION, "app_version": __version__, **settings}
+    return write_bert_files(model, tokenizer, out_dir)
 
 
 def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

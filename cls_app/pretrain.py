@@ -18,9 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ from .corpus import read_corpus
 from .errors import UserError
 from .fileio import atomic_open, atomic_path, write_json
 from .model import parameter_groups
+from .model_dir import write_bert_files
 from .pretrain_data import (
     EncodedCorpus,
     Example,
@@ -140,20 +138,7 @@ def pretrain_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
 
 def save_pretrained_dir(model: BertForPreTraining, tokenizer: CharTokenizer, out_dir: str | Path) -> Path:
     """Write config.json (architectures BertForPreTraining), vocab.txt, model.safetensors."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=out_dir))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
-        config["architectures"] = ["BertForPreTraining"]
-        write_json(tmp / "config.json", config)
-        tokenizer.save(tmp)
-        for name in ("model.safetensors", "vocab.txt", "config.json"):
-            os.replace(tmp / name, out_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return write_bert_files(model, tokenizer, out_dir, architectures=["BertForPreTraining"])
 
 
 class _Epochs:
