@@ -497,38 +497,44 @@ def _scalar(value: Any, path: Path, line: int, key: str) -> str | None:
     raise UserError(f"{where(path, line)}: field {key!r} must be a string or a number, not {type(value).__name__}")
 
 
+def json_array_objects(path: str | os.PathLike, text: str) -> Iterator[tuple[int, dict]]:
+    """``(item number, object)`` for a ``.json`` file holding one array of objects."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where(path, e.lineno)}: bad JSON: {e.msg} (column {e.colno})") from None
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise UserError(f"{where(path, i)}: array item {i} is not a JSON object")
+        yield i, item
+
+
+def json_line_object(path: str | os.PathLike, number: int, line: str, example: str) -> dict:
+    """The JSON object on line ``number`` of a JSONL file (``example`` shows the expected keys)."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{where(path, number)}: bad JSON: {e.msg} (column {e.colno}); "
+            "a JSONL file needs one JSON object per line"
+        ) from None
+    if not isinstance(item, dict):
+        raise UserError(f"{where(path, number)}: expected a JSON object like {example}, got {type(item).__name__}")
+    return item
+
+
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     records: list[dict] = []
     lines: list[int] = []
-    stripped = text.lstrip()
-    if stripped.startswith("["):  # a .json file holding one array of objects
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{where(path, e.lineno)}: bad JSON: {e.msg} (column {e.colno})") from None
-        for i, item in enumerate(items, start=1):
-            if not isinstance(item, dict):
-                raise UserError(f"{where(path, i)}: array item {i} is not a JSON object")
+    if text.lstrip().startswith("["):  # a .json file holding one array of objects
+        for i, item in json_array_objects(path, text):
             records.append(item)
             lines.append(i)
     else:
         for number, line in enumerate(_lines(text), start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(
-                    f"{where(path, number)}: bad JSON: {e.msg} (column {e.colno}); "
-                    "a JSONL file needs one JSON object per line"
-                ) from None
-            if not isinstance(item, dict):
-                raise UserError(
-                    f"{where(path, number)}: expected a JSON object like "
-                    f'{{"text": ..., "label": ...}}, got {type(item).__name__}'
-                )
-            records.append(item)
-            lines.append(number)
+            if line.strip():
+                records.append(json_line_object(path, number, line, '{"text": ..., "label": ...}'))
+                lines.append(number)
     if not records:
         raise UserError(f"{path}: the file is empty")
     df = pd.DataFrame.from_records(records)

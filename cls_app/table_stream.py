@@ -40,6 +40,8 @@ from .data import (
     delimited_hint,
     detect_encoding,
     iter_lines,
+    json_array_objects,
+    json_line_object,
     looks_like_header,
     sniff_format,
 )
@@ -202,33 +204,13 @@ class TableReader:
                 yield from self._json_array("\n" * (number - 1) + line, lines)
                 return
             first = False
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(
-                    f"{where(self.path, number)}: bad JSON: {e.msg} (column {e.colno}); "
-                    "a JSONL file needs one JSON object per line"
-                ) from None
-            if not isinstance(item, dict):
-                raise UserError(
-                    f"{where(self.path, number)}: expected a JSON object like "
-                    f'{{"text": ...}}, got {type(item).__name__}'
-                )
-            yield number, item
+            yield number, json_line_object(self.path, number, line, '{"text": ...}')
 
     def _json_array(self, first: str, rest: Iterator[str]) -> Iterator[tuple[int, dict]]:
         """A ``.json`` file holding one array of objects: parsed whole (it cannot be streamed)."""
         log.info("%s: a JSON array is read whole; use JSONL (one object per line) for files larger than memory",
                  self.path)
-        text = first + "".join(rest)
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{where(self.path, e.lineno)}: bad JSON: {e.msg} (column {e.colno})") from None
-        for i, item in enumerate(items, start=1):
-            if not isinstance(item, dict):
-                raise UserError(f"{where(self.path, i)}: array item {i} is not a JSON object")
-            yield i, item
+        yield from json_array_objects(self.path, first + "".join(rest))
 
     def _jsonl(self) -> Iterator[RowChunk]:
         key: str | None = None
