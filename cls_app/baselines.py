@@ -290,7 +290,8 @@ def train_baselines(
 def run_baselines(data_opts, out_root: str | Path, names: list[str] | None = None, seed: int = 42) -> list[dict]:
     """Read the split exactly as ``train`` does (same files, same held-out dev for a seed), then
     train the baselines into ``out_root``; return each baseline's metadata."""
-    from .train_pipeline import label_ids, label_list, load_splits
+    from .data import label_ids
+    from .train_pipeline import label_list, load_splits
 
     train, dev, test = load_splits(data_opts, seed)
     labels = label_list(train)

@@ -925,3 +925,23 @@ def stratified_split(data: LabeledData, test_size: float, seed: int) -> tuple[La
         )
 
     return subset(train_idx), subset(test_idx)
+
+
+def label_ids(
+    data: LabeledData,
+    label2id: dict[str, int],
+    problem: str = "never appear in the training data (known: {known}); add training examples of them "
+    "or remove those rows",
+) -> list[int]:
+    """Map label names to ids; a label outside ``label2id`` is a user error naming its first row.
+
+    ``problem`` completes the message after the labels (``{known}`` lists the known ones).
+    """
+    unknown = sorted(set(data.labels) - set(label2id))
+    if unknown:
+        first = next(i for i, name in enumerate(data.labels) if name in unknown)
+        raise UserError(
+            f"{where(data.source, data.line_of(first))}: label(s) {', '.join(map(repr, unknown[:5]))} "
+            + problem.format(known=", ".join(label2id))
+        )
+    return [label2id[name] for name in data.labels]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import load_labeled
-from .errors import UserError, where
+from .data import label_ids, load_labeled
+from .errors import UserError
 from .fileio import atomic_open, write_json, write_text
 from .metrics import compute_metrics, format_report
 from .plots import plot_confusion_matrix
@@ -71,14 +71,8 @@ def evaluate_model(
         on_bad_row=on_bad_row,
     )
     label2id = {name: i for i, name in enumerate(predictor.labels)}
-    unknown = sorted(set(data.labels) - set(label2id))
-    if unknown:
-        first = next(i for i, name in enumerate(data.labels) if name in unknown)
-        raise UserError(
-            f"{where(data_path, data.line_of(first))}: label(s) {', '.join(map(repr, unknown[:5]))} are not "
-            f"known to the model (it knows: {', '.join(predictor.labels)}); remove those rows or retrain with them"
-        )
-    y_true = [label2id[name] for name in data.labels]
+    y_true = label_ids(data, label2id, "are not known to the model (it knows: {known}); remove those rows "
+                       "or retrain with them")
     proba = predictor.predict_proba(data.texts)
     metrics = compute_metrics(y_true, proba.argmax(axis=1), predictor.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"

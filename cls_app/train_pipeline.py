@@ -22,9 +22,9 @@ from transformers import BertConfig
 
 from . import __version__, distributed
 from .checkpoint import checkpoint_path, find_checkpoint, read_state
-from .data import LabeledData, load_labeled, stratified_split
+from .data import LabeledData, label_ids, load_labeled, stratified_split
 from .device import configure_threads, resolve_device
-from .errors import UserError, where
+from .errors import UserError
 from .evaluate import write_evaluation
 from .fileio import write_json
 from .long_text import EncodedTexts, LongTextOptions, encode_texts, pool_logits
@@ -119,19 +119,6 @@ def label_list(train: LabeledData) -> list[str]:
     if all(n.lstrip("-").isdigit() for n in names):
         return sorted(names, key=int)
     return sorted(names)
-
-
-def label_ids(data: LabeledData, label2id: dict[str, int]) -> list[int]:
-    """Map label names to ids; a label train never saw is a user error."""
-    unknown = sorted(set(data.labels) - set(label2id))
-    if unknown:
-        first = next(i for i, name in enumerate(data.labels) if name in unknown)
-        raise UserError(
-            f"{where(data.source, data.line_of(first))}: label(s) {', '.join(map(repr, unknown[:5]))} never "
-            f"appear in the training data (known: {', '.join(label2id)}); add training examples of "
-            "them or remove those rows"
-        )
-    return [label2id[name] for name in data.labels]
 
 
 def build_tokenizer(opts: ModelOptions, train: LabeledData) -> CharTokenizer:
