@@ -44,7 +44,7 @@ def test_train_without_dev_holds_out_part_of_train(tmp_path, toy_files) -> None:
 
 
 def test_user_errors_are_one_line_without_traceback(tmp_path, toy_files) -> None:
-    r = run_cli("train", "--train", str(tmp_path / "missing.csv"))
+    r = run_cli("train", "--train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m0"))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "missing.csv" in r.stderr
     r = run_cli("evaluate", "--model", str(tmp_path / "no_model"), "--data", str(toy_files["test"]))
