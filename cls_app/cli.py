@@ -406,9 +406,10 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
 
 
 def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="pre-train a BERT (masked LM, optional NSP) on unlabeled text",
+    p = sub.add_parser("pretrain", help="pre-train a BERT (masked LM + optional NSP, or ELECTRA) on unlabeled text",
                        description="Masked-language-model pre-training (15%% of tokens; 80%% [MASK], 10%% random, "
-                       "10%% unchanged), optionally with next-sentence prediction and whole-word masking. "
+                       "10%% unchanged), optionally with next-sentence prediction and whole-word masking; or, with "
+                       "--objective electra, replaced-token detection against a small generator. "
                        "The output folder is a BERT checkpoint for `train --pretrained`.")
     p.add_argument("--corpus", nargs="+", help="text files or folders: plain text (one document per line, or "
                    "documents separated by blank lines), or labeled files (their text column only); a file given "
@@ -444,6 +445,17 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--save-every", type=int, default=500, help="save model and resumable state every N steps")
     t.add_argument("--snapshot-every", type=int, default=0,
                    help="also keep a model copy in OUT/snapshots/step-N every N steps (0: off)")
+    t.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16 autocast: faster on CPUs with AVX512-BF16/AMX (measure it first)")
+    t.add_argument("--objective", choices=["mlm", "electra"], default="mlm",
+                   help="mlm: BERT masked LM; electra: a small generator fills the masks and the BERT learns to "
+                   "spot replaced tokens at every position (usually better for the same compute)")
+    t.add_argument("--generator-hidden", type=int, help="electra: generator width (default hidden / 4)")
+    t.add_argument("--generator-layers", type=int, help="electra: generator layers (default --layers)")
+    t.add_argument("--disc-weight", type=float, default=50.0, help="electra: weight of the discriminator loss")
+    t.add_argument("--position-init", choices=["random", "sinusoidal"], default="random",
+                   help="start position embeddings from a sine/cosine table (escapes the early unigram plateau "
+                   "sooner) instead of BERT's random init")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -463,7 +475,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
             dropout=args.dropout, max_len=args.max_len, nsp=args.nsp, wwm=args.wwm, mlm_prob=args.mlm_prob,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             warmup_ratio=args.warmup_ratio, seed=args.seed, log_every=args.log_every,
-            save_every=args.save_every, snapshot_every=args.snapshot_every,
+            save_every=args.save_every, snapshot_every=args.snapshot_every, precision=args.precision,
+            objective=args.objective, generator_hidden=args.generator_hidden, generator_layers=args.generator_layers,
+            disc_weight=args.disc_weight, position_init=args.position_init,
         )
     limit = args.time_limit * 60 if args.time_limit else None
     summary = run_pretraining(settings, args.out, resume=args.resume, time_limit_s=limit, threads=args.threads)

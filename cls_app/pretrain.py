@@ -1,4 +1,5 @@
-"""``run.py pretrain``: masked-language-model (+ next-sentence) pre-training of a small BERT.
+"""``run.py pretrain``: masked-language-model (+ next-sentence) pre-training of a small BERT,
+or ELECTRA-style replaced-token detection (``--objective electra``, see :mod:`cls_app.electra`).
 
 The model is :class:`transformers.BertForPreTraining` with a cheaper forward: the MLM head
 (transform + vocabulary projection) runs only on the hidden states of the masked positions,
@@ -10,7 +11,9 @@ so the output folder loads with ``BertModel.from_pretrained``, ``BertForPreTrain
 The output folder holds ``config.json``, ``vocab.txt``, ``model.safetensors`` (the model),
 ``pretrain_args.json`` (settings, for ``--resume``), ``pretrain_log.csv`` (loss curve),
 ``pretrain_state.pt`` (optimizer, scheduler, step, RNG: resumable) and, with
-``--snapshot-every``, ``snapshots/step-N/`` model folders along the way.
+``--snapshot-every``, ``snapshots/step-N/`` model folders along the way. With ELECTRA,
+``model.safetensors`` is the discriminator (the BERT to fine-tune) and ``generator.safetensors``
+holds the generator, needed only to resume.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +33,8 @@ from tqdm.auto import tqdm
 from transformers import BertConfig, BertForPreTraining, get_linear_schedule_with_warmup
 
 from .corpus import read_corpus
+from .device import autocast, resolve_precision
+from .electra import ElectraPretrainer
 from .errors import UserError
 from .fileio import atomic_open, atomic_path, write_json
 from .model import parameter_groups
@@ -82,6 +88,12 @@ class PretrainSettings:
     log_every: int = 50
     save_every: int = 500
     snapshot_every: int = 0
+    precision: str = "fp32"  # fp32 or bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
+    objective: str = "mlm"  # mlm (BERT) or electra (replaced-token detection, see electra.py)
+    generator_hidden: int | None = None  # electra: generator width (default hidden / 4)
+    generator_layers: int | None = None  # electra: generator depth (default: layers)
+    disc_weight: float = 50.0  # electra: weight of the discriminator loss
+    position_init: str = "random"  # random (BERT) or sinusoidal (see sinusoidal_positions_)
     extra: dict = field(default_factory=dict)
 
 
@@ -136,8 +148,57 @@ def pretrain_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
     )
 
 
-def save_pretrained_dir(model: BertForPreTraining, tokenizer: CharTokenizer, out_dir: str | Path) -> Path:
-    """Write config.json (architectures BertForPreTraining), vocab.txt, model.safetensors."""
+OBJECTIVES = ("mlm", "electra")
+
+
+POSITION_INITS = ("random", "sinusoidal")
+
+
+@torch.no_grad()
+def sinusoidal_positions_(embedding: nn.Embedding, std: float) -> None:
+    """Overwrite learned position embeddings with the Transformer's sine/cosine table, scaled to
+    ``std`` (BERT's ``initializer_range``, the scale of the random rows it replaces).
+
+    They stay trainable; the dot product of two rows then depends on their distance, meant to
+    let attention find neighbouring characters sooner (a small post-LN BERT otherwise sits for
+    thousands of steps on a plateau where it only predicts character frequencies)."""
+    n, d = embedding.weight.shape
+    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)[:, : d // 2]
+    embedding.weight.copy_(table * (std / table.std()))
+
+
+def build_model(settings: PretrainSettings, tokenizer: CharTokenizer) -> BertForPreTrainingGathered | ElectraPretrainer:
+    """A freshly initialised model for ``settings.objective``."""
+    config = pretrain_config(settings, len(tokenizer))
+    if settings.objective == "mlm":
+        model = BertForPreTrainingGathered(config)
+        bert = model.bert
+    else:
+        gen_hidden = settings.generator_hidden or max(32, settings.hidden // 4)
+        gen_layers = settings.generator_layers or settings.layers
+        never = torch.as_tensor(special_ids(tokenizer), dtype=torch.long)
+        model = ElectraPretrainer(config, gen_hidden, gen_layers, settings.disc_weight, never_sample=never)
+        bert = model.discriminator.bert
+        if settings.position_init == "sinusoidal":
+            sinusoidal_positions_(model.generator.embeddings.position_embeddings, config.initializer_range)
+    if settings.position_init == "sinusoidal":
+        sinusoidal_positions_(bert.embeddings.position_embeddings, config.initializer_range)
+    return model
+
+
+def save_pretrained_dir(model: BertForPreTraining | ElectraPretrainer, tokenizer: CharTokenizer,
+                        out_dir: str | Path, with_generator: bool = True) -> Path:
+    """Write config.json, vocab.txt and model.safetensors: the whole BertForPreTraining (MLM),
+    or the ELECTRA discriminator (plus ``generator.safetensors`` when ``with_generator``)."""
+    if isinstance(model, ElectraPretrainer):
+        write_bert_files(model.discriminator, tokenizer, out_dir, architectures=["BertModel"])
+        if with_generator:
+            model.save_generator(out_dir)
+        return Path(out_dir)
     return write_bert_files(model, tokenizer, out_dir, architectures=["BertForPreTraining"])
 
 
@@ -237,6 +298,12 @@ def run_pretraining(
         raise UserError(f"--mlm-prob must be between 0 and 1, got {settings.mlm_prob}")
     if settings.max_len < 8:
         raise UserError(f"--max-len must be at least 8, got {settings.max_len}")
+    if settings.objective not in OBJECTIVES:
+        raise UserError(f"--objective {settings.objective!r}: use one of {', '.join(OBJECTIVES)}")
+    if settings.objective == "electra" and settings.nsp:
+        raise UserError("--nsp works with --objective mlm only (ELECTRA has no next-sentence task)")
+    if settings.position_init not in POSITION_INITS:
+        raise UserError(f"--position-init {settings.position_init!r}: use one of {', '.join(POSITION_INITS)}")
     t0 = time.perf_counter()
     state = None
     if resume:
@@ -259,12 +326,15 @@ def run_pretraining(
     log.info("corpus: %d tokens%s", enc.n_tokens, " (jieba word starts for whole-word masking)" if settings.wwm else "")
 
     torch.manual_seed(settings.seed)
-    if resume:
+    if resume and settings.objective == "mlm":
         model = BertForPreTrainingGathered.from_pretrained(out)
     else:
-        model = BertForPreTrainingGathered(pretrain_config(settings, len(tokenizer)))
+        model = build_model(settings, tokenizer)
+        if resume:
+            model.load_weights(out)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %d layers, hidden %d, %.1fM parameters", settings.layers, settings.hidden, n_params / 1e6)
+    log.info("model (%s): %d layers, hidden %d, %.1fM parameters", settings.objective, settings.layers,
+             settings.hidden, n_params / 1e6)
     optimizer = torch.optim.AdamW(parameter_groups(model, settings.weight_decay), lr=settings.lr)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_ratio * settings.steps), settings.steps
@@ -303,11 +373,13 @@ def run_pretraining(
     acc_n = 0
     tok_since, t_since = 0, time.perf_counter()
     stopped = "steps"
+    amp_dtype = resolve_precision(settings.precision, torch.device("cpu"))
     bar = tqdm(total=settings.steps, initial=step, desc="pretrain", unit="step", mininterval=5)
     while step < settings.steps:
         examples = epochs.batch(step)
         batch = make_batch(examples, np.random.default_rng([settings.seed, 7919, step]), **mask_kw)
-        result = model.pretrain_losses(**_tensors(batch))
+        with autocast(torch.device("cpu"), amp_dtype):
+            result = model.pretrain_losses(**_tensors(batch))
         result["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
         optimizer.step()
@@ -333,14 +405,14 @@ def run_pretraining(
             log.info("step %d: %s", step, ", ".join(f"{k} {v}" for k, v in row.items() if k != "step"))
             acc, acc_n, tok_since, t_since = {}, 0, 0, now
         if settings.snapshot_every and step % settings.snapshot_every == 0:
-            save_pretrained_dir(model, tokenizer, out / "snapshots" / f"step-{step}")
+            save_pretrained_dir(model, tokenizer, out / "snapshots" / f"step-{step}", with_generator=False)
         if step % settings.save_every == 0 or step == settings.steps:
             save()
         if time_limit_s is not None and time.perf_counter() - t0 >= time_limit_s and step < settings.steps:
             stopped = "time limit"
             save()
             if settings.snapshot_every:
-                save_pretrained_dir(model, tokenizer, out / "snapshots" / f"step-{step}")
+                save_pretrained_dir(model, tokenizer, out / "snapshots" / f"step-{step}", with_generator=False)
             break
     bar.close()
     if step == settings.steps and not (out / STATE_FILE).is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -13,9 +14,10 @@ from safetensors.torch import load_file
 from transformers import BertForMaskedLM, BertModel
 
 from cls_app.corpus import Corpus, prepare_peoples_daily, read_corpus, split_sentences, strip_pos_tags
+from cls_app.electra import GENERATOR_FILE
 from cls_app.errors import UserError
 from cls_app.model import BertClassifier, freeze_layers, parameter_groups, scratch_config
-from cls_app.pretrain import PretrainSettings, run_pretraining
+from cls_app.pretrain import PretrainSettings, build_model, run_pretraining, sinusoidal_positions_
 from cls_app.pretrain_data import (
     NSP_RANDOM,
     NSP_TRUE,
@@ -257,6 +259,72 @@ def test_pretrain_cli_with_nsp_and_wwm(tmp_path, toy_corpus) -> None:
     assert "nsp_acc" in r.stdout and (out / "model.safetensors").is_file()
     r = run_cli("pretrain", "--out", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "--corpus" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, toy_corpus, toy_files) -> None:
+    kw = {"objective": "electra", "generator_hidden": 16, "steps": 60, "lr": 3e-3}
+    out = tmp_path / "electra"
+    summary = run_pretraining(_tiny_settings([str(toy_corpus)], **kw), out, threads=1)
+    assert summary["step"] == 60
+    rows = list(csv.DictReader((out / "pretrain_log.csv").open(encoding="utf-8")))
+    gen = [float(r["mlm_loss"]) for r in rows]
+    disc = [float(r["disc_loss"]) for r in rows]
+    assert gen[-1] < gen[0] - 1.0, gen
+    assert disc[-1] < disc[0], disc
+    assert all(0 < float(r["replaced"]) <= 0.15 + 1e-6 for r in rows)  # only chosen positions change
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertModel"]
+    weights = load_file(out / "model.safetensors")
+    assert "discriminator_predictions.0.weight" in weights
+    assert not any(k.startswith("cls.") for k in weights)  # no MLM head in the kept BERT
+    bert = BertModel.from_pretrained(out)
+    assert torch.equal(bert.embeddings.word_embeddings.weight, weights["bert.embeddings.word_embeddings.weight"])
+    gen_weights = load_file(out / GENERATOR_FILE)
+    assert "gen_bias" in gen_weights and not any(k.startswith("discriminator.") for k in gen_weights)
+
+    # resume after a stop gives the same weights as one uninterrupted run
+    settings = _tiny_settings([str(toy_corpus)], **{**kw, "steps": 8, "save_every": 4, "log_every": 4})
+    run_pretraining(settings, tmp_path / "full", threads=1)
+    run_pretraining(settings, tmp_path / "part", time_limit_s=0.0, threads=1)
+    run_pretraining(settings, tmp_path / "part", resume=True, threads=1)
+    for name in (GENERATOR_FILE, "model.safetensors"):
+        a, b = load_file(tmp_path / "full" / name), load_file(tmp_path / "part" / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+    r = run_cli("train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+                "--out", str(tmp_path / "ft"), "--pretrained", str(out), "--epochs", "1", "--lr", "1e-3",
+                "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    ft = load_file(tmp_path / "ft" / "model.safetensors")
+    assert ft["bert.embeddings.word_embeddings.weight"].shape == weights["bert.embeddings.word_embeddings.weight"].shape
+
+
+def test_sinusoidal_position_init() -> None:
+    emb = torch.nn.Embedding(64, 32)
+    sinusoidal_positions_(emb, 0.02)
+    w = emb.weight.detach()
+    assert abs(float(w.std()) - 0.02) < 1e-6
+    gram = w @ w.T
+    # the similarity of two positions depends only on their distance ...
+    for d in (1, 3, 10):
+        diag = torch.diagonal(gram, offset=d)
+        torch.testing.assert_close(diag, diag[0].expand_as(diag), rtol=1e-4, atol=1e-7)
+    # ... and neighbours are more alike than distant positions
+    assert gram[10, 11] > gram[10, 20] and gram[10, 11] > gram[10, 40]
+    settings = _tiny_settings(["unused"], position_init="sinusoidal", objective="electra", generator_hidden=16)
+    model = build_model(settings, CharTokenizer.build(["abc"], min_freq=1))
+    for e in (model.discriminator.bert.embeddings, model.generator.embeddings):
+        torch.testing.assert_close(e.position_embeddings.weight[:, 0], torch.sin(torch.arange(512.0)) * (
+            e.position_embeddings.weight[1, 0] / torch.sin(torch.tensor(1.0))))
+
+
+def test_electra_cli_rejects_nsp(tmp_path, toy_corpus) -> None:
+    r = run_cli("pretrain", "--corpus", str(toy_corpus), "--out", str(tmp_path / "pt"), "--objective", "electra",
+                "--nsp", "--steps", "2", *TINY_MODEL_ARGS)
+    assert r.returncode == 2 and "--nsp" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "pt").exists()
 
 
 # ----------------------------------------------------------------------------- fine-tuning options
