@@ -453,9 +453,6 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--generator-hidden", type=int, help="electra: generator width (default hidden / 4)")
     t.add_argument("--generator-layers", type=int, help="electra: generator layers (default --layers)")
     t.add_argument("--disc-weight", type=float, default=50.0, help="electra: weight of the discriminator loss")
-    t.add_argument("--position-init", choices=["random", "sinusoidal"], default="random",
-                   help="start position embeddings from a sine/cosine table (escapes the early unigram plateau "
-                   "sooner) instead of BERT's random init")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -477,7 +474,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
             warmup_ratio=args.warmup_ratio, seed=args.seed, log_every=args.log_every,
             save_every=args.save_every, snapshot_every=args.snapshot_every, precision=args.precision,
             objective=args.objective, generator_hidden=args.generator_hidden, generator_layers=args.generator_layers,
-            disc_weight=args.disc_weight, position_init=args.position_init,
+            disc_weight=args.disc_weight,
         )
     limit = args.time_limit * 60 if args.time_limit else None
     summary = run_pretraining(settings, args.out, resume=args.resume, time_limit_s=limit, threads=args.threads)

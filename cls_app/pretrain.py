@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,7 +92,6 @@ class PretrainSettings:
     generator_hidden: int | None = None  # electra: generator width (default hidden / 4)
     generator_layers: int | None = None  # electra: generator depth (default: layers)
     disc_weight: float = 50.0  # electra: weight of the discriminator loss
-    position_init: str = "random"  # random (BERT) or sinusoidal (see sinusoidal_positions_)
     extra: dict = field(default_factory=dict)
 
 
@@ -151,43 +149,15 @@ def pretrain_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
 OBJECTIVES = ("mlm", "electra")
 
 
-POSITION_INITS = ("random", "sinusoidal")
-
-
-@torch.no_grad()
-def sinusoidal_positions_(embedding: nn.Embedding, std: float) -> None:
-    """Overwrite learned position embeddings with the Transformer's sine/cosine table, scaled to
-    ``std`` (BERT's ``initializer_range``, the scale of the random rows it replaces).
-
-    They stay trainable; the dot product of two rows then depends on their distance, meant to
-    let attention find neighbouring characters sooner (a small post-LN BERT otherwise sits for
-    thousands of steps on a plateau where it only predicts character frequencies)."""
-    n, d = embedding.weight.shape
-    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    table = torch.zeros(n, d)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)[:, : d // 2]
-    embedding.weight.copy_(table * (std / table.std()))
-
-
 def build_model(settings: PretrainSettings, tokenizer: CharTokenizer) -> BertForPreTrainingGathered | ElectraPretrainer:
     """A freshly initialised model for ``settings.objective``."""
     config = pretrain_config(settings, len(tokenizer))
     if settings.objective == "mlm":
-        model = BertForPreTrainingGathered(config)
-        bert = model.bert
-    else:
-        gen_hidden = settings.generator_hidden or max(32, settings.hidden // 4)
-        gen_layers = settings.generator_layers or settings.layers
-        never = torch.as_tensor(special_ids(tokenizer), dtype=torch.long)
-        model = ElectraPretrainer(config, gen_hidden, gen_layers, settings.disc_weight, never_sample=never)
-        bert = model.discriminator.bert
-        if settings.position_init == "sinusoidal":
-            sinusoidal_positions_(model.generator.embeddings.position_embeddings, config.initializer_range)
-    if settings.position_init == "sinusoidal":
-        sinusoidal_positions_(bert.embeddings.position_embeddings, config.initializer_range)
-    return model
+        return BertForPreTrainingGathered(config)
+    gen_hidden = settings.generator_hidden or max(32, settings.hidden // 4)
+    gen_layers = settings.generator_layers or settings.layers
+    never = torch.as_tensor(special_ids(tokenizer), dtype=torch.long)
+    return ElectraPretrainer(config, gen_hidden, gen_layers, settings.disc_weight, never_sample=never)
 
 
 def save_pretrained_dir(model: BertForPreTraining | ElectraPretrainer, tokenizer: CharTokenizer,
@@ -302,8 +272,6 @@ def run_pretraining(
         raise UserError(f"--objective {settings.objective!r}: use one of {', '.join(OBJECTIVES)}")
     if settings.objective == "electra" and settings.nsp:
         raise UserError("--nsp works with --objective mlm only (ELECTRA has no next-sentence task)")
-    if settings.position_init not in POSITION_INITS:
-        raise UserError(f"--position-init {settings.position_init!r}: use one of {', '.join(POSITION_INITS)}")
     t0 = time.perf_counter()
     state = None
     if resume:

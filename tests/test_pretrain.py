@@ -17,7 +17,7 @@ from cls_app.corpus import Corpus, prepare_peoples_daily, read_corpus, split_sen
 from cls_app.electra import GENERATOR_FILE
 from cls_app.errors import UserError
 from cls_app.model import BertClassifier, freeze_layers, parameter_groups, scratch_config
-from cls_app.pretrain import PretrainSettings, build_model, run_pretraining, sinusoidal_positions_
+from cls_app.pretrain import PretrainSettings, run_pretraining
 from cls_app.pretrain_data import (
     NSP_RANDOM,
     NSP_TRUE,
@@ -299,25 +299,6 @@ def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, 
     assert r.returncode == 0, r.stderr
     ft = load_file(tmp_path / "ft" / "model.safetensors")
     assert ft["bert.embeddings.word_embeddings.weight"].shape == weights["bert.embeddings.word_embeddings.weight"].shape
-
-
-def test_sinusoidal_position_init() -> None:
-    emb = torch.nn.Embedding(64, 32)
-    sinusoidal_positions_(emb, 0.02)
-    w = emb.weight.detach()
-    assert abs(float(w.std()) - 0.02) < 1e-6
-    gram = w @ w.T
-    # the similarity of two positions depends only on their distance ...
-    for d in (1, 3, 10):
-        diag = torch.diagonal(gram, offset=d)
-        torch.testing.assert_close(diag, diag[0].expand_as(diag), rtol=1e-4, atol=1e-7)
-    # ... and neighbours are more alike than distant positions
-    assert gram[10, 11] > gram[10, 20] and gram[10, 11] > gram[10, 40]
-    settings = _tiny_settings(["unused"], position_init="sinusoidal", objective="electra", generator_hidden=16)
-    model = build_model(settings, CharTokenizer.build(["abc"], min_freq=1))
-    for e in (model.discriminator.bert.embeddings, model.generator.embeddings):
-        torch.testing.assert_close(e.position_embeddings.weight[:, 0], torch.sin(torch.arange(512.0)) * (
-            e.position_embeddings.weight[1, 0] / torch.sin(torch.tensor(1.0))))
 
 
 def test_electra_cli_rejects_nsp(tmp_path, toy_corpus) -> None:
