@@ -449,7 +449,8 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
                    help="bf16 autocast: faster on CPUs with AVX512-BF16/AMX (measure it first)")
     t.add_argument("--objective", choices=["mlm", "electra"], default="mlm",
                    help="mlm: BERT masked LM; electra: a small generator fills the masks and the BERT learns to "
-                   "spot replaced tokens at every position (usually better for the same compute)")
+                   "spot replaced tokens at every position (better per FLOP in the ELECTRA paper; not within "
+                   "minutes on a CPU, see the README)")
     t.add_argument("--generator-hidden", type=int, help="electra: generator width (default hidden / 4)")
     t.add_argument("--generator-layers", type=int, help="electra: generator layers (default --layers)")
     t.add_argument("--disc-weight", type=float, default=50.0, help="electra: weight of the discriminator loss")

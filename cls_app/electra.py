@@ -142,7 +142,8 @@ class ElectraPretrainer(nn.Module):
         out_dir = Path(out_dir)
         disc = load_file(str(out_dir / "model.safetensors"))
         self.discriminator.load_state_dict(disc, strict=True)
-        self.load_state_dict(load_file(str(out_dir / GENERATOR_FILE)), strict=False)
-        missing = set(self.generator_state()) - set(load_file(str(out_dir / GENERATOR_FILE)))
+        gen = load_file(str(out_dir / GENERATOR_FILE))
+        missing = set(self.generator_state()) - set(gen)
         if missing:
             raise ValueError(f"{out_dir / GENERATOR_FILE} lacks {sorted(missing)[:3]}")
+        self.load_state_dict(gen, strict=False)

@@ -299,7 +299,11 @@ def run_pretraining(
     else:
         model = build_model(settings, tokenizer)
         if resume:
-            model.load_weights(out)
+            try:
+                model.load_weights(out)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise UserError(f"cannot resume {out}: its ELECTRA weights are missing or do not match "
+                                f"({exc})") from None
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model (%s): %d layers, hidden %d, %.1fM parameters", settings.objective, settings.layers,
              settings.hidden, n_params / 1e6)

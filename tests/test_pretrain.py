@@ -293,6 +293,10 @@ def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, 
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
+    (tmp_path / "part" / GENERATOR_FILE).unlink()
+    with pytest.raises(UserError, match="ELECTRA weights"):
+        run_pretraining(settings, tmp_path / "part", resume=True, threads=1)
+
     r = run_cli("train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
                 "--out", str(tmp_path / "ft"), "--pretrained", str(out), "--epochs", "1", "--lr", "1e-3",
                 "--threads", "1")
