@@ -22,7 +22,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -244,7 +244,15 @@ def load_settings(out: Path) -> PretrainSettings:
         raw = json.loads((out / ARGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot resume: {out / ARGS_FILE} is missing or unreadable ({exc})") from None
-    return PretrainSettings(**raw["settings"])
+    known = {f.name for f in fields(PretrainSettings)}
+    saved = raw.get("settings", {}) if isinstance(raw, dict) else {}
+    unknown = sorted(set(saved) - known)
+    if unknown:  # written by another version of this application
+        log.warning("ignoring settings this version does not know in %s: %s", out / ARGS_FILE, ", ".join(unknown))
+    try:
+        return PretrainSettings(**{k: v for k, v in saved.items() if k in known})
+    except TypeError as exc:
+        raise UserError(f"cannot resume: {out / ARGS_FILE} lacks settings ({exc})") from None
 
 
 def run_pretraining(

@@ -17,7 +17,7 @@ from cls_app.corpus import Corpus, prepare_peoples_daily, read_corpus, split_sen
 from cls_app.electra import GENERATOR_FILE
 from cls_app.errors import UserError
 from cls_app.model import BertClassifier, freeze_layers, parameter_groups, scratch_config
-from cls_app.pretrain import PretrainSettings, run_pretraining
+from cls_app.pretrain import PretrainSettings, load_settings, run_pretraining
 from cls_app.pretrain_data import (
     NSP_RANDOM,
     NSP_TRUE,
@@ -303,6 +303,16 @@ def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, 
     assert r.returncode == 0, r.stderr
     ft = load_file(tmp_path / "ft" / "model.safetensors")
     assert ft["bert.embeddings.word_embeddings.weight"].shape == weights["bert.embeddings.word_embeddings.weight"].shape
+
+
+def test_load_settings_tolerates_other_versions(tmp_path) -> None:
+    (tmp_path / "pretrain_args.json").write_text(json.dumps(
+        {"settings": {"corpus": ["a.txt"], "steps": 7, "option_of_another_version": 1}}), encoding="utf-8")
+    settings = load_settings(tmp_path)
+    assert settings.corpus == ["a.txt"] and settings.steps == 7 and settings.objective == "mlm"
+    (tmp_path / "pretrain_args.json").write_text(json.dumps({"settings": {"steps": 7}}), encoding="utf-8")
+    with pytest.raises(UserError, match="lacks settings"):
+        load_settings(tmp_path)
 
 
 def test_electra_cli_rejects_nsp(tmp_path, toy_corpus) -> None:
