@@ -87,17 +87,8 @@ class LabeledData:
 
 
 def _read_bytes(path: str | os.PathLike) -> bytes:
-    path = Path(path)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found; check the path (relative paths start at {Path.cwd()})") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, not a file") from None
-    except PermissionError:
-        raise UserError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
+    with _open_binary(path) as fh:
+        return fh.read()
 
 
 def _error_start(data: bytes, e: UnicodeDecodeError) -> int:
@@ -193,7 +184,7 @@ def _open_binary(path: str | os.PathLike) -> BinaryIO:
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise UserError(f"{path}: file not found; check the path (relative paths start at {Path.cwd()})") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, not a file") from None
     except PermissionError:
@@ -485,16 +476,25 @@ def _read_delimited(path: Path, text: str, fmt: str) -> pd.DataFrame:
     return df
 
 
-def _scalar(value: Any, path: Path, line: int, key: str) -> str | None:
-    if value is None:
-        return None
+def scalar_text(value: Any) -> str | None:
+    """A JSON scalar as text: strings as they are, booleans ``true``/``false``, numbers spelled
+    out; None for anything else (null, lists, objects)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    raise UserError(f"{where(path, line)}: field {key!r} must be a string or a number, not {type(value).__name__}")
+    return None
+
+
+def _scalar(value: Any, path: Path, line: int, key: str) -> str | None:
+    if value is None:
+        return None
+    text = scalar_text(value)
+    if text is None:
+        raise UserError(f"{where(path, line)}: field {key!r} must be a string or a number, not {type(value).__name__}")
+    return text
 
 
 def json_array_objects(path: str | os.PathLike, text: str) -> Iterator[tuple[int, dict]]:

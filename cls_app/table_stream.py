@@ -43,6 +43,7 @@ from .data import (
     json_array_objects,
     json_line_object,
     looks_like_header,
+    scalar_text,
     sniff_format,
 )
 from .errors import UserError, where
@@ -281,16 +282,12 @@ def output_format(path: str | os.PathLike) -> str:
 
 
 def _cell(value: Any) -> str:
-    """A JSON value as one CSV cell (as :func:`cls_app.data.cell_text` spells it)."""
+    """A JSON value as one CSV cell: scalars as :func:`cls_app.data.scalar_text` spells them,
+    null empty, lists and objects as JSON."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    text = scalar_text(value)
+    return json.dumps(value, ensure_ascii=False) if text is None else text
 
 
 def _json_value(value: Any) -> Any:
