@@ -353,12 +353,13 @@ def run_pretraining(
     acc_n = 0
     tok_since, t_since = 0, time.perf_counter()
     stopped = "steps"
-    amp_dtype = resolve_precision(settings.precision, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    amp_dtype = resolve_precision(settings.precision, cpu)
     bar = tqdm(total=settings.steps, initial=step, desc="pretrain", unit="step", mininterval=5)
     while step < settings.steps:
         examples = epochs.batch(step)
         batch = make_batch(examples, np.random.default_rng([settings.seed, 7919, step]), **mask_kw)
-        with autocast(torch.device("cpu"), amp_dtype):
+        with autocast(cpu, amp_dtype):
             result = model.pretrain_losses(**_tensors(batch))
         result["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
