@@ -73,15 +73,19 @@ def test_readme_has_an_example_of_every_command() -> None:
     assert not missing, f"README.md has no example of: {missing}"
 
 
-def test_readme_layout_names_every_subpackage() -> None:
+def test_readme_layout_names_every_subpackage_in_layer_order() -> None:
+    from tests.test_layout import RANKS
+
     readme = README.read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
+    named = re.findall(r"^  (\w+)/\s+\S", layout[layout.index("\ncls_app/"):], flags=re.M)
     packages = sorted(p.parent.name for p in (ROOT / "cls_app").glob("*/__init__.py"))
-    missing = [name for name in packages if not re.search(rf"^\s+{re.escape(name)}/\s+\S", layout, flags=re.M)]
+    missing = [name for name in packages if name not in named]
     assert not missing, f"README layout lacks a line for the subpackages {missing}"
-    named = re.findall(r"^  (\w+)/\s", layout[layout.index("cls_app/"):], flags=re.M)
-    stale = [name for name in named if not (ROOT / "cls_app" / name / "__init__.py").is_file()]
-    assert not stale, f"README layout names subpackages that do not exist: {stale}"
+    unknown = [name for name in named if name not in RANKS and name not in packages]
+    assert not unknown, f"README layout names subpackages that neither exist nor have a layer: {unknown}"
+    ranks = [RANKS.get(name, -1) for name in named]
+    assert ranks == sorted(ranks), f"README layout is not in layer order (low to high): {named}"
 
 
 def cli_main():
@@ -93,17 +97,20 @@ def cli_main():
     raise AssertionError("run.py imports no main")
 
 
-def test_options_page_lists_every_flag(monkeypatch) -> None:
-    monkeypatch.setenv("COLUMNS", "100")
+def test_options_page_is_the_help_of_every_command(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps help to the terminal width
     main = cli_main()
     page = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")
-    missing = []
+    stale = []
     for command in ("", *COMMANDS):
         out = io.StringIO()
         with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
             main([command, "--help"] if command else ["--help"])
-        section = page.split(f"\n## {command or 'run.py'}\n", 1)
-        assert len(section) == 2, f"docs/options.md has no section '## {command or 'run.py'}'"
-        body = section[1].split("\n## ", 1)[0]
-        missing += [f"{command} {flag}" for flag in set(FLAG.findall(out.getvalue())) if flag not in body]
-    assert not missing, f"docs/options.md is out of date (rerun the command at its top): {sorted(missing)}"
+        title = command or "run.py"
+        section = page.split(f"\n## {title}\n", 1)
+        assert len(section) == 2, f"docs/options.md has no section '## {title}'"
+        block = re.search(r"```\n(.*?)```", section[1], flags=re.S)
+        if block is None or block.group(1) != out.getvalue():
+            flags = set(FLAG.findall(out.getvalue())) - set(FLAG.findall(block.group(1) if block else ""))
+            stale.append(f"{title} (flags not listed: {sorted(flags)})" if flags else title)
+    assert not stale, f"docs/options.md differs from --help (rerun the command at its top): {stale}"
