@@ -114,3 +114,26 @@ def test_options_page_is_the_help_of_every_command(monkeypatch) -> None:
             flags = set(FLAG.findall(out.getvalue())) - set(FLAG.findall(block.group(1) if block else ""))
             stale.append(f"{title} (flags not listed: {sorted(flags)})" if flags else title)
     assert not stale, f"docs/options.md differs from --help (rerun the command at its top): {stale}"
+
+
+def test_readme_and_docs_commands_parse() -> None:
+    """Every ``python run.py ...`` line in a bash block of README.md and docs/ parses with the real CLI."""
+    import shlex
+
+    from cls_app.commands import build_parser
+
+    parser = build_parser()
+    bad = []
+    for page in PAGES:
+        for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(encoding="utf-8"), flags=re.S | re.M):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" #", 1)[0].strip()
+                if "python run.py" not in line or line.startswith("#"):
+                    continue
+                argv = shlex.split(line.split("python run.py", 1)[1])
+                argv = [a for a in argv if not (a.startswith("[") or a.endswith("]"))]  # optional parts
+                try:
+                    parser.parse_args(argv)
+                except SystemExit:
+                    bad.append(f"{page.name}: {line}")
+    assert not bad, f"examples that the CLI rejects: {bad}"
