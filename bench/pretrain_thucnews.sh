@@ -12,7 +12,7 @@
 # Run it alone on the machine: timings (and, through the time limit, results) depend on a quiet CPU.
 #
 # Fine-tuning: train on dev.txt (10% held out as model-selection dev), score test.txt.
-# Results land in bench/results/ (gitignored); the README quotes them.
+# Results land in bench/results/ (gitignored); docs/pretraining.md quotes them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${THUCNEWS:-../shared/data/thucnews}

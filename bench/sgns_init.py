@@ -1,6 +1,6 @@
 """Experiment: pre-train only BERT's character embeddings with skip-gram (negative sampling).
 
-A cheap alternative to masked-LM pre-training on a CPU (see README "Pre-training"): learn
+A cheap alternative to masked-LM pre-training on a CPU (see docs/pretraining.md): learn
 word2vec-style character vectors from the same corpus in about a minute, put them into the
 word-embedding table of a randomly initialised 4-layer/256 BERT, save that as a BERT folder, and
 fine-tune it like any other (`bench/pretrain_thucnews.sh finetune DIR`).

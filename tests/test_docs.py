@@ -1,0 +1,139 @@
+"""The README and docs/ stay short, linked, complete and free of placeholders."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [README, ROOT / "data" / "README.md", *DOCS]
+COMMANDS = ("train", "evaluate", "predict", "baseline", "compare", "pretrain", "prepare-data", "prepare-corpus")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
+
+
+def prose(text: str) -> str:
+    """The text outside fenced code blocks."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors of the headings of a markdown text."""
+    out = set()
+    for heading in re.findall(r"^#+\s+(.+?)\s*$", prose(text), flags=re.M):
+        out.add(re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-"))
+    return out
+
+
+def test_readme_is_short() -> None:
+    assert len(README.read_text(encoding="utf-8")) <= 12_000
+
+
+def test_docs_exist_and_readme_links_each() -> None:
+    readme = README.read_text(encoding="utf-8")
+    assert DOCS, "docs/*.md missing"
+    unlinked = [p.name for p in DOCS if f"(docs/{p.name})" not in readme]
+    assert not unlinked, f"docs pages not linked from README.md: {unlinked}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_placeholders(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    found = re.findall(r"\b(?:TODO|TBD|XXX|FIXME|LONG_TEXT_TABLE)\b|placeholder", text, flags=re.I)
+    assert not found, f"{page.name}: {found}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    broken = []
+    for target in LINK.findall(prose(text)):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s), mailto: not checked offline
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+def test_readme_has_an_example_of_every_command() -> None:
+    readme = README.read_text(encoding="utf-8")
+    missing = [c for c in COMMANDS if f"python run.py {c} " not in readme and f"python run.py {c}\n" not in readme]
+    assert not missing, f"README.md has no example of: {missing}"
+
+
+def test_readme_layout_names_every_subpackage_in_layer_order() -> None:
+    from tests.test_layout import RANKS
+
+    readme = README.read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout"):]
+    named = re.findall(r"^  (\w+)/\s+\S", layout[layout.index("\ncls_app/"):], flags=re.M)
+    packages = sorted(p.parent.name for p in (ROOT / "cls_app").glob("*/__init__.py"))
+    missing = [name for name in packages if name not in named]
+    assert not missing, f"README layout lacks a line for the subpackages {missing}"
+    unknown = [name for name in named if name not in RANKS and name not in packages]
+    assert not unknown, f"README layout names subpackages that neither exist nor have a layer: {unknown}"
+    ranks = [RANKS.get(name, -1) for name in named]
+    assert ranks == sorted(ranks), f"README layout is not in layer order (low to high): {named}"
+
+
+def cli_main():
+    """The ``main`` that run.py calls, found by reading run.py (wherever the CLI lives)."""
+    tree = ast.parse((ROOT / "run.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "main" for a in node.names):
+            return importlib.import_module(node.module).main
+    raise AssertionError("run.py imports no main")
+
+
+def test_options_page_is_the_help_of_every_command(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps help to the terminal width
+    main = cli_main()
+    page = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")
+    stale = []
+    for command in ("", *COMMANDS):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            main([command, "--help"] if command else ["--help"])
+        title = command or "run.py"
+        section = page.split(f"\n## {title}\n", 1)
+        assert len(section) == 2, f"docs/options.md has no section '## {title}'"
+        block = re.search(r"```\n(.*?)```", section[1], flags=re.S)
+        if block is None or block.group(1) != out.getvalue():
+            flags = set(FLAG.findall(out.getvalue())) - set(FLAG.findall(block.group(1) if block else ""))
+            stale.append(f"{title} (flags not listed: {sorted(flags)})" if flags else title)
+    assert not stale, f"docs/options.md differs from --help (rerun the command at its top): {stale}"
+
+
+def test_readme_and_docs_commands_parse() -> None:
+    """Every ``python run.py ...`` line in a bash block of README.md and docs/ parses with the real CLI."""
+    import shlex
+
+    from cls_app.commands import build_parser
+
+    parser = build_parser()
+    bad = []
+    for page in PAGES:
+        for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(encoding="utf-8"), flags=re.S | re.M):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" #", 1)[0].strip()
+                if "python run.py" not in line or line.startswith("#"):
+                    continue
+                argv = shlex.split(line.split("python run.py", 1)[1])
+                argv = [a for a in argv if not (a.startswith("[") or a.endswith("]"))]  # optional parts
+                try:
+                    parser.parse_args(argv)
+                except SystemExit:
+                    bad.append(f"{page.name}: {line}")
+    assert not bad, f"examples that the CLI rejects: {bad}"
