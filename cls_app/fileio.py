@@ -123,6 +123,17 @@ def _publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _naming(path: Path, action, *args: Path) -> None:
+    """``action(*args)``, an OSError of a failed write turned into a :class:`WriteError` naming ``path``."""
+    try:
+        action(*args)
+    except OSError as exc:
+        err = write_error(exc, path)
+        if err is None:
+            raise
+        raise err from None
+
+
 def _mkdir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -151,9 +162,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         _usual_mode(tmp_path, is_dir=False)
         yield tmp_path
-        _sync(tmp_path)
+        _naming(path, _sync, tmp_path)
         with deferred():
-            _publish(tmp_path, path)
+            _naming(path, _publish, tmp_path, path)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
         err = _translated(exc, tmp_path, path)
@@ -243,10 +254,10 @@ def atomic_files(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[Pa
     try:
         yield tmp
         for name in names:
-            _sync(tmp / name)
+            _naming(folder / name, _sync, tmp / name)
         with deferred():
             for name in names:
-                _publish(tmp / name, folder / name)
+                _naming(folder / name, _publish, tmp / name, folder / name)
     except BaseException as exc:
         err = _translated(exc, tmp, folder)
         if err is None:

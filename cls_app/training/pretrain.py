@@ -370,23 +370,25 @@ class Pretrainer:
         self.start = self._t_since = time.perf_counter()
         stopped = "steps"
         bar = tqdm(total=s.steps, initial=self.step, desc="pretrain", unit="step", mininterval=5)
-        while self.step < s.steps:
-            self.train_step(cpu, amp_dtype)
-            bar.update(1)
-            if self.step % s.log_every == 0 or self.step == s.steps:
-                row = self.log_row()
-                bar.set_postfix(mlm_loss=row["mlm_loss"], tok_s=row["tokens_per_s"])
-            if s.snapshot_every and self.step % s.snapshot_every == 0:
-                self.snapshot()
-            if self.step % s.save_every == 0 or self.step == s.steps:
-                self.save()
-            if deadline is not None and time.perf_counter() >= deadline and self.step < s.steps:
-                stopped = "time limit"
-                self.save()
-                if s.snapshot_every:
+        try:
+            while self.step < s.steps:
+                self.train_step(cpu, amp_dtype)
+                bar.update(1)
+                if self.step % s.log_every == 0 or self.step == s.steps:
+                    row = self.log_row()
+                    bar.set_postfix(mlm_loss=row["mlm_loss"], tok_s=row["tokens_per_s"])
+                if s.snapshot_every and self.step % s.snapshot_every == 0:
                     self.snapshot()
-                break
-        bar.close()
+                if self.step % s.save_every == 0 or self.step == s.steps:
+                    self.save()
+                if deadline is not None and time.perf_counter() >= deadline and self.step < s.steps:
+                    stopped = "time limit"
+                    self.save()
+                    if s.snapshot_every:
+                        self.snapshot()
+                    break
+        finally:  # an error line must not share the bar's line
+            bar.close()
         if self.step == s.steps and not (self.out / STATE_FILE).is_file():
             self.save()
         return stopped
