@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .fileio import WRITE_ERRNOS, write_error
 
 try:  # POSIX only; elsewhere runs are not locked
     import fcntl
@@ -97,9 +98,15 @@ class RunLock:
     def acquire(self) -> RunLock:
         if fcntl is None:  # pragma: no cover
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise (write_error(exc, self.path.parent) or exc) from None
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:  # a full disk with no inode left, a read-only folder, ...
+                raise (write_error(exc, self.path) or exc) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -121,14 +128,26 @@ class RunLock:
             os.close(fd)  # the holder removed the file between our open and flock: try the new one
         else:  # pragma: no cover - only under a storm of lock churn
             raise UserError(f"{self.path}: cannot take the lock (it keeps changing); try again")
+        self._fd = fd
+        try:
+            self._write_holder(fd)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _write_holder(self, fd: int) -> None:
         stale = _read_holder(fd)
         if stale is not None:
             log.warning("%s: taking over the lock of an earlier run that ended without releasing it (%s)",
                         self.target, stale.describe())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, Holder.me().dumps(), 0)
-        self._fd = fd
-        return self
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, Holder.me().dumps(), 0)
+        except OSError as exc:  # a full disk: the lock holds all the same, others just see "PID unknown"
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            log.debug("%s: cannot write the holder's details (%s)", self.path, exc.strerror)
 
     def _still_linked(self, fd: int) -> bool:
         try:
