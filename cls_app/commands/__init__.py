@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UserError
+from ..fileio import write_error
+from ..interrupts import Interrupted, handle_signals
 
 __all__ = ["COMMANDS", "build_parser", "main", "setup_logging"]
 
@@ -66,11 +68,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(args.quiet)
     try:
-        args.command_run(args)
+        with handle_signals():  # Ctrl-C / SIGTERM: Interrupted, so every cleanup runs on the way out
+            args.command_run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(exc.message(), file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a failed write no atomic writer saw (e.g. creating a folder)
+        err = write_error(exc, exc.filename or "a file")
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0

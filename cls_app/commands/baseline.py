@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_seed, add_split_options, data_options, use_default_data_if_needed
+from .options import add_seed, add_split_options, data_options, output_lock, use_default_data_if_needed
 
 NAME = "baseline"
 DEFAULT_OUT = "saved_models/baselines"
@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> None:
     from ..baselines.pipelines import run_baselines
 
     use_default_data_if_needed(args)
-    metas = run_baselines(data_options(args), args.out, names=args.models, seed=args.seed)
+    with output_lock(args.out):
+        metas = run_baselines(data_options(args), args.out, names=args.models, seed=args.seed)
     split = "test" if args.test else "dev"
     print(f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}")
     for m in metas:

@@ -113,3 +113,12 @@ def use_default_data_if_needed(args: argparse.Namespace) -> bool:
     args.text_col, args.label_col = "text", "label"
     log.info("no --train given: using the embedded default data in %s", paths["train"].parent)
     return True
+
+
+def output_lock(path: str | None, flag: str = "--out"):
+    """The one-run-per-output lock on ``path`` (see :mod:`cls_app.locks`), as a context manager;
+    under torchrun only rank 0 writes, so only rank 0 locks."""
+    from ..locks import run_lock
+    from ..runtime.distributed import env_info
+
+    return run_lock(path if env_info().is_main else None, flag)

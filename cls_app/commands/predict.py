@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
-from .options import add_reading_options
+from .options import add_reading_options, output_lock
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -43,14 +43,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..inference.files import predict_file
-    from ..inference.predictor import load_predictor
     from ..io.table_stream import output_format
 
     if args.input and not args.output:
         raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
     if args.output:
         output_format(args.output)
+    with output_lock(args.output, "--output"):  # None (printing to stdout): no lock
+        _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> None:
+    from ..inference.files import predict_file
+    from ..inference.predictor import load_predictor
+
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
                          window=args.chunk_size)
     if args.input:

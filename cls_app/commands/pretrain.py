@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..training.pretrain_settings import OBJECTIVES, PretrainSettings
 from ..training.settings import default
-from .options import add_model_size_options, add_seed
+from .options import add_model_size_options, add_seed, output_lock
 
 NAME = "pretrain"
 # flags whose values go straight into PretrainSettings fields of the same name
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> None:
         settings = PretrainSettings(corpus=[str(Path(c).resolve()) for c in args.corpus],
                                     **{name: getattr(args, name) for name in _SETTINGS})
     limit = args.time_limit * 60 if args.time_limit else None
-    summary = run_pretraining(settings, args.out, resume=args.resume, time_limit_s=limit, threads=args.threads)
+    with output_lock(args.out):
+        summary = run_pretraining(settings, args.out, resume=args.resume, time_limit_s=limit, threads=args.threads)
     last = summary["last"]
     print(f"pre-trained {summary['step']}/{summary['steps']} steps in {summary['train_seconds']:.0f}s "
           f"({summary['tokens_per_s']:.0f} tokens/s), mlm_loss {last.get('mlm_loss', 'n/a')}"

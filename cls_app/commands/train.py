@@ -26,6 +26,7 @@ from .options import (
     add_split_options,
     data_options,
     long_text_options,
+    output_lock,
     use_default_data_if_needed,
 )
 from .report import print_metrics_report, print_train_summary
@@ -156,13 +157,15 @@ def run(args: argparse.Namespace) -> None:
 
     if args.resume:
         _check_resume_flags(args, args.command_parser)
-        _report(resume_training(args.resume, threads=args.threads))
+        with output_lock(args.resume, "--resume folder"):
+            _report(resume_training(args.resume, threads=args.threads))
         return
     job = _job(args, use_default_data_if_needed(args))
-    outcome = run_training(job)
-    _report(outcome)
-    if outcome.is_main and args.with_baselines:  # under torchrun only rank 0 trains the baselines
-        _train_with_baselines(job)
+    with output_lock(job.out):
+        outcome = run_training(job)
+        _report(outcome)
+        if outcome.is_main and args.with_baselines:  # under torchrun only rank 0 trains the baselines
+            _train_with_baselines(job)
 
 
 def _report(outcome) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..fileio import atomic_open, atomic_path, write_json, write_text
+from ..fileio import atomic_files, atomic_open, atomic_path, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
 from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
 from ..io.records import load_labeled
@@ -339,9 +339,20 @@ def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accu
 def write_report(
     results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: str | Path, data_name: str
 ) -> dict[str, Path]:
-    """Write comparison.md/.csv/.json/.png into ``out_dir``; return their paths."""
+    """Write comparison.md/.csv/.json/.png into ``out_dir``; return their paths.
+
+    The files are written aside and moved in together, so a failed write leaves an earlier
+    comparison in ``out_dir`` whole.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_files(out_dir, [f"comparison.{k}" for k in ("md", "csv", "png", "json")]) as tmp:
+        _write_report_files(results, labels, sig, tmp, data_name)
+    return {k: out_dir / f"comparison.{k}" for k in ("md", "csv", "json", "png")}
+
+
+def _write_report_files(
+    results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: Path, data_name: str
+) -> None:
     table = results_table(results, labels)
     floor = [r.floor for r in results]
     best = best_rows(table, floor)
@@ -383,7 +394,6 @@ def write_report(
         "significance": sig,
     })
     plot_comparison(table, paths["png"], f"{data_name}: {n} texts", best.get("accuracy", []))
-    return paths
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..fileio import atomic_open, write_json, write_text
+from ..fileio import atomic_files, atomic_open, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
 from ..inference.predictor import load_predictor
 from ..io.records import label_ids, load_labeled
@@ -23,25 +23,25 @@ log = logging.getLogger(__name__)
 
 
 def write_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str) -> dict[str, Path]:
-    """Write metrics.json, report.txt, confusion_matrix.csv and .png into ``out_dir``."""
+    """Write metrics.json, report.txt, confusion_matrix.csv and .png into ``out_dir``.
+
+    The four files are written aside first and moved in together (metrics.json last), so a
+    failed write leaves an earlier report in ``out_dir`` whole.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "metrics": out_dir / "metrics.json",
-        "report": out_dir / "report.txt",
-        "confusion_csv": out_dir / "confusion_matrix.csv",
-        "confusion_png": out_dir / "confusion_matrix.png",
-    }
-    write_json(paths["metrics"], metrics)
-    write_text(paths["report"], format_report(metrics, labels) + "\n")
-    frame = pd.DataFrame(metrics["confusion_matrix"], index=labels, columns=labels)
-    frame.index.name = "true\\pred"
-    with atomic_open(paths["confusion_csv"], "w", newline="") as fh:
-        frame.to_csv(fh)
-    mode = plot_confusion_matrix(metrics["confusion_matrix"], labels, paths["confusion_png"], title)
+    names = {"report": "report.txt", "confusion_csv": "confusion_matrix.csv",
+             "confusion_png": "confusion_matrix.png", "metrics": "metrics.json"}
+    with atomic_files(out_dir, list(names.values())) as tmp:
+        write_text(tmp / names["report"], format_report(metrics, labels) + "\n")
+        frame = pd.DataFrame(metrics["confusion_matrix"], index=labels, columns=labels)
+        frame.index.name = "true\\pred"
+        with atomic_open(tmp / names["confusion_csv"], "w", newline="") as fh:
+            frame.to_csv(fh)
+        mode = plot_confusion_matrix(metrics["confusion_matrix"], labels, tmp / names["confusion_png"], title)
+        write_json(tmp / names["metrics"], metrics)
     if mode != "names":
         log.warning("confusion_matrix.png shows label indices with a legend (no CJK font found)")
-    return paths
+    return {key: out_dir / name for key, name in names.items()}
 
 
 @dataclass

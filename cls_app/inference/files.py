@@ -128,6 +128,16 @@ def predict_chunks(
     return summary
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file: the same path once resolved, or hard links to it."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
 def predict_file(
     clf: Predictor,
     input_path: str | os.PathLike,
@@ -150,8 +160,8 @@ def predict_file(
     top_k = check_top_k(top_k, clf.labels)
     input_path, output_path = Path(input_path), Path(output_path)
     output_format(output_path)  # a bad extension fails before any work
-    if output_path.resolve() == input_path.resolve():
-        raise UserError(f"{output_path}: the output would overwrite the input; choose another file")
+    if _same_file(input_path, output_path):
+        raise UserError(f"{output_path}: the output would overwrite the input {input_path}; choose another file")
     reader = TableReader(input_path, text_col=text_col, encoding=encoding, fmt=fmt, chunk_rows=chunk_rows)
     extra = prediction_columns(top_k)
     chunks = reader.chunks()

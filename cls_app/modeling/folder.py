@@ -9,9 +9,6 @@ Every file is written under a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..errors import UserError
-from ..fileio import write_json
+from ..fileio import atomic_files, write_json
 from ..text.long_text import LongTextOptions
 from ..text.tokenizer import CharTokenizer
 from ..version import __version__
@@ -59,19 +56,13 @@ def write_bert_files(
     ``architectures`` overrides the class name recorded in config.json.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=out_dir))
-    try:
+    with atomic_files(out_dir, ("model.safetensors", "vocab.txt", "config.json")) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         if architectures:
             config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
             config["architectures"] = architectures
             write_json(tmp / "config.json", config)
         tokenizer.save(tmp)
-        for name in ("model.safetensors", "vocab.txt", "config.json"):
-            os.replace(tmp / name, out_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

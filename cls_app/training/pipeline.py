@@ -23,6 +23,7 @@ from transformers import BertConfig
 
 from ..errors import UserError
 from ..fileio import write_json
+from ..interrupts import Interrupted
 from ..io.records import LabeledData, label_ids, label_list, load_splits
 from ..metrics import compute_metrics
 from ..modeling.bert import BertClassifier
@@ -189,9 +190,15 @@ def _fit(job: TrainJob, splits: _Splits, tokenizer: CharTokenizer, model: BertCl
                      dev_enc.owners, lt.chunk_pool)
     try:
         return Trainer(model, data, job.train, hooks).run(resume)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if find_checkpoint(out) is not None:
-            log.warning("interrupted: continue this run with `python run.py train --resume %s`", out)
+            hint = f"continue this run with `python run.py train --resume {out}`"
+        else:
+            hint = f"no checkpoint was saved; {out} holds no finished model"
+        if isinstance(exc, Interrupted):
+            exc.hint = hint
+        else:
+            log.warning("interrupted: %s", hint)
         raise
 
 

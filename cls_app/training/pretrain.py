@@ -32,10 +32,10 @@ from tqdm.auto import tqdm
 from transformers import BertConfig, BertForPreTraining, get_linear_schedule_with_warmup
 
 from ..errors import UserError
-from ..fileio import atomic_open, atomic_path, write_json
+from ..fileio import atomic_files, atomic_open, atomic_path, write_json
 from ..io.corpus import Corpus, read_corpus
 from ..modeling.bert import parameter_groups
-from ..modeling.electra import ElectraPretrainer
+from ..modeling.electra import GENERATOR_FILE, ElectraPretrainer
 from ..modeling.folder import write_bert_files
 from ..runtime.device import autocast, configure_threads, resolve_precision
 from ..text.tokenizer import CharTokenizer
@@ -307,14 +307,20 @@ class Pretrainer:
         self._acc_n, self._tok_since, self._t_since = 0, 0, self.start
 
     def save(self) -> None:
-        """The model folder, the resumable state and the log."""
-        save_pretrained_dir(self.model, self.tokenizer, self.out)
-        with atomic_path(self.out / STATE_FILE) as tmp:
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                        "torch_rng": torch.get_rng_state(), "step": self.step, "tokens": self.tokens,
-                        "elapsed": self.elapsed_before + time.perf_counter() - self.start}, tmp)
-        if self.rows:
-            _write_log(self.out / LOG_FILE, self.rows)
+        """The model folder, the resumable state and the log, moved in together (the state last):
+        a failed save leaves the previous step's files whole and matching."""
+        names = ["model.safetensors", "vocab.txt", "config.json"]
+        if isinstance(self.model, ElectraPretrainer):
+            names.append(GENERATOR_FILE)
+        names += [LOG_FILE] if self.rows else []
+        with atomic_files(self.out, [*names, STATE_FILE]) as tmp:
+            save_pretrained_dir(self.model, self.tokenizer, tmp)
+            with atomic_path(tmp / STATE_FILE) as state_tmp:
+                torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                            "torch_rng": torch.get_rng_state(), "step": self.step, "tokens": self.tokens,
+                            "elapsed": self.elapsed_before + time.perf_counter() - self.start}, state_tmp)
+            if self.rows:
+                _write_log(tmp / LOG_FILE, self.rows)
 
     def snapshot(self) -> None:
         """A model copy in ``OUT/snapshots/step-N``."""
@@ -364,23 +370,25 @@ class Pretrainer:
         self.start = self._t_since = time.perf_counter()
         stopped = "steps"
         bar = tqdm(total=s.steps, initial=self.step, desc="pretrain", unit="step", mininterval=5)
-        while self.step < s.steps:
-            self.train_step(cpu, amp_dtype)
-            bar.update(1)
-            if self.step % s.log_every == 0 or self.step == s.steps:
-                row = self.log_row()
-                bar.set_postfix(mlm_loss=row["mlm_loss"], tok_s=row["tokens_per_s"])
-            if s.snapshot_every and self.step % s.snapshot_every == 0:
-                self.snapshot()
-            if self.step % s.save_every == 0 or self.step == s.steps:
-                self.save()
-            if deadline is not None and time.perf_counter() >= deadline and self.step < s.steps:
-                stopped = "time limit"
-                self.save()
-                if s.snapshot_every:
+        try:
+            while self.step < s.steps:
+                self.train_step(cpu, amp_dtype)
+                bar.update(1)
+                if self.step % s.log_every == 0 or self.step == s.steps:
+                    row = self.log_row()
+                    bar.set_postfix(mlm_loss=row["mlm_loss"], tok_s=row["tokens_per_s"])
+                if s.snapshot_every and self.step % s.snapshot_every == 0:
                     self.snapshot()
-                break
-        bar.close()
+                if self.step % s.save_every == 0 or self.step == s.steps:
+                    self.save()
+                if deadline is not None and time.perf_counter() >= deadline and self.step < s.steps:
+                    stopped = "time limit"
+                    self.save()
+                    if s.snapshot_every:
+                        self.snapshot()
+                    break
+        finally:  # an error line must not share the bar's line
+            bar.close()
         if self.step == s.steps and not (self.out / STATE_FILE).is_file():
             self.save()
         return stopped

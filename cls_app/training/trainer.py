@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..fileio import atomic_open
+from ..interrupts import deferred
 from ..metrics import compute_metrics
 from ..modeling.bert import parameter_groups
 from ..runtime import distributed
@@ -150,6 +151,7 @@ class TrainState:
     running_loss: float = 0.0
     running_n: float = 0
     elapsed: float = 0.0
+    pending_eval: float | None = None  # an evaluation due at this epoch position has not been done yet
 
 
 class Trainer:
@@ -210,30 +212,55 @@ class Trainer:
         self.start = time.perf_counter() - self.state.elapsed
         self.model.train()
         st = self.state
-        while not st.done and st.epoch < self.settings.epochs:
-            stop = self._run_epoch(st.epoch)
-            if stop or self._evaluate(st.epoch + 1.0):
-                st.stopped_early, st.done = True, True
-            else:
-                st.epoch, st.batch = st.epoch + 1, 0
-                st.done = st.epoch >= self.settings.epochs
-            self.model.train()
-            self._save_checkpoint()
+        try:
+            while not st.done and st.epoch < self.settings.epochs:
+                self._run_epoch(st.epoch)
+                if not st.done and st.pending_eval is not None:  # the epoch's closing evaluation
+                    self._evaluate(st.pending_eval)
+                with deferred():
+                    if not st.done:
+                        st.epoch, st.batch = st.epoch + 1, 0
+                        st.done = st.epoch >= self.settings.epochs
+                self.model.train()
+                self._save_checkpoint()
+        except KeyboardInterrupt:
+            self._save_on_interrupt()
+            raise
         return self._finish()
+
+    def _save_on_interrupt(self) -> None:
+        """Ctrl-C / SIGTERM: keep a checkpoint of the exact position, so ``--resume`` goes on from there.
+
+        Steps and evaluations change the state only under :func:`~cls_app.interrupts.deferred`, so
+        the state is consistent whenever the interrupt arrives (an evaluation it cut short is done
+        first on resume). A second signal while saving abandons the save (the previous checkpoint
+        stays as it was). Under torchrun the ranks cannot agree on a position: no save.
+        """
+        if self.hooks.checkpoint_dir is None or self.world > 1:
+            return
+        log.info("interrupted at epoch %d, batch %d (step %d): saving a checkpoint", self.state.epoch,
+                 self.state.batch, self.state.step)
+        self._save_checkpoint()
 
     def _restore(self) -> None:
         if self.hooks.checkpoint_dir is None:
             raise ValueError("resume needs checkpoint_dir")
         restored = restore_checkpoint(self.hooks.checkpoint_dir, self.model, self.optimizer, self.scheduler)
-        self.state = TrainState(**{f.name: restored.state[f.name] for f in fields(TrainState)})
+        defaults = TrainState()
+        self.state = TrainState(**{f.name: restored.state.get(f.name, getattr(defaults, f.name))
+                                   for f in fields(TrainState)})
         self.best_state = restored.best_state
         if self.best_state is None and restored.state.get("best_is_current"):
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.rank:  # the checkpoint holds the sums over all ranks (see _save_checkpoint)
             self.state.running_loss, self.state.running_n, self.state.tokens = 0.0, 0, 0
 
-    def _run_epoch(self, epoch: int) -> bool:
-        """The batches of ``epoch`` from where the state says; True when early stopping hit mid-epoch."""
+    def _run_epoch(self, epoch: int) -> None:
+        """The batches of ``epoch`` from where the state says (``state.done`` when early stopping hit).
+
+        A step and the note that an evaluation is due after it change the state together
+        (:func:`~cls_app.interrupts.deferred`), so an interrupt never falls between them.
+        """
         s, st = self.settings, self.state
         batches = epoch_batches([len(x) for x in self.data.train_ids], s.batch_size, s.seed, epoch,
                                 s.group_by_length, labels=self.data.train_y, oversample=s.oversample)
@@ -241,25 +268,35 @@ class Trainer:
                    initial=st.batch, **({} if self.main else {"disable": True}))
         try:
             for i in range(st.batch, len(batches)):
-                self._step(batches[i])
-                st.batch = i + 1
+                if st.pending_eval is not None and self._evaluate_now():  # resumed inside an evaluation
+                    return
+                last = i + 1 == len(batches)
+                with deferred():
+                    self._step(batches[i])
+                    st.batch = i + 1
+                    if last:
+                        st.pending_eval = epoch + 1.0
+                    elif s.eval_every and st.step % s.eval_every == 0:
+                        st.pending_eval = epoch + (i + 1) / len(batches)
                 bar.update(1)
                 if self.main:
                     elapsed = time.perf_counter() - self.start
                     bar.set_postfix(loss=f"{st.running_loss / max(st.running_n, 1e-12):.4f}",
                                     samples_s=f"{st.seen / elapsed:.0f}", refresh=False)
-                if i + 1 == len(batches):
+                if last:
                     break
-                if s.eval_every and st.step % s.eval_every == 0:
-                    stop = self._evaluate(epoch + (i + 1) / len(batches))
-                    self.model.train()
-                    if stop:
-                        return True
+                if st.pending_eval is not None and self._evaluate_now():
+                    return
                 if s.save_every and st.step % s.save_every == 0:
                     self._save_checkpoint()
         finally:
             bar.close()
-        return False
+
+    def _evaluate_now(self) -> bool:
+        """The mid-epoch evaluation that is due; True when training should stop."""
+        stop = self._evaluate(self.state.pending_eval)
+        self.model.train()
+        return stop
 
     def _step(self, idx: np.ndarray) -> None:
         """One optimizer step on the global batch ``idx`` (this rank computes its share)."""
@@ -298,9 +335,17 @@ class Trainer:
         return compute_metrics(d.dev_y, logits.argmax(axis=1), d.labels)
 
     def _evaluate(self, epoch_pos: float) -> bool:
-        """Score dev, log it, keep the best; return True when training should stop."""
-        st, s = self.state, self.settings
+        """Score dev, log it, keep the best; return True when training should stop (then ``state.done``).
+
+        The state changes at the end, all at once (:func:`~cls_app.interrupts.deferred`): an
+        interrupt while dev is scored leaves ``pending_eval`` set, and a resumed run scores it again.
+        """
         dev = self._dev_metrics()
+        with deferred():
+            return self._commit_evaluation(epoch_pos, dev)
+
+    def _commit_evaluation(self, epoch_pos: float, dev: dict) -> bool:
+        st, s = self.state, self.settings
         loss_sum, loss_n = distributed.all_reduce_sum([st.running_loss, st.running_n])
         elapsed = time.perf_counter() - self.start
         row = {
@@ -321,6 +366,7 @@ class Trainer:
         improved = value > st.best_value
         log.info("epoch %.2f step %d: train_loss %.4f dev accuracy %.4f macro_f1 %.4f%s", epoch_pos, st.step,
                  row["train_loss"], dev["accuracy"], dev["macro_f1"], " (best so far)" if improved else "")
+        st.pending_eval = None
         if improved:
             st.best_value, st.best_dev, st.best_step, st.best_epoch, st.bad_evals = value, dev, st.step, epoch_pos, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -328,7 +374,10 @@ class Trainer:
                 self.hooks.on_best(self.model, dev)
             return False
         st.bad_evals += 1
-        return s.patience > 0 and st.bad_evals >= s.patience
+        stop = s.patience > 0 and st.bad_evals >= s.patience
+        if stop:
+            st.stopped_early, st.done = True, True
+        return stop
 
     def _save_checkpoint(self) -> None:
         st = self.state
