@@ -99,7 +99,8 @@ async def run_clients(url: str, texts: list[str], clients: int, duration: float,
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
 
     return {"seconds": round(elapsed, 2), "requests": counts["requests"], "errors": counts["errors"],
-            "requests_per_s": round(counts["requests"] / elapsed, 1), "texts_per_s": round(counts["texts"] / elapsed, 1),
+            "requests_per_s": round(counts["requests"] / elapsed, 1),
+            "texts_per_s": round(counts["texts"] / elapsed, 1),
             "p50_ms": round(pct(0.50), 1), "p95_ms": round(pct(0.95), 1), "p99_ms": round(pct(0.99), 1)}
 
 
@@ -133,7 +134,8 @@ def main() -> None:
 
     texts = load_labeled(args.data).texts
     threads = ["--threads", str(args.threads)] if args.threads else []
-    modes = {"micro-batching on": threads + args.serve_args.split(), "micro-batching off": threads + ["--max-batch", "1"]}
+    modes = {"micro-batching on": threads + args.serve_args.split(),
+             "micro-batching off": threads + ["--max-batch", "1"]}
     results: dict = {"clients": args.clients, "texts_per_request": [args.min_texts, args.max_texts],
                      "threads": args.threads, "cpu": platform.processor() or platform.machine(),
                      "cpu_count": os.cpu_count(), "load_before": os.getloadavg()[0], "modes": {}}
