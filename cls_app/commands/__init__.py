@@ -20,7 +20,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "setup_logging"]
 
 # the command modules, in the order `run.py --help` lists them
 COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare",
-            "serve")
+            "serve", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

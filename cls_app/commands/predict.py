@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
-from .options import add_reading_options
+from .options import add_backend_option, add_reading_options
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the cores, split among local processes)")
     p.add_argument("--quantize", action="store_true",
                    help="dynamic int8 quantization of the linear layers: faster on CPU, labels may differ "
-                   "on a few texts")
+                   "on a few texts (with --backend onnx: the exported model.int8.onnx)")
+    add_backend_option(p)
     return p
 
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
     if args.output:
         output_format(args.output)
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
-                         window=args.chunk_size)
+                         window=args.chunk_size, backend=args.backend)
     if args.input:
         summary = predict_file(
             clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,

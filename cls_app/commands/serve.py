@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from .options import add_backend_option
 
 NAME = "serve"
 
@@ -38,13 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=d.workers,
                    help="server processes, each with its own model copy (default: %(default)s)")
     r.add_argument("--threads", type=int, help="CPU threads for the model in each worker (default: the thread policy)")
-    r.add_argument("--backend", choices=["torch"], default=d.backend,
-                   help="torch, or onnx: run the folder's model.onnx with ONNX Runtime (see `run.py export`)")
     r.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on /predict and /info (default: the "
                    f"{API_KEY_ENV} environment variable, if set)")
     r.add_argument("--shutdown-timeout", type=float, default=d.shutdown_timeout_s, metavar="S",
                    help="on SIGTERM/Ctrl-C, seconds in-flight requests get to finish (default: %(default)s)")
     r.add_argument("--access-log", action="store_true", help="log every request")
+    add_backend_option(p)
     return p
 
 
