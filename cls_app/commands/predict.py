@@ -44,27 +44,63 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..inference.files import predict_file
     from ..inference.predictor import load_predictor
     from ..io.table_stream import output_format
+    from ..runtime.distributed import env_info
 
     if args.input and not args.output:
         raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
     if args.output:
         output_format(args.output)
+    info = env_info()
+    if info.enabled:
+        _run_distributed(args, info)
+        return
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
                          window=args.chunk_size, backend=args.backend)
     if args.input:
-        summary = predict_file(
-            clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
-            top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
-        )
-        empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
-        print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
-              f"({summary.rows_per_s:.0f} rows/s){empty}")
+        _predict_input(clf, args)
         return
     _predict_texts(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
                    chunk_rows=args.chunk_size)
+
+
+def _predict_input(clf: Any, args: argparse.Namespace) -> None:
+    from ..inference.files import predict_file
+    from ..runtime.distributed import rank_world
+
+    summary = predict_file(
+        clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
+        top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
+    )
+    rank, world = rank_world()
+    if rank != 0:
+        return
+    empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
+    procs = f" with {world} processes" if world > 1 else ""
+    print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
+          f"({summary.rows_per_s:.0f} rows/s{procs}){empty}")
+
+
+def _run_distributed(args: argparse.Namespace, info: Any) -> None:
+    """Under torchrun: every process scores a share of the --input file's windows; rank 0 writes the output."""
+    import torch
+
+    from ..inference.predictor import load_predictor
+    from ..runtime import distributed
+    from ..runtime.device import default_threads
+
+    if not args.input:
+        raise UserError("under torchrun, predict shares an --input file among the processes: give --input and "
+                        "--output (for --text or standard input run one process)")
+    threads = args.threads or default_threads(info.local_world_size)
+    clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=threads,
+                         window=args.chunk_size, backend=args.backend)
+    distributed.init(torch.device("cpu"), info)
+    try:
+        _predict_input(clf, args)
+    finally:
+        distributed.shutdown()
 
 
 def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError, where
 from ..io.records import as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
+from ..runtime.distributed import gather_to_main, rank_world
 from .classifier import check_top_k, top_classes
 from .defaults import DEFAULT_CHUNK_ROWS
 from .predictor import Predictor
@@ -98,6 +99,36 @@ def _windows(chunks: Iterable[RowChunk], size: int) -> Iterator[RowChunk]:
         yield RowChunk(rows, texts, lines)
 
 
+def _scored_windows(clf: Predictor, windows: Iterable[RowChunk]) -> Iterator[tuple[RowChunk, np.ndarray]]:
+    """``(window, probabilities)`` in input order.
+
+    Under ``torchrun`` (a joined process group of N ranks) every rank reads the same windows and
+    they are dealt out round-robin: in round r, rank k scores window ``r * N + k``, and rank 0
+    gathers the round's probabilities and yields them in order; the other ranks yield nothing.
+    Each window is scored exactly as one process would score it, so the output is identical.
+    """
+    rank, world = rank_world()
+    if world == 1:
+        for part in windows:
+            yield part, clf.predict_proba([as_text(t) for t in part.texts])
+        return
+    group: list[RowChunk] = []
+    for part in windows:
+        group.append(part)
+        if len(group) == world:
+            yield from _score_round(clf, group, rank)
+            group = []
+    if group:
+        yield from _score_round(clf, group, rank)
+
+
+def _score_round(clf: Predictor, group: list[RowChunk], rank: int) -> Iterator[tuple[RowChunk, np.ndarray]]:
+    mine = clf.predict_proba([as_text(t) for t in group[rank].texts]) if rank < len(group) else None
+    gathered = gather_to_main(mine)
+    if gathered is not None:
+        yield from zip(group, gathered[: len(group)], strict=True)
+
+
 def predict_chunks(
     clf: Predictor,
     chunks: Iterable[RowChunk],
@@ -108,13 +139,16 @@ def predict_chunks(
     window: int | None = None,
 ) -> PredictSummary:
     """Predict the rows of ``chunks`` window by window and pass each window with its
-    prediction values to ``emit(chunk, values)`` (``window`` rows at a time; default ``clf.window``)."""
+    prediction values to ``emit(chunk, values)`` (``window`` rows at a time; default ``clf.window``).
+
+    Under ``torchrun`` the windows are shared among the processes (see :func:`_scored_windows`);
+    only rank 0 emits, and its summary counts every row.
+    """
     summary = PredictSummary()
     t0 = time.perf_counter()
-    bar = tqdm(desc="predict", unit="row", disable=not progress, leave=False)
+    bar = tqdm(desc="predict", unit="row", disable=not progress or rank_world()[0] != 0, leave=False)
     try:
-        for part in _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS)):
-            probs = clf.predict_proba([as_text(t) for t in part.texts])
+        for part, probs in _scored_windows(clf, _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS))):
             _note_empty(part, probs, source, summary)
             emit(part, _extra_values(probs, clf.labels, top_k))
             summary.rows += len(part)
@@ -145,7 +179,8 @@ def predict_file(
     Every input row is written, in order, with all its original columns, plus
     :func:`prediction_columns`. Empty or missing texts get empty predictions and a warning
     naming their row. Memory stays flat: ``chunk_rows`` rows are held at a time, and the
-    output appears under its name only when complete.
+    output appears under its name only when complete. Under ``torchrun`` every process reads the
+    input, each scores its share of the windows, and rank 0 alone writes the output.
     """
     top_k = check_top_k(top_k, clf.labels)
     input_path, output_path = Path(input_path), Path(output_path)
@@ -156,9 +191,11 @@ def predict_file(
     extra = prediction_columns(top_k)
     chunks = reader.chunks()
     first = next(chunks, None)
+    main = rank_world()[0] == 0
     if first is None:  # a header without rows
-        with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path):
-            pass
+        if main:
+            with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path):
+                pass
         log.warning("%s: no data rows; wrote only the header to %s", input_path, output_path)
         return PredictSummary()
     log.info("%s: %s (%s), text column %r; writing %s", input_path, reader.fmt, reader.encoding,
@@ -168,6 +205,8 @@ def predict_file(
         yield first
         yield from chunks
 
+    if not main:  # under torchrun: score this rank's share, rank 0 writes
+        return predict_chunks(clf, all_chunks(), lambda chunk, values: None, top_k=top_k, source=input_path)
     with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path) as writer:
         summary = predict_chunks(
             clf, all_chunks(), lambda chunk, values: writer.write(chunk, values, reader.columns),
