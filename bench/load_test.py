@@ -32,6 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,7 +147,7 @@ def main() -> None:
     modes = {"micro-batching on": threads + args.serve_args.split(),
              "micro-batching off": threads + ["--max-batch", "1"]}
     results: dict = {"clients": args.clients, "texts_per_request": [args.min_texts, args.max_texts],
-                     "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+                     "threads": args.threads, "cpu": cpu_model(),
                      "cpu_count": os.cpu_count(), "load_before": os.getloadavg()[0], "modes": {}}
     for name, extra in modes.items():
         port = free_port()
