@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import ROOT, run_cli, toy_texts, write_csv
+from .conftest import ROOT, run_cli, run_main, toy_texts, write_csv
 
 KEY = "s3cret-key"
 LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
@@ -216,17 +216,20 @@ def test_baseline_folder_env_key_and_graceful_shutdown(baseline_model) -> None:
     assert status == 0, err[-2000:]
 
 
-def test_serve_command_errors(tmp_path, bert_model) -> None:
-    r = run_cli("serve", "--model", str(tmp_path / "missing"))
-    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: model folder not found")
-    r = run_cli("serve", "--model", str(bert_model), "--max-batch", "0")
-    assert r.returncode == 2 and "--max-batch must be at least 1" in r.stderr
+def test_serve_command_errors(tmp_path, bert_model, capsys) -> None:
+    """Mistakes fail before the server starts: one error line, status 2 (in-process: no server runs)."""
+    rc, _, err = run_main(capsys, "serve", "--model", str(tmp_path / "missing"), "--port", "0")
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("error: model folder not found")
+    rc, _, err = run_main(capsys, "serve", "--model", str(bert_model), "--max-batch", "0")
+    assert rc == 2 and "--max-batch must be at least 1" in err
+    rc, _, err = run_main(capsys, "serve", "--model", str(bert_model), "--api-key", " ")
+    assert rc == 2 and "--api-key is empty" in err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        r = run_cli("serve", "--model", str(bert_model), "--port", str(busy.getsockname()[1]))
-    assert r.returncode == 2 and "in use" in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+        rc, _, err = run_main(capsys, "serve", "--model", str(bert_model), "--port", str(busy.getsockname()[1]))
+    assert rc == 2 and "is in use" in err, err
+    assert "Traceback" not in err
 
 
 def test_batcher_keeps_order_and_never_splits_a_request() -> None:
