@@ -191,12 +191,13 @@ def test_concurrent_requests_are_micro_batched(bert_server) -> None:
         assert a["label"] == g["label"] and abs(a["prob"] - g["prob"]) < 1e-5
 
 
-def test_baseline_folder_env_key_and_graceful_shutdown(baseline_model) -> None:
-    server = Server(baseline_model, "--max-wait-ms", "1500", env={"CLS_APP_API_KEY": "from-env"})
+def test_baseline_folder_two_workers_env_key_and_graceful_shutdown(baseline_model) -> None:
+    server = Server(baseline_model, "--max-wait-ms", "1500", "--workers", "2", env={"CLS_APP_API_KEY": "from-env"})
     try:
         assert httpx.post(server.url + "/predict", json={"text": "好"}).status_code == 401
         info = httpx.get(server.url + "/info", headers=auth("from-env")).json()
         assert info["kind"] == "baseline" and set(info["labels"]) == {"正面", "负面"}
+        assert info["settings"]["workers"] == 2 and info["pid"] != server.proc.pid  # answered by a worker
         answer: dict = {}
 
         def slow_request() -> None:  # waits 1.5 s in the batcher: in flight when SIGTERM comes
