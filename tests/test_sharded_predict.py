@@ -62,3 +62,38 @@ def test_torchrun_needs_an_input_file(tiny_model, monkeypatch, capsys) -> None:
         monkeypatch.setenv(name, value)  # what torchrun sets; the check comes before joining a group
     rc, _, err = run_main(capsys, "predict", "--model", str(tiny_model), "--text", "好")
     assert rc == 2 and "give --input and --output" in err
+
+
+@pytest.mark.parametrize(("ext", "n"), [("csv", 3), ("jsonl", 9), ("tsv", 1)])
+def test_shards_merge_into_the_one_process_output(tiny_model, tmp_path, capsys, ext, n) -> None:
+    """--shard K/N writes whole windows K of N (some empty when N > windows); --merge joins them exactly."""
+    texts, labels = toy_texts(103, seed=9)
+    texts[40] = ""
+    pd.DataFrame({"text": texts, "label": labels, "note": ["a,b\nc"] * 103}).to_csv(tmp_path / "in.csv", index=False)
+    common = ["predict", "--model", str(tiny_model), "--input", str(tmp_path / "in.csv"), "--chunk-size", "16",
+              "--threads", "1"]
+    rc, _, err = run_main(capsys, *common, "--output", str(tmp_path / f"one.{ext}"))
+    assert rc == 0, err
+    parts = []
+    for k in range(1, n + 1):
+        parts.append(str(tmp_path / f"part{k}.{ext}"))
+        rc, _, err = run_main(capsys, *common, "--shard", f"{k}/{n}", "--output", parts[-1])
+        assert rc == 0, err
+    rc, out, err = run_main(capsys, "predict", "--merge", *parts, "--output", str(tmp_path / f"merged.{ext}"))
+    assert rc == 0 and f"merged {n} parts" in out, err
+    assert (tmp_path / f"merged.{ext}").read_bytes() == (tmp_path / f"one.{ext}").read_bytes()
+
+
+def test_shard_and_merge_errors(tiny_model, tmp_path, capsys) -> None:
+    write_csv(tmp_path / "in.csv", *toy_texts(10, seed=1))
+    base = ["predict", "--model", str(tiny_model), "--input", str(tmp_path / "in.csv"), "--output"]
+    for bad in ("0/2", "3/2", "x", "1/0"):
+        rc, _, err = run_main(capsys, *base, str(tmp_path / "o.csv"), "--shard", bad)
+        assert rc == 2 and "give K/N with 1 <= K <= N" in err
+    merged = ["--output", str(tmp_path / "m.csv")]
+    rc, _, err = run_main(capsys, "predict", "--merge", str(tmp_path / "missing.csv"), *merged)
+    assert rc == 2 and "part file not found" in err
+    assert run_main(capsys, *base, str(tmp_path / "a.csv"), "--top-k", "2")[0] == 0
+    assert run_main(capsys, *base, str(tmp_path / "b.csv"))[0] == 0
+    rc, _, err = run_main(capsys, "predict", "--merge", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), *merged)
+    assert rc == 2 and "columns differ" in err and not (tmp_path / "m.csv").exists()

@@ -23,12 +23,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
         "lines read from standard input and print label and probability.",
     )
-    p.add_argument("--model", required=True, help="model folder written by train or baseline")
+    p.add_argument("--model", help="model folder written by train or baseline (required, except with --merge)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
                      "or --text, texts are read from standard input, one per line")
+    src.add_argument("--merge", nargs="+", metavar="PART",
+                     help="join the outputs of --shard 1/N ... N/N (in that order) into --output; needs no model")
     p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
+    p.add_argument("--shard", metavar="K/N", help="score only the K-th of N equal runs of rows (whole "
+                   "--chunk-size windows) of --input, e.g. for a job array; join the N outputs with --merge")
     add_reading_options(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
@@ -48,10 +52,18 @@ def run(args: argparse.Namespace) -> None:
     from ..io.table_stream import output_format
     from ..runtime.distributed import env_info
 
-    if args.input and not args.output:
-        raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
+    if (args.input or args.merge) and not args.output:
+        raise UserError(f"{'--input' if args.input else '--merge'} needs --output FILE (.csv, .tsv or .jsonl)")
     if args.output:
         output_format(args.output)
+    if args.merge:
+        from ..inference.files import merge_parts
+
+        print(f"merged {merge_parts(args.merge, args.output)} parts into {args.output}")
+        return
+    if not args.model:
+        raise UserError("--model is required (the model folder written by train or baseline)")
+    args.shard = _parse_shard(args.shard, args.input)
     info = env_info()
     if info.enabled:
         _run_distributed(args, info)
@@ -65,13 +77,25 @@ def run(args: argparse.Namespace) -> None:
                    chunk_rows=args.chunk_size)
 
 
+def _parse_shard(value: str | None, has_input: bool) -> tuple[int, int] | None:
+    """``K/N`` -> ``(K, N)`` with 1 <= K <= N."""
+    if value is None:
+        return None
+    if not has_input:
+        raise UserError("--shard splits an --input file; give --input and --output")
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise UserError(f"--shard {value!r}: give K/N with 1 <= K <= N, e.g. --shard 2/4")
+    return int(k), int(n)
+
+
 def _predict_input(clf: Any, args: argparse.Namespace) -> None:
     from ..inference.files import predict_file
     from ..runtime.distributed import rank_world
 
     summary = predict_file(
         clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
-        top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
+        top_k=args.top_k, chunk_rows=args.chunk_size, progress=True, shard=args.shard,
     )
     rank, world = rank_world()
     if rank != 0:
@@ -90,6 +114,8 @@ def _run_distributed(args: argparse.Namespace, info: Any) -> None:
     from ..runtime import distributed
     from ..runtime.device import default_threads
 
+    if args.shard:
+        raise UserError("--shard is for separate jobs; under torchrun the processes already share the file")
     if not args.input:
         raise UserError("under torchrun, predict shares an --input file among the processes: give --input and "
                         "--output (for --text or standard input run one process)")
