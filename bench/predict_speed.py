@@ -4,6 +4,7 @@
 Same model, same 10,000 THUCNews test headlines, same process and thread count:
 
 1. ``Classifier.predict`` (this project): float, and with ``quantize=True`` (int8 dynamic);
+   the same exported to ONNX and run by ONNX Runtime (``--backend onnx``, float and int8);
    also the Hugging Face forward with our length-sorted batching (``fast=False``) to show
    where the speed comes from, and ``predict_file`` end to end (read test.txt, write a CSV).
 2. ``pipeline("text-classification")`` on the same weights exported as a
@@ -80,6 +81,37 @@ def export_for_pipeline(model_dir: Path, out: Path) -> Path:
     return out
 
 
+def model_flops(config, token_counts) -> float:
+    """FLOPs (2 per multiply-add) the fast model needs for texts of these token counts (no padding).
+
+    Every layer but the last: QKV, attention scores and weighted values, output projection and
+    feed-forward for every token; the last layer: keys and values for every token, the rest for
+    [CLS] only; then the head. Embedding look-ups, LayerNorm, softmax and GELU are not counted.
+    The same useful work is credited to every variant (the pipeline computes more: padding, the
+    pooler, every position in the last layer).
+    """
+    h, i, layers, c = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.num_labels
+    total = 0.0
+    for t in token_counts:
+        full = 2 * t * h * 3 * h + 2 * 2 * t * t * h + 2 * t * h * h + 2 * 2 * t * h * i
+        last = 2 * t * h * 2 * h + 2 * h * h + 2 * 2 * t * h + 2 * h * h + 2 * 2 * h * i
+        total += (layers - 1) * full + last + 2 * h * c
+    return total
+
+
+def matmul_gflops(n: int = 1024, seconds: float = 3.0) -> float:
+    """Best fp32 n x n matrix-product rate of torch at the current thread count, GFLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = 0.0
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def timed(fn, n: int, repeat: int) -> tuple[float, object]:
     """Best throughput (items/s) over ``repeat`` runs, and the last result."""
     best, result = 0.0, None
@@ -151,6 +183,20 @@ def main() -> None:
     rate, ppreds = timed(lambda: plain.predict(texts), n, args.repeat)
     record("ours, HF forward (sorted batches only)", rate, [p.label for p in ppreds])
 
+    with tempfile.TemporaryDirectory() as tmp:  # ONNX Runtime, same weights (run.py export --quantize)
+        from cls_app.modeling.onnx_export import export_onnx
+
+        export_onnx(model_dir, Path(tmp) / "onnx", quantize=True)
+        for name, quantize in (("ORT float (--backend onnx)", False), ("ORT int8 (--backend onnx --quantize)", True)):
+            ort = Classifier.load(Path(tmp) / "onnx", batch_size=bs, threads=threads, backend="onnx",
+                                  quantize=quantize)
+            ort.predict(warm)
+            rate, opreds = timed(lambda ort=ort: ort.predict(texts), n, args.repeat)
+            labels = [p.label for p in opreds]
+            record(name, rate, labels)
+            results[f"{name} agreement_with_float"] = round(
+                float(np.mean([a == b for a, b in zip(ours, labels, strict=True)])), 4)
+
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.txt"
         src.write_text("".join(t.replace("\n", " ") + "\n" for t in texts), encoding="utf-8")
@@ -186,15 +232,41 @@ def main() -> None:
         pipe_default = v["transformers pipeline (default batch_size)"]["texts_per_s"]
         ratios["float_vs_pipeline_default"] = v["ours (float)"]["texts_per_s"] / pipe_default
         ratios["quantized_vs_pipeline_default"] = v["ours --quantize (int8)"]["texts_per_s"] / pipe_default
+    ort_rows = (("ort_float", "ORT float (--backend onnx)"), ("ort_int8", "ORT int8 (--backend onnx --quantize)"))
+    for key, name in ort_rows:
+        ratios[f"{key}_vs_pipeline_same_batch"] = v[name]["texts_per_s"] / pipe_same
     results["ratios"] = {k: round(x, 2) for k, x in ratios.items()}
+    add_flops(results, model_dir, texts)
     print("\nratios (ours / pipeline throughput):")
     for k, x in results["ratios"].items():
         print(f"  {k:<36s} {x:5.2f}x")
     print(f"quantized vs float label agreement on {n} texts: {agreement:.4%} (--quantize requires >= 99%)")
     print(f"pipeline vs ours label agreement (same weights, tokenizers differ on Latin/digits): "
           f"{results['pipeline_agreement_with_ours']:.4%}")
+    for k in [k for k in results if k.endswith("agreement_with_float")]:
+        print(f"{k}: {results[k]:.4%}")
     write_json(args.out, results)
     print(f"written to {args.out}")
+
+
+def add_flops(results: dict, model_dir: Path, texts: list[str]) -> None:
+    """GFLOP/s of useful work per variant against this machine's fp32 matmul rate (same threads)."""
+    from cls_app.modeling.folder import load_model_dir
+    from cls_app.text.long_text import encode_texts
+
+    loaded = load_model_dir(model_dir)
+    enc = encode_texts(loaded.tokenizer, texts, loaded.max_len, loaded.long_text)
+    per_text = model_flops(loaded.model.config, [len(s) for s in enc.seqs]) / len(texts)
+    peak = matmul_gflops()
+    results["flops_per_text"] = round(per_text)
+    results["matmul_fp32_gflops"] = round(peak, 1)
+    print(f"\nuseful work {per_text / 1e6:.1f} MFLOP per text; fp32 1024x1024 matmul: {peak:.1f} GFLOP/s "
+          f"at {torch.get_num_threads()} thread(s)")
+    print("| variant | texts/s | GFLOP/s | of matmul peak |\n| --- | ---: | ---: | ---: |")
+    for name, entry in results["variants"].items():
+        gflops = entry["texts_per_s"] * per_text / 1e9
+        entry["gflops"] = round(gflops, 2)
+        print(f"| {name} | {entry['texts_per_s']} | {gflops:.1f} | {gflops / peak:.0%} |")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from ..interrupts import Interrupted, handle_signals
 __all__ = ["COMMANDS", "build_parser", "main", "setup_logging"]
 
 # the command modules, in the order `run.py --help` lists them
-COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare")
+COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare",
+            "serve", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,15 @@ def add_reading_options(p: argparse.ArgumentParser, labels: bool = True) -> None
                        help="what to do with rows missing text or label (default: %(default)s)")
 
 
+def add_backend_option(p: argparse.ArgumentParser) -> None:
+    """--backend torch|onnx (BERT folders; onnx runs the model.onnx that `run.py export` wrote)."""
+    from ..inference.defaults import BACKENDS
+
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                   help="torch (default), or onnx: run the folder's model.onnx (with --quantize: model.int8.onnx, "
+                   "where the command has --quantize) in ONNX Runtime; write it first with `run.py export`")
+
+
 def add_split_options(p: argparse.ArgumentParser, train_help: str) -> None:
     """--train/--dev/--test/--dev-fraction and the reading options: the split train and baseline share."""
     p.add_argument("--train", help=train_help)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
-from .options import add_reading_options, output_lock
+from .options import add_backend_option, add_reading_options, output_lock
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -23,12 +23,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
         "lines read from standard input and print label and probability.",
     )
-    p.add_argument("--model", required=True, help="model folder written by train or baseline")
+    p.add_argument("--model", help="model folder written by train or baseline (required, except with --merge)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
                      "or --text, texts are read from standard input, one per line")
+    src.add_argument("--merge", nargs="+", metavar="PART",
+                     help="join the outputs of --shard 1/N ... N/N (in that order) into --output; needs no model")
     p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
+    p.add_argument("--shard", metavar="K/N", help="score only the K-th of N equal runs of rows (whole "
+                   "--chunk-size windows) of --input, e.g. for a job array; join the N outputs with --merge")
     add_reading_options(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
@@ -38,15 +42,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the cores, split among local processes)")
     p.add_argument("--quantize", action="store_true",
                    help="dynamic int8 quantization of the linear layers: faster on CPU, labels may differ "
-                   "on a few texts")
+                   "on a few texts (with --backend onnx: the exported model.int8.onnx)")
+    add_backend_option(p)
     return p
 
 
 def run(args: argparse.Namespace) -> None:
     from ..io.table_stream import output_format
 
-    if args.input and not args.output:
-        raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
+    if (args.input or args.merge) and not args.output:
+        raise UserError(f"{'--input' if args.input else '--merge'} needs --output FILE (.csv, .tsv or .jsonl)")
     if args.output:
         output_format(args.output)
     with output_lock(args.output, "--output"):  # None (printing to stdout): no lock
@@ -54,22 +59,80 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _run_locked(args: argparse.Namespace) -> None:
-    from ..inference.files import predict_file
     from ..inference.predictor import load_predictor
+    from ..runtime.distributed import env_info
 
+    if args.merge:
+        from ..inference.files import merge_parts
+
+        print(f"merged {merge_parts(args.merge, args.output)} parts into {args.output}")
+        return
+    if not args.model:
+        raise UserError("--model is required (the model folder written by train or baseline)")
+    args.shard = _parse_shard(args.shard, args.input)
+    info = env_info()
+    if info.enabled:
+        _run_distributed(args, info)
+        return
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
-                         window=args.chunk_size)
+                         window=args.chunk_size, backend=args.backend)
     if args.input:
-        summary = predict_file(
-            clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
-            top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
-        )
-        empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
-        print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
-              f"({summary.rows_per_s:.0f} rows/s){empty}")
+        _predict_input(clf, args)
         return
     _predict_texts(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
                    chunk_rows=args.chunk_size)
+
+
+def _parse_shard(value: str | None, has_input: bool) -> tuple[int, int] | None:
+    """``K/N`` -> ``(K, N)`` with 1 <= K <= N."""
+    if value is None:
+        return None
+    if not has_input:
+        raise UserError("--shard splits an --input file; give --input and --output")
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise UserError(f"--shard {value!r}: give K/N with 1 <= K <= N, e.g. --shard 2/4")
+    return int(k), int(n)
+
+
+def _predict_input(clf: Any, args: argparse.Namespace) -> None:
+    from ..inference.files import predict_file
+    from ..runtime.distributed import rank_world
+
+    summary = predict_file(
+        clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
+        top_k=args.top_k, chunk_rows=args.chunk_size, progress=True, shard=args.shard,
+    )
+    rank, world = rank_world()
+    if rank != 0:
+        return
+    empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
+    procs = f" with {world} processes" if world > 1 else ""
+    print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
+          f"({summary.rows_per_s:.0f} rows/s{procs}){empty}")
+
+
+def _run_distributed(args: argparse.Namespace, info: Any) -> None:
+    """Under torchrun: every process scores a share of the --input file's windows; rank 0 writes the output."""
+    import torch
+
+    from ..inference.predictor import load_predictor
+    from ..runtime import distributed
+    from ..runtime.device import default_threads
+
+    if args.shard:
+        raise UserError("--shard is for separate jobs; under torchrun the processes already share the file")
+    if not args.input:
+        raise UserError("under torchrun, predict shares an --input file among the processes: give --input and "
+                        "--output (for --text or standard input run one process)")
+    threads = args.threads or default_threads(info.local_world_size)
+    clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=threads,
+                         window=args.chunk_size, backend=args.backend)
+    distributed.init(torch.device("cpu"), info)
+    try:
+        _predict_input(clf, args)
+    finally:
+        distributed.shutdown()
 
 
 def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:

@@ -65,13 +65,16 @@ def evaluate_model(
     batch_size: int = EVAL_BATCH_SIZE,
     on_bad_row: str = "error",
     long_text: dict | None = None,
+    backend: str = "torch",
 ) -> Evaluation:
     """Score ``model_dir`` (BERT or baseline folder) on ``data_path`` and write the report.
 
     A BERT model truncates or chunks long texts as it was trained (its folder's settings);
-    ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`).
+    ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`); ``backend``
+    ``onnx`` scores the folder's exported ``model.onnx`` in ONNX Runtime.
     """
-    predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text)
+    predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text,
+                               backend=backend)
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row,

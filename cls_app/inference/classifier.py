@@ -29,12 +29,12 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from ..io.records import as_text
 from ..modeling.fast import fast_classifier
-from ..modeling.folder import load_model_dir
+from ..modeling.folder import load_folder_meta, load_model_dir
 from ..runtime.device import configure_threads
 from ..runtime.engine import predict_text_logits, softmax
 from ..text.long_text import LongTextOptions
 from ..text.tokenizer import CharTokenizer
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
+from .defaults import BACKENDS, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class Classifier:
         # the folder's truncation / chunking settings: predict sees texts as training did
         self.long_text = (long_text or LongTextOptions()).resolved(max_len)
         self.progress = progress
+        self.backend = "torch"
 
     @classmethod
     def load(
@@ -94,6 +95,7 @@ class Classifier:
         fast: bool = True,
         progress: bool = False,
         long_text: dict | None = None,
+        backend: str = "torch",
     ) -> Classifier:
         """Load a model folder written by ``run.py train``.
 
@@ -114,23 +116,36 @@ class Classifier:
             progress: show a progress bar in :meth:`predict_proba`.
             long_text: overrides of the folder's long-text settings (keys of
                 :class:`~cls_app.text.long_text.LongTextOptions`, e.g. ``{"truncation": "tail"}``).
+            backend: ``torch``, or ``onnx``: run the folder's ``model.onnx`` (with ``quantize``:
+                ``model.int8.onnx``) written by ``run.py export`` in ONNX Runtime, with ``threads``
+                intra-op threads; tokenization, batching and long-text handling are the same code.
         """
-        configure_threads(threads)
-        loaded = load_model_dir(path)
-        model = fast_classifier(loaded.model) if fast else loaded.model
-        if quantize:
-            from ..modeling.quantize import quantize_linear_int8
+        if backend not in BACKENDS:
+            raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        n = configure_threads(threads)
+        if backend == "onnx":
+            from .onnx_runtime import OnnxLogits, onnx_path
 
-            model = quantize_linear_int8(model)
+            loaded = load_folder_meta(path)
+            model = OnnxLogits(onnx_path(path, quantize), threads=n)
+        else:
+            loaded = load_model_dir(path)
+            model = fast_classifier(loaded.model) if fast else loaded.model
+            if quantize:
+                from ..modeling.quantize import quantize_linear_int8
+
+                model = quantize_linear_int8(model)
         options = LongTextOptions.from_settings(loaded.settings)
         if long_text:
             options = replace(options, **long_text)
-        return cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
-                   window, options, progress)
+        clf = cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
+                  window, options, progress)
+        clf.backend = backend
+        return clf
 
     def __repr__(self) -> str:
         return (f"Classifier({str(self.path)!r}, labels={self.labels}, max_len={self.max_len}, "
-                f"quantized={self.quantized})")
+                f"quantized={self.quantized}, backend={self.backend!r})")
 
     def predict_proba(self, texts: Iterable[Any]) -> np.ndarray:
         """Class probabilities, shape ``(n, len(labels))``, in input order.

@@ -8,8 +8,10 @@ stream of rows (``--text`` values, standard input) and any :class:`Predictor`.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,8 +23,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import UserError, where
+from ..fileio import atomic_open
 from ..io.records import as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
+from ..runtime.distributed import gather_to_main, rank_world
 from .classifier import check_top_k, top_classes
 from .defaults import DEFAULT_CHUNK_ROWS
 from .predictor import Predictor
@@ -98,6 +102,36 @@ def _windows(chunks: Iterable[RowChunk], size: int) -> Iterator[RowChunk]:
         yield RowChunk(rows, texts, lines)
 
 
+def _scored_windows(clf: Predictor, windows: Iterable[RowChunk]) -> Iterator[tuple[RowChunk, np.ndarray]]:
+    """``(window, probabilities)`` in input order.
+
+    Under ``torchrun`` (a joined process group of N ranks) every rank reads the same windows and
+    they are dealt out round-robin: in round r, rank k scores window ``r * N + k``, and rank 0
+    gathers the round's probabilities and yields them in order; the other ranks yield nothing.
+    Each window is scored exactly as one process would score it, so the output is identical.
+    """
+    rank, world = rank_world()
+    if world == 1:
+        for part in windows:
+            yield part, clf.predict_proba([as_text(t) for t in part.texts])
+        return
+    group: list[RowChunk] = []
+    for part in windows:
+        group.append(part)
+        if len(group) == world:
+            yield from _score_round(clf, group, rank)
+            group = []
+    if group:
+        yield from _score_round(clf, group, rank)
+
+
+def _score_round(clf: Predictor, group: list[RowChunk], rank: int) -> Iterator[tuple[RowChunk, np.ndarray]]:
+    mine = clf.predict_proba([as_text(t) for t in group[rank].texts]) if rank < len(group) else None
+    gathered = gather_to_main(mine)
+    if gathered is not None:
+        yield from zip(group, gathered[: len(group)], strict=True)
+
+
 def predict_chunks(
     clf: Predictor,
     chunks: Iterable[RowChunk],
@@ -108,13 +142,16 @@ def predict_chunks(
     window: int | None = None,
 ) -> PredictSummary:
     """Predict the rows of ``chunks`` window by window and pass each window with its
-    prediction values to ``emit(chunk, values)`` (``window`` rows at a time; default ``clf.window``)."""
+    prediction values to ``emit(chunk, values)`` (``window`` rows at a time; default ``clf.window``).
+
+    Under ``torchrun`` the windows are shared among the processes (see :func:`_scored_windows`);
+    only rank 0 emits, and its summary counts every row.
+    """
     summary = PredictSummary()
     t0 = time.perf_counter()
-    bar = tqdm(desc="predict", unit="row", disable=not progress, leave=False)
+    bar = tqdm(desc="predict", unit="row", disable=not progress or rank_world()[0] != 0, leave=False)
     try:
-        for part in _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS)):
-            probs = clf.predict_proba([as_text(t) for t in part.texts])
+        for part, probs in _scored_windows(clf, _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS))):
             _note_empty(part, probs, source, summary)
             emit(part, _extra_values(probs, clf.labels, top_k))
             summary.rows += len(part)
@@ -149,13 +186,18 @@ def predict_file(
     top_k: int = 1,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> PredictSummary:
     """Classify every row of ``input_path`` into ``output_path`` (CSV/TSV/JSONL by extension).
 
     Every input row is written, in order, with all its original columns, plus
     :func:`prediction_columns`. Empty or missing texts get empty predictions and a warning
     naming their row. Memory stays flat: ``chunk_rows`` rows are held at a time, and the
-    output appears under its name only when complete.
+    output appears under its name only when complete. Under ``torchrun`` every process reads the
+    input, each scores its share of the windows, and rank 0 alone writes the output.
+
+    ``shard=(k, n)`` scores only the k-th of n contiguous runs of whole windows (k from 1), for a
+    scheduler's job array; :func:`merge_parts` joins the n outputs into what one run writes.
     """
     top_k = check_top_k(top_k, clf.labels)
     input_path, output_path = Path(input_path), Path(output_path)
@@ -165,10 +207,17 @@ def predict_file(
     reader = TableReader(input_path, text_col=text_col, encoding=encoding, fmt=fmt, chunk_rows=chunk_rows)
     extra = prediction_columns(top_k)
     chunks = reader.chunks()
+    if shard is not None:
+        window = getattr(clf, "window", DEFAULT_CHUNK_ROWS)
+        start, stop = shard_rows(sum(len(c) for c in reader.chunks()), window, shard)
+        log.info("%s: shard %d/%d, rows %d to %d", input_path, *shard, start + 1, stop)
+        chunks = _row_slice(chunks, start, stop)
     first = next(chunks, None)
+    main = rank_world()[0] == 0
     if first is None:  # a header without rows
-        with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path):
-            pass
+        if main:
+            with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path):
+                pass
         log.warning("%s: no data rows; wrote only the header to %s", input_path, output_path)
         return PredictSummary()
     log.info("%s: %s (%s), text column %r; writing %s", input_path, reader.fmt, reader.encoding,
@@ -178,12 +227,75 @@ def predict_file(
         yield first
         yield from chunks
 
+    if not main:  # under torchrun: score this rank's share, rank 0 writes
+        return predict_chunks(clf, all_chunks(), lambda chunk, values: None, top_k=top_k, source=input_path)
     with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path) as writer:
         summary = predict_chunks(
             clf, all_chunks(), lambda chunk, values: writer.write(chunk, values, reader.columns),
             top_k=top_k, source=input_path, progress=progress,
         )
     return summary
+
+
+def shard_rows(rows: int, window: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """``[start, stop)`` rows of shard ``k`` of ``n``: a contiguous run of whole windows."""
+    k, n = shard
+    windows = -(-rows // window)
+    return min(rows, (k - 1) * windows // n * window), min(rows, k * windows // n * window)
+
+
+def _row_slice(chunks: Iterable[RowChunk], start: int, stop: int) -> Iterator[RowChunk]:
+    """Rows ``start`` to ``stop - 1`` (0-based, over the whole stream) of ``chunks``."""
+    pos = 0
+    for chunk in chunks:
+        lo, hi = max(start - pos, 0), min(stop - pos, len(chunk))
+        pos += len(chunk)
+        if lo < hi:
+            yield RowChunk(chunk.rows[lo:hi], chunk.texts[lo:hi], chunk.lines[lo:hi])
+        if pos >= stop:
+            return
+
+
+def _header(fh: Any, delimiter: str) -> tuple[list[str] | None, str]:
+    """The first CSV record of ``fh`` and its raw text (it may span lines when quoted)."""
+    raw: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in fh:
+            raw.append(line)
+            yield line
+
+    header = next(csv.reader(lines(), delimiter=delimiter), None)
+    return header, "".join(raw)
+
+
+def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> int:
+    """Join the outputs of ``predict --shard 1/N .. N/N`` (in that order) into ``output``; return the parts' count.
+
+    CSV/TSV parts must have the same header, which is written once; JSONL parts are concatenated.
+    """
+    fmt = output_format(output)
+    paths = [Path(p) for p in parts]
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"{path}: part file not found")
+        if output_format(path) != fmt:
+            raise UserError(f"{path}: a {output_format(path)} part cannot be merged into the {fmt} file {output}")
+        if path.resolve() == Path(output).resolve():
+            raise UserError(f"{output}: the output would overwrite a part; choose another file")
+    first_header = None
+    with atomic_open(output, "w", newline="") as out:
+        for path in paths:
+            with open(path, encoding="utf-8", newline="") as fh:
+                if fmt != "jsonl":
+                    header, raw = _header(fh, "," if fmt == "csv" else "\t")
+                    if first_header is None:
+                        first_header = header
+                        out.write(raw)
+                    elif header != first_header:
+                        raise UserError(f"{path}: its columns differ from {paths[0]}'s; merge the parts of one run")
+                shutil.copyfileobj(fh, out)
+    return len(paths)
 
 
 # --------------------------------------------------------------------------- --text and stdin

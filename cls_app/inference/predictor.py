@@ -60,11 +60,12 @@ def load_predictor(
     threads: int | None = None,
     window: int | None = None,
     long_text: dict | None = None,
+    backend: str = "torch",
 ) -> Predictor:
     """Load any model folder this app writes; a :class:`UserError` when it is none.
 
-    ``quantize``, ``threads``, ``window`` and ``long_text`` (overrides of the folder's long-text
-    settings) apply to BERT folders (see ``Classifier.load``).
+    ``quantize``, ``threads``, ``window``, ``long_text`` (overrides of the folder's long-text
+    settings) and ``backend`` (``torch`` or ``onnx``) apply to BERT folders (see ``Classifier.load``).
     """
     path = Path(path)
     if not path.is_dir():
@@ -76,12 +77,15 @@ def load_predictor(
         if long_text:
             raise UserError(f"{path} is a classical baseline: --truncation / --long-text options apply to BERT "
                             "models only")
+        if backend != "torch":
+            raise UserError(f"{path} is a classical baseline: --backend {backend} applies to BERT models only")
         return BaselinePredictor(path)
     if kind == "bert":
         from .classifier import Classifier
 
         return Classifier.load(path, quantize=quantize, threads=threads, batch_size=batch_size,
-                               window=window or DEFAULT_CHUNK_ROWS, progress=progress, long_text=long_text)
+                               window=window or DEFAULT_CHUNK_ROWS, progress=progress, long_text=long_text,
+                               backend=backend)
     raise UserError(
         f"{path} is not a model folder (no config.json for BERT, no baseline.json for a baseline)"
     )

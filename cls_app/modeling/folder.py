@@ -74,12 +74,11 @@ def save_model_dir(
     return write_bert_files(model, tokenizer, out_dir)
 
 
-def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model folder; a clear :class:`UserError` for anything missing or corrupt."""
-    path = Path(path)
+def _read_config(path: Path, required: tuple[str, ...]) -> tuple[dict, dict]:
+    """``config.json`` and its ``cls_app`` settings, after checking the folder has ``required`` files."""
     if not path.is_dir():
         raise UserError(f"model folder not found: {path}; give the folder that `train --out` wrote")
-    missing = [name for name in MODEL_FILES if not (path / name).is_file()]
+    missing = [name for name in required if not (path / name).is_file()]
     if missing:
         raise UserError(
             f"model folder {path} is incomplete: missing {', '.join(missing)}; "
@@ -91,7 +90,7 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
         raise UserError(
             f"{path / 'config.json'} is not valid JSON ({exc}); the folder is damaged: copy it again or retrain"
         ) from None
-    settings = config.get("cls_app")
+    settings = config.get("cls_app") if isinstance(config, dict) else None
     if not isinstance(settings, dict):
         raise UserError(
             f"{path} was not written by this app (config.json has no 'cls_app' section); "
@@ -103,6 +102,53 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
             f"format {FORMAT_VERSION}: retrain the model or use the app version that wrote it "
             f"({settings.get('app_version', 'unknown')})"
         )
+    return config, settings
+
+
+def _check_vocab(path: Path, tokenizer: CharTokenizer, vocab_size: object) -> None:
+    if len(tokenizer) != vocab_size:
+        raise UserError(
+            f"{path}: vocab.txt has {len(tokenizer)} tokens but the model expects "
+            f"{vocab_size}; vocab.txt does not belong to this model: copy the folder again"
+        )
+
+
+@dataclass
+class FolderMeta:
+    """What a BERT folder says besides its weights: enough to run an exported ONNX model."""
+
+    tokenizer: CharTokenizer
+    labels: list[str]
+    path: Path
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def max_len(self) -> int:
+        return int(self.settings.get("max_len", 128))
+
+
+def load_folder_meta(path: str | Path) -> FolderMeta:
+    """Tokenizer, labels and settings of a BERT folder, without loading ``model.safetensors``."""
+    path = Path(path)
+    config, settings = _read_config(path, ("config.json", "vocab.txt"))
+    id2label = config.get("id2label")
+    try:
+        labels = [str(id2label[str(i)]) for i in range(len(id2label))]
+    except (KeyError, TypeError):
+        raise UserError(f"{path / 'config.json'} has no usable id2label; the folder is damaged: copy it again"
+                        ) from None
+    tokenizer = CharTokenizer.from_file(path / "vocab.txt")
+    _check_vocab(path, tokenizer, config.get("vocab_size"))
+    return FolderMeta(tokenizer=tokenizer, labels=labels, path=path, settings=settings)
+
+
+def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model folder; a clear :class:`UserError` for anything missing or corrupt."""
+    path = Path(path)
+    if (path / "model.onnx").is_file() and not (path / "model.safetensors").is_file():
+        raise UserError(f"{path} holds an ONNX export without the PyTorch weights (model.safetensors): "
+                        "use --backend onnx")
+    _, settings = _read_config(path, MODEL_FILES)
     try:
         model = BertClassifier.from_pretrained(path)
     except Exception as exc:  # corrupt safetensors, shape mismatch, ...
@@ -112,11 +158,7 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
             "does not match config.json: copy the folder again or retrain"
         ) from None
     tokenizer = CharTokenizer.from_file(path / "vocab.txt")
-    if len(tokenizer) != model.config.vocab_size:
-        raise UserError(
-            f"{path}: vocab.txt has {len(tokenizer)} tokens but the model expects "
-            f"{model.config.vocab_size}; vocab.txt does not belong to this model: copy the folder again"
-        )
+    _check_vocab(path, tokenizer, model.config.vocab_size)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     model.to(device).eval()
     return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, path=path, settings=settings)

@@ -134,6 +134,15 @@ def gather_rows(part: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def gather_to_main(obj: object) -> list | None:
+    """Every rank's ``obj``, in rank order, on rank 0 (None on the others); ``[obj]`` for one process."""
+    if not active():
+        return [obj]
+    out: list | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def rank_world() -> tuple[int, int]:
     """``(rank, world_size)`` of the joined process group; ``(0, 1)`` for a single process."""
     if active():

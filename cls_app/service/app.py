@@ -1,0 +1,250 @@
+"""The HTTP prediction service: a FastAPI app around any model folder's predictor.
+
+Endpoints (``/docs`` has the OpenAPI page):
+
+* ``POST /predict`` with ``{"texts": [...]}`` or ``{"text": "..."}`` and optional ``"top_k"``:
+  ``{"predictions": [{"label", "prob", "top": [{"label", "prob"}, ...]} | {"error": {...}}, ...]}``,
+  one entry per text in order; an empty text gets a per-item error, the others are answered.
+* ``GET /health``: ``{"status": "ok"}``; ``GET /info``: labels, kind, task, settings, version and
+  micro-batching counters.
+
+Every error is JSON ``{"error": {"code": ..., "message": ...}}``: 401 (API key), 404/405, 413
+(body too large), 422 (malformed JSON, wrong fields, too many texts, a text too long), 500
+(the model failed on a batch; the server stays up), 503 (shutting down).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..version import __version__
+from .batcher import BatcherClosed, MicroBatcher
+from .settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message", ...}}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, **self.extra}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class PredictRequest(BaseModel):
+    """``{"texts": [...]}`` or ``{"text": "..."}``; ``top_k`` best labels per text (default 1)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": ["詹姆斯退役", "油价上涨"],
+                                                                               "top_k": 2}]})
+    texts: list[str] | None = Field(None, description="texts to classify, answered in this order")
+    text: str | None = Field(None, description="one text (instead of texts)")
+    top_k: int = Field(1, ge=1, description="how many of the most likely labels to list per text")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PredictRequest:
+        if (self.texts is None) == (self.text is None):
+            raise ValueError("give either 'texts' (a list of strings) or 'text' (one string), not both or neither")
+        return self
+
+    def all_texts(self) -> list[str]:
+        return self.texts if self.texts is not None else [self.text or ""]
+
+
+def check_limits(texts: Sequence[str], settings: ServeSettings) -> None:
+    """422 naming the limit when a request has too many texts or a text is too long."""
+    if len(texts) > settings.max_texts:
+        raise ApiError(422, "too_many_texts", f"{len(texts)} texts in one request; the limit is "
+                       f"{settings.max_texts} (--max-texts): send them in several requests",
+                       limit=settings.max_texts)
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_chars:
+            raise ApiError(422, "text_too_long", f"texts[{i}] has {len(text)} characters; the limit is "
+                           f"{settings.max_chars} (--max-chars)", limit=settings.max_chars, index=i)
+
+
+def prediction_items(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
+    """One ``{"label", "prob", "top"}`` per row of ``probs``, best first."""
+    top_k = min(top_k, len(labels))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+    items = []
+    for row, cols in zip(probs, order, strict=True):
+        top = [{"label": labels[j], "prob": float(row[j])} for j in cols]
+        items.append({"label": top[0]["label"], "prob": top[0]["prob"], "top": top})
+    return items
+
+
+def describe_model(predictor: Any) -> dict:
+    """What ``/info`` says about the model: scalar settings of the predictor and its folder."""
+    out: dict[str, Any] = {}
+    for attr in ("max_len", "batch_size", "quantized", "backend"):
+        value = getattr(predictor, attr, None)
+        if isinstance(value, str | int | float | bool):
+            out[attr] = value
+    long_text = getattr(predictor, "long_text", None)
+    if is_dataclass(long_text) and not isinstance(long_text, type):
+        out["long_text"] = asdict(long_text)
+    meta = getattr(predictor, "meta", None)
+    if isinstance(meta, dict):
+        out.update({k: v for k, v in meta.items() if isinstance(v, str | int | float | bool) and k not in out})
+    return out
+
+
+def _key_checker(settings: ServeSettings):
+    """A dependency answering 401 unless the request carries ``Authorization: Bearer KEY``."""
+    expected = (settings.api_key or "").encode()
+
+    async def require_key(request: Request) -> None:
+        if not expected:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise ApiError(401, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+    return require_key
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    """(code, one-line message) for a request that failed parsing or validation."""
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            return "malformed_json", f"the body is not valid JSON ({ctx.get('error', 'parse error')})"
+    if len(errors) == 1 and errors[0].get("loc") == ("body",) and errors[0].get("type") != "value_error":
+        return "invalid_request", ('the body must be a JSON object such as {"texts": ["..."]}, sent with '
+                                   "Content-Type: application/json")
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid_request", "; ".join(parts) + more
+
+
+def _install_error_handlers(app: FastAPI, settings: ServeSettings) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message = _validation_message(exc)
+        return ApiError(422, code, message).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            return _too_large(settings.max_body_bytes).response()
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+        return ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                        headers=getattr(exc, "headers", None)).response()
+
+
+def _install_routes(app: FastAPI, predictor: Any, settings: ServeSettings, batcher: MicroBatcher) -> None:
+    auth = [Depends(_key_checker(settings))]
+    labels = list(predictor.labels)
+
+    @app.get("/health", summary="liveness: 200 while the server is up")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/info", dependencies=auth, summary="model, settings, version and batching counters")
+    async def info() -> dict:
+        return {
+            "version": __version__, "pid": os.getpid(), "kind": predictor.kind,
+            "task": getattr(predictor, "task", "single-label"), "labels": labels,
+            "model": str(getattr(predictor, "path", "")), "model_settings": describe_model(predictor),
+            "settings": settings.public(), "batching": batcher.stats.as_dict(),
+        }
+
+    @app.post("/predict", dependencies=auth, summary="classify texts")
+    async def predict(body: PredictRequest) -> dict:
+        texts = body.all_texts()
+        check_limits(texts, settings)
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        results: list[dict] = [{"error": {"code": "empty_text", "message": f"texts[{i}] is empty"}}
+                               for i in range(len(texts))]
+        if keep:
+            try:
+                probs = await batcher.submit([texts[i] for i in keep])
+            except BatcherClosed:
+                raise ApiError(503, "shutting_down", "the server is shutting down; retry elsewhere") from None
+            except Exception:
+                raise ApiError(500, "prediction_failed", "the model failed on this batch (see the server log)",
+                               ) from None
+            for i, item in zip(keep, prediction_items(probs, labels, body.top_k), strict=True):
+                results[i] = item
+        return {"predictions": results}
+
+
+def create_app(predictor: Any, settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI app serving ``predictor`` (anything with ``labels``, ``kind``, ``predict_proba``)."""
+    settings = settings or ServeSettings()
+    batcher = MicroBatcher(predictor.predict_proba, settings.max_batch, settings.max_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await batcher.start()
+        log.info("serving %s model %s: %d labels", predictor.kind, getattr(predictor, "path", ""),
+                 len(predictor.labels))
+        yield
+        await batcher.close(settings.shutdown_timeout_s)
+
+    app = FastAPI(title="cls_app prediction service", version=__version__, lifespan=lifespan,
+                  description="Chinese text classification (BERT or TF-IDF baseline) with dynamic micro-batching.")
+    app.state.batcher = batcher
+    _install_error_handlers(app, settings)
+    _install_routes(app, predictor, settings, batcher)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the request body is over {limit} bytes (--max-body-bytes): "
+                    "send fewer or shorter texts per request", limit=limit)
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, by Content-Length or counted as it streams in."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _too_large(self.max_bytes).response()(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # raised inside the body parsing: the app answers 413
+                raise HTTPException(413, "body too large")
+            return message
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,133 @@
+"""ONNX export and the ONNX Runtime backend: parity with PyTorch, the CLI, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cls_app import Classifier
+from cls_app.runtime.engine import predict_text_logits
+
+from .conftest import run_main, toy_texts, write_csv
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A tiny trained BERT folder (1 layer, hidden 32) with model.onnx and model.int8.onnx."""
+    from cls_app.io.records import DataOptions
+    from cls_app.modeling.onnx_export import export_onnx
+    from cls_app.training.pipeline import run_training
+    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
+
+    folder = tmp_path_factory.mktemp("onnx")
+    job = TrainJob(
+        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(200, 1))),
+                         dev=str(write_csv(folder / "dev.csv", *toy_texts(40, 2)))),
+        model=ModelOptions(layers=2, hidden=32, heads=2, min_freq=1, max_len=32),
+        train=TrainSettings(epochs=3, batch_size=16, lr=2e-3, seed=0),
+        out=str(folder / "model"),
+    )
+    run_training(job)
+    export_onnx(folder / "model", quantize=True)
+    return folder / "model"
+
+
+def held_out_texts() -> list[str]:
+    """A held-out file's texts: the toy task plus long texts (chunked) and odd characters."""
+    texts, _ = toy_texts(300, seed=3)
+    return texts + ["这个" + "好差" * 40, "iphone12 很好用!!", "a", "这个" + "棒" * 31]
+
+
+def test_onnx_logits_match_pytorch_and_int8_labels_agree(exported) -> None:
+    texts = held_out_texts()
+    torch_clf = Classifier.load(exported, threads=1)
+    onnx_clf = Classifier.load(exported, threads=1, backend="onnx")
+    int8_clf = Classifier.load(exported, threads=1, backend="onnx", quantize=True)
+    assert onnx_clf.backend == "onnx" and onnx_clf.labels == torch_clf.labels
+
+    def logits(clf: Classifier) -> np.ndarray:
+        return predict_text_logits(clf.model, clf.tokenizer, texts, clf.max_len, clf.long_text, 16)
+
+    ref, flt, int8 = logits(torch_clf), logits(onnx_clf), logits(int8_clf)
+    assert np.abs(ref - flt).max() < 1e-4  # float: the same logits
+    assert (ref.argmax(1) == int8.argmax(1)).mean() >= 0.995  # int8: the same labels
+    assert np.abs(ref - int8).max() > 0  # it really is another model
+    # the public API gives the same predictions, in order, empty texts kept in place
+    mixed = [texts[0], "", texts[1]]
+    a, b = torch_clf.predict(mixed, top_k=2), onnx_clf.predict(mixed, top_k=2)
+    assert [p.label for p in a] == [p.label for p in b] and b[1].label is None
+    assert abs(a[0].prob - b[0].prob) < 1e-5
+
+
+def test_dynamic_axes_any_batch_and_length(exported) -> None:
+    import onnx
+
+    model = onnx.load(str(exported / "model.onnx"))
+    for tensor in list(model.graph.input) + list(model.graph.output):
+        dims = tensor.type.tensor_type.shape.dim
+        assert dims[0].dim_param == "batch", tensor.name
+        if tensor.name != "logits":
+            assert dims[1].dim_param == "sequence", tensor.name
+    clf = Classifier.load(exported, threads=1, backend="onnx", batch_size=3)
+    for n in (1, 2, 7):
+        texts = [("这个好" * (i + 1))[: 5 + 3 * i] for i in range(n)]
+        assert len(clf.predict(texts)) == n
+
+
+def test_cli_export_predict_and_evaluate_with_onnx(exported, tmp_path, capsys) -> None:
+    out = tmp_path / "served"
+    rc, stdout, err = run_main(capsys, "export", "--model", str(exported), "--format", "onnx", "--out", str(out))
+    assert rc == 0, err
+    assert "model.onnx" in stdout and {p.name for p in out.iterdir()} == {"config.json", "vocab.txt", "model.onnx"}
+    texts, labels = toy_texts(30, seed=4)
+    write_csv(tmp_path / "in.csv", texts, labels)
+    for backend, folder in (("torch", exported), ("onnx", out)):
+        rc, _, err = run_main(capsys, "predict", "--model", str(folder), "--backend", backend, "--threads", "1",
+                              "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / f"{backend}.csv"))
+        assert rc == 0, err
+    a, b = pd.read_csv(tmp_path / "torch.csv"), pd.read_csv(tmp_path / "onnx.csv")
+    assert a["pred_label"].tolist() == b["pred_label"].tolist() == labels
+    assert (a["pred_prob"] - b["pred_prob"]).abs().max() < 1e-5
+    rc, stdout, err = run_main(capsys, "evaluate", "--model", str(out), "--backend", "onnx", "--data",
+                               str(tmp_path / "in.csv"), "--out", str(tmp_path / "eval"))
+    assert rc == 0, err
+    assert "accuracy" in stdout
+
+
+def test_clear_errors(exported, tmp_path, capsys) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(exported, bare, ignore=shutil.ignore_patterns("*.onnx"))
+    rc, _, err = run_main(capsys, "predict", "--model", str(bare), "--backend", "onnx", "--text", "好")
+    assert rc == 2 and "has no model.onnx: run `python run.py export" in err
+    rc, _, err = run_main(capsys, "predict", "--model", str(bare), "--backend", "onnx", "--quantize", "--text", "好")
+    assert rc == 2 and "model.int8.onnx" in err and "--quantize" in err
+
+    onnx_only = tmp_path / "onnx_only"
+    rc, _, err = run_main(capsys, "export", "--model", str(exported), "--out", str(onnx_only))
+    assert rc == 0, err
+    rc, _, err = run_main(capsys, "predict", "--model", str(onnx_only), "--text", "好")
+    assert rc == 2 and "use --backend onnx" in err
+
+    # retrained after the export: the stale model.onnx is refused
+    stale = tmp_path / "stale"
+    shutil.copytree(exported, stale)
+    weights = stale / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    rc, _, err = run_main(capsys, "predict", "--model", str(stale), "--backend", "onnx", "--text", "好")
+    assert rc == 2 and "exported from other weights" in err
+
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    rc, _, err = run_main(capsys, "predict", "--model", str(broken), "--backend", "onnx", "--text", "好")
+    assert rc == 2 and "cannot load" in err and "Traceback" not in err
+
+    bl = tmp_path / "bl"
+    bl.mkdir()
+    (bl / "baseline.json").write_text('{"kind": "baseline"}', encoding="utf-8")
+    rc, _, err = run_main(capsys, "export", "--model", str(bl))
+    assert rc == 2 and "baseline" in err

@@ -1,0 +1,261 @@
+"""``run.py serve``: the real server in a subprocess on a free loopback port, called over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import ROOT, run_cli, run_main, toy_texts, write_csv
+
+KEY = "s3cret-key"
+LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python run.py serve ...`` in a subprocess; ``stop()`` sends SIGTERM and returns the exit status."""
+
+    def __init__(self, model: Path, *flags: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, str(ROOT / "run.py"), "serve", "--model", str(model), "--port", str(self.port),
+               "--threads", "1", *flags]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.proc.kill()
+        raise AssertionError("server did not answer /health within 120 s")
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def bert_model(tmp_path_factory) -> Path:
+    from cls_app.io.records import DataOptions
+    from cls_app.training.pipeline import run_training
+    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
+
+    folder = tmp_path_factory.mktemp("serve_bert")
+    job = TrainJob(
+        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(200, 1))),
+                         dev=str(write_csv(folder / "dev.csv", *toy_texts(40, 2)))),
+        model=ModelOptions(layers=1, hidden=32, heads=2, min_freq=1, max_len=32),
+        train=TrainSettings(epochs=4, batch_size=16, lr=2e-3, seed=0),
+        out=str(folder / "model"),
+    )
+    run_training(job)
+    return folder / "model"
+
+
+@pytest.fixture(scope="module")
+def baseline_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("serve_baseline")
+    train = write_csv(folder / "train.csv", *toy_texts(200, 1))
+    dev = write_csv(folder / "dev.csv", *toy_texts(40, 2))
+    r = run_cli("baseline", "--train", str(train), "--dev", str(dev), "--out", str(folder / "bl"), "--models",
+                "char_lr")
+    assert r.returncode == 0, r.stderr
+    return folder / "bl" / "char_lr"
+
+
+@pytest.fixture(scope="module")
+def bert_server(bert_model):
+    server = Server(bert_model, "--api-key", KEY, "--max-wait-ms", "150", *LIMITS)
+    yield server
+    status, _, err = server.stop()
+    assert status == 0, err[-2000:]
+
+
+def auth(key: str = KEY) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_predictions_match_the_python_api(bert_server, bert_model) -> None:
+    from cls_app import Classifier
+
+    texts, labels = toy_texts(6, seed=9)
+    r = httpx.post(bert_server.url + "/predict", json={"texts": texts, "top_k": 2}, headers=auth())
+    assert r.status_code == 200, r.text
+    got = r.json()["predictions"]
+    want = Classifier.load(bert_model, threads=1).predict(texts, top_k=2)
+    assert [g["label"] for g in got] == [w.label for w in want] == labels
+    for g, w in zip(got, want, strict=True):
+        assert abs(g["prob"] - w.prob) < 1e-5
+        assert [t["label"] for t in g["top"]] == [label for label, _ in w.top]
+    one = httpx.post(bert_server.url + "/predict", json={"text": texts[0]}, headers=auth()).json()
+    assert one["predictions"][0]["label"] == labels[0] and len(one["predictions"][0]["top"]) == 1
+
+    info = httpx.get(bert_server.url + "/info", headers=auth()).json()
+    assert info["kind"] == "bert" and set(info["labels"]) == set(labels)
+    assert info["settings"]["max_texts"] == 8 and info["settings"]["api_key"] is True
+    assert KEY not in r.text + str(info)
+    assert info["model_settings"]["max_len"] == 32
+    docs = httpx.get(bert_server.url + "/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_every_error_is_clear_json_and_the_server_stays_up(bert_server) -> None:
+    url = bert_server.url
+
+    def error(r: httpx.Response, status: int, code: str) -> dict:
+        assert r.status_code == status, (r.status_code, r.text)
+        body = r.json()["error"]
+        assert body["code"] == code and body["message"]
+        return body
+
+    error(httpx.post(url + "/predict", json={"texts": ["a"]}), 401, "unauthorized")
+    error(httpx.post(url + "/predict", json={"texts": ["a"]}, headers=auth("wrong")), 401, "unauthorized")
+    error(httpx.get(url + "/info"), 401, "unauthorized")
+    body = error(httpx.post(url + "/predict", json={"texts": ["好"] * 9}, headers=auth()), 422, "too_many_texts")
+    assert body["limit"] == 8 and "--max-texts" in body["message"]
+    body = error(httpx.post(url + "/predict", json={"texts": ["好", "好" * 61]}, headers=auth()), 422, "text_too_long")
+    assert body["limit"] == 60 and body["index"] == 1
+    big = {"texts": ["好" * 55] * 8}  # within the text limits, over 1000 bytes
+    body = error(httpx.post(url + "/predict", json=big, headers=auth()), 413, "body_too_large")
+    assert body["limit"] == 1000
+
+    def stream():  # no Content-Length: counted as it arrives
+        yield b'{"texts": ["'
+        for _ in range(50):
+            yield b"a" * 100
+        yield b'"]}'
+
+    error(httpx.post(url + "/predict", content=stream(), headers={**auth(), "content-type": "application/json"}),
+          413, "body_too_large")
+    error(httpx.post(url + "/predict", content=b'{"texts": [', headers={**auth(), "content-type": "application/json"}),
+          422, "malformed_json")
+    body = error(httpx.post(url + "/predict", json={"texts": ["好", 3]}, headers=auth()), 422, "invalid_request")
+    assert "texts.1" in body["message"]
+    error(httpx.post(url + "/predict", json={"texts": ["好"], "text": "好"}, headers=auth()), 422, "invalid_request")
+    error(httpx.post(url + "/predict", json={"texts": ["好"], "top_k": 0}, headers=auth()), 422, "invalid_request")
+    error(httpx.post(url + "/predict", json=["好"], headers=auth()), 422, "invalid_request")
+    error(httpx.get(url + "/nowhere"), 404, "not_found")
+    error(httpx.get(url + "/predict", headers=auth()), 405, "method_not_allowed")
+
+    # an empty text is a per-item error; the others are answered
+    r = httpx.post(url + "/predict", json={"texts": ["这个好棒", "  ", "这个差劲"]}, headers=auth())
+    assert r.status_code == 200
+    preds = r.json()["predictions"]
+    assert preds[1]["error"]["code"] == "empty_text" and "texts[1]" in preds[1]["error"]["message"]
+    assert [preds[0]["label"], preds[2]["label"]] == ["正面", "负面"]
+    assert httpx.get(url + "/health").json() == {"status": "ok"}
+
+
+def test_concurrent_requests_are_micro_batched(bert_server) -> None:
+    url = bert_server.url
+    before = httpx.get(url + "/info", headers=auth()).json()["batching"]
+    texts, _ = toy_texts(16, seed=5)
+    alone = [httpx.post(url + "/predict", json={"text": t}, headers=auth()).json()["predictions"][0] for t in texts]
+
+    async def together() -> list[dict]:
+        async with httpx.AsyncClient(base_url=url, headers=auth(), timeout=60) as client:
+            rs = await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
+        return [r.json()["predictions"][0] for r in rs]
+
+    mid = httpx.get(url + "/info", headers=auth()).json()["batching"]
+    grouped = asyncio.run(together())
+    after = httpx.get(url + "/info", headers=auth()).json()["batching"]
+    assert mid["batches"] - before["batches"] == 16  # one by one: one batch each
+    assert after["requests"] - mid["requests"] == 16
+    assert after["batches"] - mid["batches"] <= 4, after  # 16 concurrent requests ran in a few batches
+    assert after["largest_batch"] >= 4
+    for a, g in zip(alone, grouped, strict=True):  # and each got its own answer
+        assert a["label"] == g["label"] and abs(a["prob"] - g["prob"]) < 1e-5
+
+
+def test_baseline_folder_two_workers_env_key_and_graceful_shutdown(baseline_model) -> None:
+    server = Server(baseline_model, "--max-wait-ms", "1500", "--workers", "2", env={"CLS_APP_API_KEY": "from-env"})
+    try:
+        assert httpx.post(server.url + "/predict", json={"text": "好"}).status_code == 401
+        info = httpx.get(server.url + "/info", headers=auth("from-env")).json()
+        assert info["kind"] == "baseline" and set(info["labels"]) == {"正面", "负面"}
+        assert info["settings"]["workers"] == 2 and info["pid"] != server.proc.pid  # answered by a worker
+        answer: dict = {}
+
+        def slow_request() -> None:  # waits 1.5 s in the batcher: in flight when SIGTERM comes
+            r = httpx.post(server.url + "/predict", json={"texts": ["这个好棒好棒", "这个差劲差劲"]},
+                           headers=auth("from-env"), timeout=60)
+            answer["status"], answer["body"] = r.status_code, r.json()
+
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)
+        thread.join(timeout=60)
+    finally:
+        status, _, err = server.stop()
+    assert answer["status"] == 200, answer
+    assert [p["label"] for p in answer["body"]["predictions"]] == ["正面", "负面"]
+    assert status == 0, err[-2000:]
+
+
+def test_serve_command_errors(tmp_path, bert_model, capsys) -> None:
+    """Mistakes fail before the server starts: one error line, status 2 (in-process: no server runs)."""
+    rc, _, err = run_main(capsys, "serve", "--model", str(tmp_path / "missing"), "--port", "0")
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("error: model folder not found")
+    rc, _, err = run_main(capsys, "serve", "--model", str(bert_model), "--max-batch", "0")
+    assert rc == 2 and "--max-batch must be at least 1" in err
+    rc, _, err = run_main(capsys, "serve", "--model", str(bert_model), "--api-key", " ")
+    assert rc == 2 and "--api-key is empty" in err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        rc, _, err = run_main(capsys, "serve", "--model", str(bert_model), "--port", str(busy.getsockname()[1]))
+    assert rc == 2 and "is in use" in err, err
+    assert "Traceback" not in err
+
+
+def test_batcher_keeps_order_and_never_splits_a_request() -> None:
+    """The micro-batcher alone: requests cut at --max-batch texts, each answer is its own rows."""
+    from cls_app.service.batcher import MicroBatcher
+
+    calls: list[int] = []
+
+    def proba(texts):
+        calls.append(len(texts))
+        return np.array([[float(t)] for t in texts])
+
+    async def main() -> list[np.ndarray]:
+        batcher = MicroBatcher(proba, max_batch=5, max_wait_ms=50)
+        await batcher.start(warm_up=False)
+        sizes = [1, 3, 2, 7, 1]
+        start = 0
+        jobs = []
+        for n in sizes:
+            jobs.append(batcher.submit([str(i) for i in range(start, start + n)]))
+            start += n
+        out = await asyncio.gather(*jobs)
+        await batcher.close()
+        return out
+
+    out = asyncio.run(main())
+    assert [row.ravel().tolist() for row in out] == [[0], [1, 2, 3], [4, 5], list(range(6, 13)), [13]]
+    assert calls == [4, 2, 7, 1]  # 1+3 (2 more would pass 5), 2, 7 alone (over the limit), 1
