@@ -18,7 +18,8 @@ header{background:#1f3b73;color:#fff;padding:18px 32px}header h1{margin:0;font-s
 header p{margin:4px 0 0;opacity:.85}main{padding:16px 32px;max-width:1200px}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 20px;margin:14px 0}
 h2{font-size:1.15em;margin:.3em 0 .6em;color:#1f3b73}
-.cards{display:flex;flex-wrap:wrap;gap:12px}.card{background:#eef2fb;border-radius:6px;padding:10px 16px;min-width:120px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{background:#eef2fb;border-radius:6px;padding:10px 16px;min-width:120px}
 .card .v{font-size:1.6em;font-weight:700}.card .k{font-size:.8em;color:#566}
 table{border-collapse:collapse;font-size:.9em}th,td{padding:4px 10px;border-bottom:1px solid #e3e6ee;text-align:right}
 th{background:#f0f2f8}td.t,th.t{text-align:left}.best{font-weight:700;color:#0a6b2b}
@@ -55,7 +56,8 @@ def image_uri(path: str | Path) -> str:
 def figure(path: str | Path | None, alt: str) -> str:
     if path is None or not Path(path).is_file():
         return ""
-    return f'<figure><img alt="{esc(alt)}" src="{image_uri(path)}"><figcaption class="muted">{esc(alt)}</figcaption></figure>'
+    return (f'<figure><img alt="{esc(alt)}" src="{image_uri(path)}">'
+            f'<figcaption class="muted">{esc(alt)}</figcaption></figure>')
 
 
 def cards(items: Sequence[tuple[str, str]]) -> str:
