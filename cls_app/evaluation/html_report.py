@@ -33,10 +33,10 @@ SCRIPT = """
   var box=document.getElementById('filter');
   if(box){box.addEventListener('input',function(){
     var q=box.value.toLowerCase();
-    document.querySelectorAll('#errors tbody tr').forEach(function(tr){
+    document.querySelectorAll('#error-table tbody tr').forEach(function(tr){
       tr.style.display=tr.textContent.toLowerCase().indexOf(q)>=0?'':'none';});
   });}
-  var n=document.querySelectorAll('#errors tbody tr').length;
+  var n=document.querySelectorAll('#error-table tbody tr').length;
   var s=document.getElementById('js-status');
   if(s){s.textContent='interactive: '+n+' error rows';}
   document.body.setAttribute('data-ready','1');
@@ -145,5 +145,43 @@ def errors_table(errors, highlights: dict[int, str], limit: int) -> str:
             "(all in errors.csv). Highlighted texts: green characters pushed toward the predicted class, red "
             "against it (explain's scores).</p>")
     box = '<input id="filter" type="search" placeholder="filter rows (text, class)">'
-    return note + box + table(["row", "text", "gold", "predicted", "probability", "margin"], rows, "errors",
+    return note + box + table(["row", "text", "gold", "predicted", "probability", "margin"], rows, "error-table",
                               text_cols=2, raw=True)
+
+
+def _number(col: str, value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if col == "texts_per_s":
+        return f"{value:,.0f}"
+    if col in ("train_seconds", "size_mb"):
+        return f"{value:,.2f}"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _markdown_bold(text: str) -> str:
+    """The significance paragraph (Markdown ``**bold**``) as HTML."""
+    parts = esc(text).split("**")
+    return "".join(f"<b>{p}</b>" if k % 2 else p for k, p in enumerate(parts))
+
+
+def comparison_page(title: str, subtitle: str, table, best: dict[str, list[int]], significance: str,
+                    chart: str | Path | None, headers: dict[str, str]) -> str:
+    """``report.html`` of ``compare``: the side-by-side table (best of each column in bold), the chart
+    and the significance test."""
+    cols = list(table.columns)
+    rows, bold = [], []
+    for i, row in table.iterrows():
+        rows.append([row[c] if k < 2 else _number(c, row[c]) for k, c in enumerate(cols)])
+        bold.append([i in best.get(c, []) for c in cols])
+    sections = [
+        ("comparison", table_markup(cols, rows, bold, headers)),
+        ("chart", figure(chart, "accuracy, macro-F1 and weighted-F1 per model")),
+        ("significance", f"<p>{_markdown_bold(significance)}</p>"),
+    ]
+    return page(title, subtitle, sections)
+
+
+def table_markup(cols: Sequence[str], rows: Sequence[Sequence[object]], bold: Sequence[Sequence[bool]],
+                 headers: dict[str, str]) -> str:
+    return table([headers.get(c, c) for c in cols], rows, "comparison-table", text_cols=2, bold=bold)
