@@ -23,7 +23,7 @@ h2{font-size:1.15em;margin:.3em 0 .6em;color:#1f3b73}
 .card .v{font-size:1.6em;font-weight:700}.card .k{font-size:.8em;color:#566}
 table{border-collapse:collapse;font-size:.9em}th,td{padding:4px 10px;border-bottom:1px solid #e3e6ee;text-align:right}
 th{background:#f0f2f8}td.t,th.t{text-align:left}.best{font-weight:700;color:#0a6b2b}
-.figs{display:flex;flex-wrap:wrap;gap:16px}.figs img{max-width:560px;width:100%;border:1px solid #e3e6ee}
+figure{margin:0}figure img{max-width:620px;width:100%;border:1px solid #e3e6ee}
 .ch{padding:0 1px;border-radius:2px}.text{font-size:1.1em;line-height:1.7}
 input#filter{padding:4px 8px;margin-bottom:8px;width:300px}.muted{color:#667;font-size:.85em}
 """
@@ -67,14 +67,16 @@ def cards(items: Sequence[tuple[str, str]]) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]], table_id: str = "", text_cols: int = 1,
-          bold: Sequence[Sequence[bool]] | None = None, raw: bool = False) -> str:
-    """An HTML table; the first ``text_cols`` columns left-aligned; ``raw`` cells are HTML already."""
+          bold: Sequence[Sequence[bool]] | None = None, raw: bool = False, left: Sequence[int] = ()) -> str:
+    """An HTML table; the first ``text_cols`` columns and those in ``left`` left-aligned; :class:`Markup`
+    cells are HTML already when ``raw``."""
     def cell(k: int, value: object, b: bool) -> str:
-        cls = ' class="t"' if k < text_cols else ""
+        cls = ' class="t"' if k < text_cols or k in left else ""
         body = str(value) if raw and isinstance(value, Markup) else esc(value)
         return f"<td{cls}>{'<span class=best>' + body + '</span>' if b else body}</td>"
 
-    head = "".join(f'<th{" class=t" if k < text_cols else ""}>{esc(h)}</th>' for k, h in enumerate(header))
+    head = "".join(f'<th{" class=t" if k < text_cols or k in left else ""}>{esc(h)}</th>'
+                   for k, h in enumerate(header))
     body = "".join(
         "<tr>" + "".join(cell(k, v, bool(bold and bold[i][k])) for k, v in enumerate(row)) + "</tr>"
         for i, row in enumerate(rows)
@@ -130,7 +132,7 @@ def pairs_table(pairs: Sequence[dict]) -> str:
         return "<p>No errors.</p>"
     rows = [[p["gold"], p["predicted"], p["count"], f"{p['share_of_gold']:.1%}",
              " | ".join(f"row {e['row']}: {e['text'][:40]}" for e in p["examples"][:2])] for p in pairs]
-    return table(["gold", "predicted", "errors", "share of gold", "examples"], rows, text_cols=2)
+    return table(["gold", "predicted", "errors", "share of gold", "examples"], rows, text_cols=2, left=(4,))
 
 
 def errors_table(errors, highlights: dict[int, str], limit: int) -> str:
@@ -146,7 +148,7 @@ def errors_table(errors, highlights: dict[int, str], limit: int) -> str:
             "against it (explain's scores).</p>")
     box = '<input id="filter" type="search" placeholder="filter rows (text, class)">'
     return note + box + table(["row", "text", "gold", "predicted", "probability", "margin"], rows, "error-table",
-                              text_cols=2, raw=True)
+                              text_cols=4, raw=True)
 
 
 def _number(col: str, value: object) -> str:
