@@ -86,12 +86,10 @@ def spread_to_chars(n_chars: int, spans: Sequence[tuple[int, int]], scores: Sequ
 
 
 def _completeness(total: float, difference: float) -> dict:
-    return {"sum_of_scores": round(total, 6), "target_difference": round(difference, 6),
-            "error": round(abs(total - difference), 6),
-            "relative_error": round(abs(total - difference) / max(abs(difference), 1e-12), 6)}
-
-
-# --------------------------------------------------------------------------- BERT
+    """How far the scores' sum is from what they should add up to (4 significant digits kept)."""
+    gap = abs(total - difference)
+    return {"sum_of_scores": total, "target_difference": difference, "error": float(f"{gap:.4g}"),
+            "relative_error": float(f"{gap / max(abs(difference), 1e-12):.4g}")}
 
 
 class BertExplainer:
