@@ -3,7 +3,7 @@
 
 import sys
 
-from cls_app.cli import main
+from cls_app.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,8 +19,6 @@ evaluated with mean and with max pooling.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import platform
@@ -35,14 +33,18 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from cls_app.data import load_labeled  # noqa: E402
 from cls_app.fileio import write_json  # noqa: E402
-from cls_app.inference import predict_text_logits  # noqa: E402
-from cls_app.long_text import LongTextOptions  # noqa: E402
+from cls_app.io.records import DataOptions, load_labeled  # noqa: E402
 from cls_app.metrics import compute_metrics  # noqa: E402
-from cls_app.model_dir import load_model_dir  # noqa: E402
-from cls_app.train_pipeline import DataOptions, ModelOptions, TrainJob, run_training  # noqa: E402
-from cls_app.trainer import TrainSettings  # noqa: E402
+from cls_app.modeling.folder import load_model_dir  # noqa: E402
+from cls_app.runtime.engine import predict_text_logits  # noqa: E402
+from cls_app.text.long_text import LongTextOptions  # noqa: E402
+from cls_app.training.pipeline import run_training  # noqa: E402
+from cls_app.training.settings import (  # noqa: E402
+    ModelOptions,
+    TrainJob,
+    TrainSettings,  # noqa: E402
+)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "thucnews"
 
@@ -128,8 +130,7 @@ def main() -> None:
                 out=str(out), threads=args.threads, long_text=options,
             )
             t0 = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):  # the per-class report of each run
-                metrics = run_training(job)
+            metrics = run_training(job).metrics
             trained[name] = (out, {**metrics, "wall_s": time.perf_counter() - t0})
             model_name = name
         else:

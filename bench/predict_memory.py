@@ -31,7 +31,7 @@ CHARS = "这个手机电影酒店服务质量价格好差快慢推荐失望喜�
 CHILD = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
-from cls_app.cli import main
+from cls_app.commands import main
 t0 = time.perf_counter()
 code = main({argv!r})
 seconds = time.perf_counter() - t0
@@ -43,9 +43,9 @@ sys.exit(code)
 def make_model(folder: Path) -> Path:
     import torch
 
-    from cls_app.model import BertClassifier, scratch_config
-    from cls_app.model_dir import save_model_dir
-    from cls_app.tokenizer import CharTokenizer
+    from cls_app.modeling.bert import BertClassifier, scratch_config
+    from cls_app.modeling.folder import save_model_dir
+    from cls_app.text.tokenizer import CharTokenizer
 
     torch.manual_seed(0)
     tokenizer = CharTokenizer.build([CHARS])

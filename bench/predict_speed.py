@@ -45,9 +45,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from cls_app.data import load_labeled  # noqa: E402
 from cls_app.fileio import write_json  # noqa: E402
-from cls_app.predict import Classifier, predict_file, set_threads  # noqa: E402
+from cls_app.inference.classifier import Classifier  # noqa: E402
+from cls_app.inference.files import predict_file  # noqa: E402
+from cls_app.io.records import load_labeled  # noqa: E402
+from cls_app.runtime.device import configure_threads  # noqa: E402
 
 EPS = 1e-3
 
@@ -56,7 +58,7 @@ def export_for_pipeline(model_dir: Path, out: Path) -> Path:
     """Save our weights as a BertForSequenceClassification + BertTokenizerFast (save_pretrained)."""
     from transformers import BertForSequenceClassification, BertTokenizerFast
 
-    from cls_app.model_dir import load_model_dir
+    from cls_app.modeling.folder import load_model_dir
 
     loaded = load_model_dir(model_dir)
     ours = loaded.model
@@ -106,7 +108,7 @@ def main() -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    threads = set_threads(args.threads)  # the same for every variant, pipeline included
+    threads = configure_threads(args.threads)  # the same for every variant, pipeline included
 
     model_dir = Path(args.model)
     data = load_labeled(args.data)

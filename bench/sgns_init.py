@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cls_app.corpus import read_corpus  # noqa: E402
-from cls_app.pretrain import PretrainSettings, build_model, save_pretrained_dir  # noqa: E402
-from cls_app.pretrain_data import encode_corpus, special_ids  # noqa: E402
-from cls_app.tokenizer import CharTokenizer  # noqa: E402
+from cls_app.io.corpus import read_corpus  # noqa: E402
+from cls_app.text.tokenizer import CharTokenizer  # noqa: E402
+from cls_app.training.pretrain import PretrainSettings, build_model, save_pretrained_dir  # noqa: E402
+from cls_app.training.pretrain_data import encode_corpus, special_ids  # noqa: E402
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cls_app.long_text import LongTextOptions, encode_texts  # noqa: E402
-from cls_app.token_cache import TokenIds, get_or_build, texts_digest  # noqa: E402
-from cls_app.tokenizer import CharTokenizer  # noqa: E402
+from cls_app.text.long_text import LongTextOptions, encode_texts  # noqa: E402
+from cls_app.text.token_cache import TokenIds, get_or_build, texts_digest  # noqa: E402
+from cls_app.text.tokenizer import CharTokenizer  # noqa: E402
 
 THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training throughput: this project's loop (``cls_app.trainer.fit``) vs the ``transformers`` Trainer.
+"""Training throughput: this project's loop (``cls_app.training.trainer``) vs the ``transformers`` Trainer.
 
     pip install -r bench/requirements.txt        # accelerate, which the Trainer needs
     python bench/train_speed.py                  # throughput of every lever, 40 steps each
@@ -39,14 +39,14 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cls_app.batching import pad_batch  # noqa: E402
-from cls_app.data import load_labeled  # noqa: E402
-from cls_app.inference import predict_logits  # noqa: E402
-from cls_app.model import BertClassifier, scratch_config  # noqa: E402
-from cls_app.token_cache import get_or_build  # noqa: E402
-from cls_app.tokenizer import CharTokenizer  # noqa: E402
-from cls_app.train_pipeline import label_list  # noqa: E402
-from cls_app.trainer import TrainSettings, epoch_batches, fit  # noqa: E402
+from cls_app.io.records import label_list, load_labeled  # noqa: E402
+from cls_app.modeling.bert import BertClassifier, scratch_config  # noqa: E402
+from cls_app.runtime.engine import predict_logits  # noqa: E402
+from cls_app.text.batching import pad_batch  # noqa: E402
+from cls_app.text.token_cache import get_or_build  # noqa: E402
+from cls_app.text.tokenizer import CharTokenizer  # noqa: E402
+from cls_app.training.settings import TrainSettings  # noqa: E402
+from cls_app.training.trainer import epoch_batches, fit  # noqa: E402
 
 THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 

@@ -1,23 +1,16 @@
-"""cls_app: Chinese text classification with a fine-tuned BERT, offline-capable.
+"""cls_app: Chinese text classification with a fine-tuned BERT and classical baselines, offline-capable.
 
-``from cls_app import Classifier`` gives the prediction API (:class:`cls_app.predict.Classifier`);
-it is imported on first use, so ``import cls_app`` stays light.
+``from cls_app import Classifier`` gives the prediction API
+(:class:`cls_app.inference.classifier.Classifier`); it is imported on first use, so
+``import cls_app`` stays light. The package is layered, each subpackage importing only from
+those below it: io -> text -> modeling -> runtime -> training | baselines -> inference ->
+evaluation -> commands (README: Layout).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from .lazy import lazy_exports
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Classifier", "Prediction", "__version__"]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .predict import Classifier, Prediction
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("Classifier", "Prediction"):
-        from . import predict
-
-        return getattr(predict, name)
-    raise AttributeError(f"module 'cls_app' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"Classifier": "inference.classifier", "Prediction": "inference.classifier"})

@@ -71,7 +71,7 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     """
     import torch
 
-    from cls_app.cli import main
+    from cls_app.commands import main
 
     threads = torch.get_num_threads()
     capsys.readouterr()

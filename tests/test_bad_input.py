@@ -1,7 +1,7 @@
 """Every kind of bad input gives one clear ``error:`` line (file, row, what is wrong, what to do),
 exit status 2, and leaves nothing behind that looks like a model.
 
-The CLI runs in-process (``cls_app.cli.main``), exactly as ``python run.py ...`` runs it.
+The CLI runs in-process (``cls_app.commands.main``), exactly as ``python run.py ...`` runs it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cls_app.model import BertClassifier, scratch_config
-from cls_app.model_dir import save_model_dir
-from cls_app.tokenizer import CharTokenizer
+from cls_app.modeling.bert import BertClassifier, scratch_config
+from cls_app.modeling.folder import save_model_dir
+from cls_app.text.tokenizer import CharTokenizer
 
 from .conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from cls_app.baselines import BASELINE_NAMES, MODEL_FILE, load_baseline, spec, train_baseline
-from cls_app.data import LabeledData
+from cls_app.baselines.pipelines import BASELINE_NAMES, spec, train_baseline
+from cls_app.baselines.predictor import BaselinePredictor
+from cls_app.baselines.storage import MODEL_FILE, load_baseline
 from cls_app.errors import UserError
-from cls_app.predictor import BaselinePredictor, load_predictor, model_size_bytes, train_seconds
+from cls_app.inference.predictor import load_predictor, model_size_bytes, train_seconds
+from cls_app.io.records import LabeledData
 
 from .conftest import toy_texts
 
@@ -149,13 +151,13 @@ def test_compact_vocabulary_round_trip(tmp_path, texts) -> None:
 
     import skops.io as sio
 
-    from cls_app.tfidf import CompactTfidfVectorizer
+    from cls_app.baselines.tfidf import CompactTfidfVectorizer
 
     vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2)).fit(texts)
     before = dict(vec.vocabulary_)
     sio.dump(vec, tmp_path / "v.skops")
     assert vec.vocabulary_ == before  # saving does not change the live object
-    loaded = sio.load(tmp_path / "v.skops", trusted=["cls_app.tfidf.CompactTfidfVectorizer"])
+    loaded = sio.load(tmp_path / "v.skops", trusted=["cls_app.baselines.tfidf.CompactTfidfVectorizer"])
     assert loaded.vocabulary_ == before
     assert (loaded.transform(texts) != vec.transform(texts)).nnz == 0
     schema = zipfile.ZipFile(tmp_path / "v.skops").read("schema.json").decode()
@@ -165,7 +167,7 @@ def test_compact_vocabulary_round_trip(tmp_path, texts) -> None:
 
 def test_baseline_command_uses_the_train_split(tmp_path, toy_files, capsys) -> None:
     """`baseline` without --dev holds out the same rows `train` would (216 train of 240)."""
-    from cls_app.cli import main
+    from cls_app.commands import main
 
     out = tmp_path / "bl"
     assert main(["-q", "baseline", "--train", str(toy_files["train"]), "--test", str(toy_files["test"]),
@@ -178,3 +180,25 @@ def test_baseline_command_uses_the_train_split(tmp_path, toy_files, capsys) -> N
     with pytest.raises(SystemExit) as exc:  # argparse rejects an unknown name before any work
         main(["-q", "baseline", "--train", str(toy_files["train"]), "--out", str(out), "--models", "char_rf"])
     assert exc.value.code == 2
+
+
+def test_folders_written_before_the_package_split_still_load(tmp_path, trained) -> None:
+    """model.skops files of earlier versions name the vectorizer ``cls_app.tfidf.CompactTfidfVectorizer``."""
+    import shutil
+    import zipfile
+
+    folder = tmp_path / "old_char_svm"
+    shutil.copytree(trained["root"] / "char_svm", folder)
+    model = folder / MODEL_FILE
+    with zipfile.ZipFile(model) as zin:
+        items = {name: zin.read(name) for name in zin.namelist()}
+    schema = items["schema.json"].decode()
+    assert '"cls_app.baselines.tfidf"' in schema
+    items["schema.json"] = schema.replace('"cls_app.baselines.tfidf"', '"cls_app.tfidf"').encode()
+    with zipfile.ZipFile(model, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in items.items():
+            zout.writestr(name, data)
+    texts, _ = toy_texts(20, seed=9)
+    old = BaselinePredictor(folder).predict_proba(texts)
+    new = BaselinePredictor(trained["root"] / "char_svm").predict_proba(texts)
+    np.testing.assert_array_equal(old, new)

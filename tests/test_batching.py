@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cls_app.batching import length_grouped_batches, length_sorted_batches, pad_batch, shuffled_batches
+from cls_app.text.batching import length_grouped_batches, length_sorted_batches, pad_batch, shuffled_batches
 
 
 def test_pad_batch_pads_to_longest_in_batch() -> None:

@@ -12,14 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cls_app.cli import main
-from cls_app.compare import (
-    ModelResult,
-    mcnemar_exact,
-    paired_bootstrap_ci,
-    significance,
-    write_report,
-)
+from cls_app.commands import main
+from cls_app.evaluation.compare import ModelResult, mcnemar_exact, paired_bootstrap_ci, significance, write_report
 
 from .conftest import TINY_MODEL_ARGS, run_cli
 

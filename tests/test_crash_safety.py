@@ -17,9 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cls_app.checkpoint import find_checkpoint, restore_checkpoint, save_checkpoint
 from cls_app.fileio import atomic_open, write_json
-from cls_app.model import BertClassifier, parameter_groups, scratch_config
+from cls_app.modeling.bert import BertClassifier, parameter_groups, scratch_config
+from cls_app.training.checkpoint import find_checkpoint, restore_checkpoint, save_checkpoint
 
 from .conftest import ROOT, TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 

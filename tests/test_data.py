@@ -12,16 +12,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cls_app.data import (
-    FORMATS,
-    LabeledData,
-    detect_encoding,
-    detect_format,
-    load_labeled,
-    read_table,
-    stratified_split,
-)
 from cls_app.errors import UserError
+from cls_app.io.encoding import detect_encoding
+from cls_app.io.formats import FORMATS, detect_format, read_table
+from cls_app.io.records import LabeledData, load_labeled, stratified_split
 
 SHARED_THUCNEWS = Path(__file__).parents[1].parent / "shared/data/thucnews"
 THUCNEWS_CLASSES = [
@@ -350,7 +344,7 @@ def test_empty_text_row_number_jsonl_and_thucnews(tmp_path):
 @pytest.mark.parametrize("mode", ["skip", "warn"])
 def test_bad_rows_skipped_and_counted(tmp_path, caplog, mode):
     path = write(tmp_path / "a.csv", BAD_ROWS)
-    with caplog.at_level(logging.WARNING, logger="cls_app.data"):
+    with caplog.at_level(logging.WARNING, logger="cls_app.io"):
         data = load_labeled(path, on_bad_row=mode)
     assert data.texts == ["好", "差", "不错"]
     assert data.labels == ["p", "n", "p"]
@@ -411,7 +405,7 @@ def test_split_is_deterministic_per_seed():
 
 def test_split_falls_back_to_random_for_singletons(caplog):
     data = make_data({"a": 20, "b": 1})
-    with caplog.at_level(logging.WARNING, logger="cls_app.data"):
+    with caplog.at_level(logging.WARNING, logger="cls_app.io"):
         train, test = stratified_split(data, 0.25, seed=0)
     assert len(train) + len(test) == 21 and len(test) == 6
     assert "at random" in caplog.text
@@ -485,7 +479,7 @@ def test_csv_round_trip_and_line_numbers(tmp_path_factory, rows):
 )
 def test_block_decoding_matches_whole_file_decoding(tmp_path_factory, text, junk, encoding, block):
     """Decoding block by block finds the same bad byte (offset, line) and the same lines."""
-    from cls_app.data import _bad_byte, _BadBytes, _iter_decoded, iter_lines
+    from cls_app.io.encoding import _bad_byte, _BadBytes, _iter_decoded, iter_lines
 
     raw = text.encode(encoding) + junk + "尾\n".encode(encoding)
     path = tmp_path_factory.mktemp("dec") / "f.txt"

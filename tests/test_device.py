@@ -8,10 +8,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cls_app import device as dev
-from cls_app.distributed import DistInfo, env_info, shard
 from cls_app.errors import UserError
-from cls_app.trainer import epoch_batches
+from cls_app.runtime import device as dev
+from cls_app.runtime.distributed import DistInfo, env_info, shard
+from cls_app.training.trainer import epoch_batches
 
 
 def test_auto_picks_cuda_when_present(monkeypatch: pytest.MonkeyPatch) -> None:

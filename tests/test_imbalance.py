@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cls_app.batching import oversampled_indices
-from cls_app.train_pipeline import _warn_collapsed
-from cls_app.trainer import balanced_class_weights, epoch_batches, epoch_size
+from cls_app.text.batching import oversampled_indices
+from cls_app.training.pipeline import warn_collapsed
+from cls_app.training.trainer import balanced_class_weights, epoch_batches, epoch_size
 
 from .conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 
@@ -79,5 +79,5 @@ def test_class_weights_or_oversampling_rescue_a_collapsed_minority_class(capsys,
 def test_a_collapsed_class_is_called_out(caplog) -> None:
     m = {"per_class": {"多数": {"recall": 1.0, "support": 90}, "少数": {"recall": 0.0, "support": 10}}}
     with caplog.at_level(logging.WARNING):
-        _warn_collapsed(m, "test")
+        warn_collapsed(m, "test")
     assert "recall 0 for class(es) 少数" in caplog.text and "--class-weight balanced" in caplog.text

@@ -13,11 +13,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cls_app.inference import predict_logits, predict_text_logits
-from cls_app.long_text import LongTextOptions, encode_texts, pool_logits, truncate, window_starts, windows
-from cls_app.model import BertClassifier, scratch_config
-from cls_app.model_dir import load_model_dir
-from cls_app.tokenizer import CharTokenizer
+from cls_app.modeling.bert import BertClassifier, scratch_config
+from cls_app.modeling.folder import load_model_dir
+from cls_app.runtime.engine import predict_logits, predict_text_logits
+from cls_app.text.long_text import LongTextOptions, encode_texts, pool_logits, truncate, window_starts, windows
+from cls_app.text.tokenizer import CharTokenizer
 
 from .conftest import TINY_MODEL_ARGS, run_main, write_csv
 
@@ -147,8 +147,8 @@ def test_tail_and_chunks_see_what_head_truncation_cuts_off(capsys, tmp_path, end
     assert rc == 0, err
     assert json.loads((tmp_path / "eval2" / "metrics.json").read_text())["accuracy"] <= 0.75
     # predict (the Classifier API behind `run.py predict`) uses the stored strategy as well
+    from cls_app.inference.classifier import Classifier
     from cls_app.metrics import compute_metrics
-    from cls_app.predict import Classifier
 
     test = __import__("pandas").read_csv(end_signal_files["test"])
     for name, figures in (("chunks", chunks), ("tail", tail)):

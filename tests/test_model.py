@@ -11,11 +11,12 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertForMaskedLM
 
 from cls_app.errors import UserError
-from cls_app.inference import predict_logits
-from cls_app.model import BertClassifier, from_pretrained_encoder, parameter_groups, scratch_config
-from cls_app.model_dir import load_model_dir, save_model_dir
-from cls_app.tokenizer import CharTokenizer
-from cls_app.trainer import TrainSettings, fit
+from cls_app.modeling.bert import BertClassifier, from_pretrained_encoder, parameter_groups, scratch_config
+from cls_app.modeling.folder import load_model_dir, save_model_dir
+from cls_app.runtime.engine import predict_logits
+from cls_app.text.tokenizer import CharTokenizer
+from cls_app.training.settings import TrainSettings
+from cls_app.training.trainer import fit
 
 from .conftest import toy_texts
 

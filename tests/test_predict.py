@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cls_app import Classifier, Prediction
-from cls_app.batching import pad_batch
-from cls_app.cli import main
+from cls_app.commands import main
 from cls_app.errors import UserError
-from cls_app.fast_model import FastBertClassifier, fast_classifier
-from cls_app.model import BertClassifier, scratch_config
-from cls_app.predict import predict_file
+from cls_app.inference.files import predict_file
+from cls_app.modeling.bert import BertClassifier, scratch_config
+from cls_app.modeling.fast import FastBertClassifier, fast_classifier
+from cls_app.text.batching import pad_batch
 
 from .conftest import NEG_CHARS, POS_CHARS, run_cli, toy_texts, write_csv
 
@@ -28,8 +28,9 @@ LONG = "这个" + "好" * 20_000
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     """A 2-layer, hidden-32 model trained on the toy task (confident, so labels are stable)."""
-    from cls_app.train_pipeline import DataOptions, ModelOptions, TrainJob, run_training
-    from cls_app.trainer import TrainSettings
+    from cls_app.io.records import DataOptions
+    from cls_app.training.pipeline import run_training
+    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
 
     folder = tmp_path_factory.mktemp("predict_model")
     train = write_csv(folder / "train.csv", *toy_texts(240, 1))

@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 from transformers import BertForMaskedLM, BertModel
 
-from cls_app.corpus import Corpus, prepare_peoples_daily, read_corpus, split_sentences, strip_pos_tags
-from cls_app.electra import GENERATOR_FILE
 from cls_app.errors import UserError
-from cls_app.model import BertClassifier, freeze_layers, parameter_groups, scratch_config
-from cls_app.pretrain import PretrainSettings, load_settings, run_pretraining
-from cls_app.pretrain_data import (
+from cls_app.io.corpus import Corpus, prepare_peoples_daily, read_corpus, split_sentences, strip_pos_tags
+from cls_app.modeling.bert import BertClassifier, freeze_layers, parameter_groups, scratch_config
+from cls_app.modeling.electra import GENERATOR_FILE
+from cls_app.text.tokenizer import CharTokenizer
+from cls_app.training.pretrain import PretrainSettings, load_settings, run_pretraining
+from cls_app.training.pretrain_data import (
     NSP_RANDOM,
     NSP_TRUE,
     encode_corpus,
@@ -27,7 +28,6 @@ from cls_app.pretrain_data import (
     packed_sequences,
     special_ids,
 )
-from cls_app.tokenizer import CharTokenizer
 
 from .conftest import TINY_MODEL_ARGS, run_cli
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cls_app import token_cache
-from cls_app.token_cache import TokenIds, get_or_build, texts_digest
-from cls_app.tokenizer import CharTokenizer
+from cls_app.text import token_cache
+from cls_app.text.token_cache import TokenIds, get_or_build, texts_digest
+from cls_app.text.tokenizer import CharTokenizer
 from tests.conftest import toy_texts
 
 

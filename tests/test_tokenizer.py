@@ -1,4 +1,4 @@
-"""Tests for cls_app.tokenizer: built-vocab mode, BERT-vocab mode (== BertTokenizer), files."""
+"""Tests for cls_app.text.tokenizer: built-vocab mode, BERT-vocab mode (== BertTokenizer), files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cls_app import tokenizer as tokmod
 from cls_app.errors import UserError
-from cls_app.tokenizer import SPECIAL_TOKENS, CharTokenizer
+from cls_app.text import tokenizer as tokmod
+from cls_app.text.tokenizer import SPECIAL_TOKENS, CharTokenizer
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,0 +1,76 @@
+"""Command-line interface: ``python run.py COMMAND ...``, one module per command.
+
+Each command module has ``NAME``, ``add_parser(subparsers)`` and ``run(args)``. This is the
+only code that prints; user mistakes become one ``error: ...`` line and exit status 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import UserError
+
+__all__ = ["COMMANDS", "build_parser", "main", "setup_logging"]
+
+# the command modules, in the order `run.py --help` lists them
+COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Chinese text classification with BERT, offline-capable."
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        p = module.add_parser(sub)
+        p.set_defaults(command_run=module.run, command_parser=p)
+    return parser
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """Log lines with time and level to stderr; silence library chatter."""
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():
+        # progress bars going to a log file: a line every 30 s, not ten a second
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads made
+    # training many times slower (docs/speed.md). Must be set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    setup_logging(args.quiet)
+    try:
+        args.command_run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,40 @@
+"""``run.py baseline``: train the classical TF-IDF baselines on the same split as ``train``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import add_seed, add_split_options, data_options, use_default_data_if_needed
+
+NAME = "baseline"
+DEFAULT_OUT = "saved_models/baselines"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..baselines.pipelines import BASELINE_NAMES
+
+    p = sub.add_parser(NAME, help="train classical TF-IDF baselines on the same split as BERT",
+                       description="Train TF-IDF (character 1-2 grams, or jieba words) + LogisticRegression"
+                       " / LinearSVC / MultinomialNB, and a majority-class floor, each into its own "
+                       "folder OUT/NAME usable by evaluate and compare. The split is the one `train` "
+                       "uses (same files; without --dev the same held-out part for the same --seed).")
+    add_split_options(p, "labeled training file (default: the embedded default data)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="parent folder (default: %(default)s)")
+    p.add_argument("--models", nargs="+", choices=BASELINE_NAMES, metavar="NAME",
+                   help=f"which baselines (default: all of {', '.join(BASELINE_NAMES)})")
+    add_seed(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..baselines.pipelines import run_baselines
+
+    use_default_data_if_needed(args)
+    metas = run_baselines(data_options(args), args.out, names=args.models, seed=args.seed)
+    split = "test" if args.test else "dev"
+    print(f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}")
+    for m in metas:
+        s = m.get(split, {})
+        print(f"{m['name']:<12}{m['train_seconds']:>9.2f}{s.get('accuracy', float('nan')):>11.4f}"
+              f"{s.get('macro_f1', float('nan')):>10.4f}")
+    print(f"baselines saved to {args.out}/ (one folder each)")

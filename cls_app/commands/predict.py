@@ -1,0 +1,104 @@
+"""``run.py predict``: classify a file of any size, ``--text`` values, or lines of standard input."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import UserError
+from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
+from .options import add_reading_options
+
+NAME = "predict"
+log = logging.getLogger("cls_app")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        NAME, help="classify texts with a saved model (files of any size, --text, or stdin)",
+        description="Classify a file (CSV, TSV, JSONL, THUCNews txt or one text per line) chunk by chunk, "
+        "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
+        "lines read from standard input and print label and probability.",
+    )
+    p.add_argument("--model", required=True, help="model folder written by train or baseline")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
+    src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
+                     "or --text, texts are read from standard input, one per line")
+    p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
+    add_reading_options(p, labels=False)
+    p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help="texts per forward pass (default: %(default)s)")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_ROWS,
+                   help="rows read, sorted by length and written at a time; bounds memory (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the cores, split among local processes)")
+    p.add_argument("--quantize", action="store_true",
+                   help="dynamic int8 quantization of the linear layers: faster on CPU, labels may differ "
+                   "on a few texts")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..inference.files import predict_file
+    from ..inference.predictor import load_predictor
+    from ..io.table_stream import output_format
+
+    if args.input and not args.output:
+        raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
+    if args.output:
+        output_format(args.output)
+    clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
+                         window=args.chunk_size)
+    if args.input:
+        summary = predict_file(
+            clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
+            top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
+        )
+        empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
+        print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
+              f"({summary.rows_per_s:.0f} rows/s){empty}")
+        return
+    _predict_texts(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
+                   chunk_rows=args.chunk_size)
+
+
+def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:
+    """``label<TAB>prob[<TAB>label2<TAB>prob2...]<TAB>text`` per text, flushed per chunk."""
+    out = []
+    for row, vals in zip(chunk.rows, values, strict=True):
+        cells = ["" if v is None else v if isinstance(v, str) else f"{v:.4f}" for v in vals]
+        text = " ".join(row[0].split("\n")).replace("\t", " ")
+        out.append("\t".join([*cells, text]))
+    print("\n".join(out), flush=True)
+
+
+def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None, top_k: int,
+                   encoding: str | None, chunk_rows: int) -> None:
+    """Classify ``texts`` (or standard input's lines when None); print them or write ``output``."""
+    from ..inference.classifier import check_top_k
+    from ..inference.files import predict_chunks, prediction_columns, stdin_chunks
+    from ..io.table_stream import RowChunk, TableWriter
+
+    top_k = check_top_k(top_k, clf.labels)
+    window = None
+    if texts is not None:
+        source = "--text"
+        chunks: Iterable[RowChunk] = [RowChunk([[t] for t in texts], list(texts), list(range(1, len(texts) + 1)))]
+    else:
+        source = "standard input"
+        if sys.stdin is not None and sys.stdin.isatty():
+            print("type one text per line; end with Ctrl-D", file=sys.stderr)
+            window = 1  # answer each line as it is typed
+        chunks = stdin_chunks(encoding, chunk_rows)
+    if output is None:
+        summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window)
+    else:
+        with TableWriter(output, ["text"], prediction_columns(top_k), "list", source) as writer:
+            summary = predict_chunks(clf, chunks, writer.write, top_k=top_k, source=source, window=window)
+        print(f"wrote {summary.rows} rows to {output}", file=sys.stderr)
+    if summary.rows == 0:
+        log.warning("%s: no texts to classify", source)

@@ -1,0 +1,31 @@
+"""What the commands print: metric reports, the training summary line, comparisons."""
+
+from __future__ import annotations
+
+
+def print_metrics_report(title: str, metrics: dict, labels: list[str]) -> None:
+    """A title line (if any), then per-class precision/recall/F1 and the headline figures."""
+    from ..metrics import format_report
+
+    if title:
+        print(title)
+    print(format_report(metrics, labels))
+
+
+def print_train_summary(metrics: dict) -> None:
+    """One line: training time and speed, dev and test accuracy / macro-F1, skipped rows."""
+    summary = f"train {metrics['train_seconds']:.0f}s ({metrics['train_samples_per_s']:.0f} samples/s)"
+    for split in ("dev", "test"):
+        if split in metrics:
+            m = metrics[split]
+            summary += f" | {split} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}"
+    skipped = {k: v for k, v in metrics.get("skipped_rows", {}).items() if v}
+    if skipped:
+        summary += " | skipped bad rows: " + ", ".join(f"{k} {v}" for k, v in skipped.items())
+    print(summary)
+
+
+def print_comparison(comparison) -> None:
+    """The comparison table (Markdown) and where the report went."""
+    print(comparison.markdown)
+    print(f"report written to {comparison.out}/ ({', '.join(p.name for p in comparison.paths.values())})")

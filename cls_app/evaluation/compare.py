@@ -1,0 +1,427 @@
+"""``run.py compare``: several model folders (BERT or baseline) side by side on one test set.
+
+Writes into the report folder:
+
+* ``comparison.md`` -- the table (accuracy, macro-F1, weighted-F1, per-class F1, training
+  time, prediction throughput, model size), best value of each column in bold, and the
+  significance test;
+* ``comparison.csv`` -- the same numbers, plus a last row ``best`` naming the best model of
+  each column;
+* ``comparison.json`` -- everything, machine-readable;
+* ``comparison.png`` -- a bar chart of accuracy, macro-F1 and weighted-F1.
+
+Throughput is measured in the same run (texts per second through ``predict_proba``, model
+already loaded, one pass over the test texts). Size is the bytes of the files needed for
+prediction. Training time comes from each folder's metadata. The majority-class floor is
+shown but never marked best.
+
+Significance: BERT (the first BERT folder given, or ``reference``) against the most accurate
+other model (a baseline when there is one), by McNemar's exact test on the texts where
+exactly one of the two is right, and a paired bootstrap 95 % interval for the accuracy
+difference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..fileio import atomic_open, atomic_path, write_json, write_text
+from ..inference.defaults import EVAL_BATCH_SIZE
+from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
+from ..io.records import load_labeled
+from ..metrics import compute_metrics
+
+log = logging.getLogger(__name__)
+
+ALPHA = 0.05
+
+
+@dataclass
+class ModelResult:
+    """One model's scores and costs on the comparison data."""
+
+    name: str
+    kind: str
+    path: Path
+    metrics: dict
+    correct: np.ndarray  # bool per text
+    predict_seconds: float
+    size_bytes: int
+    train_seconds: float | None
+    floor: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def texts_per_s(self) -> float:
+        return len(self.correct) / max(self.predict_seconds, 1e-9)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """McNemar's exact test of two classifiers on the same texts.
+
+    ``b`` = texts A gets right and B wrong, ``c`` = the reverse; under "same error rate"
+    ``b ~ Binomial(b + c, 1/2)``. Returns b, c and the two-sided p-value (1.0 when b + c = 0).
+    """
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b_ = np.asarray(correct_b, dtype=bool)
+    if a.shape != b_.shape:
+        raise ValueError(f"different lengths: {a.shape} vs {b_.shape}")
+    b = int(np.sum(a & ~b_))
+    c = int(np.sum(~a & b_))
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    return {"a_right_b_wrong": b, "a_wrong_b_right": c, "p_value": min(p, 1.0)}
+
+
+def paired_bootstrap_ci(
+    correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: int = 1000, level: float = 0.95, seed: int = 42
+) -> tuple[float, float]:
+    """Percentile interval for accuracy(A) - accuracy(B), resampling texts with replacement."""
+    diff = np.asarray(correct_a, dtype=float) - np.asarray(correct_b, dtype=float)
+    n = len(diff)
+    if n == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 100):  # chunks keep memory small for large n
+        k = min(100, n_resamples - start)
+        means[start:start + k] = diff[rng.integers(0, n, size=(k, n))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+# --------------------------------------------------------------------------- running models
+
+
+def expand_model_dirs(paths: list[str | Path]) -> list[Path]:
+    """Model folders; a folder that holds model folders (e.g. saved_models/baselines) expands."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise UserError(f"model folder not found: {path}")
+        if folder_kind(path):
+            out.append(path)
+            continue
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and folder_kind(p))
+        if not inner:
+            raise UserError(f"{path} is neither a model folder nor a folder of model folders")
+        out.extend(inner)
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def _display_names(paths: list[Path]) -> list[str]:
+    names = [p.name for p in paths]
+    return [
+        f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths
+    ]
+
+
+def run_models(
+    model_dirs: list[Path], texts: list[str], true_labels: list[str], source: str, batch_size: int = EVAL_BATCH_SIZE
+) -> tuple[list[ModelResult], list[str]]:
+    """Predict with every model; return the results and the common label order."""
+    names = _display_names(model_dirs)
+    results: list[ModelResult] = []
+    common: list[str] = []
+    preds: list[tuple[str, object, list[str], float]] = []
+    for name, path in zip(names, model_dirs, strict=True):
+        predictor = load_predictor(path, batch_size=batch_size, progress=True)
+        unknown = sorted(set(true_labels) - set(predictor.labels))
+        if unknown:
+            raise UserError(
+                f"{source}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to model {path} "
+                f"(it knows: {', '.join(predictor.labels)})"
+            )
+        t0 = time.perf_counter()
+        proba = predictor.predict_proba(texts)
+        seconds = time.perf_counter() - t0
+        predicted = [predictor.labels[i] for i in proba.argmax(axis=1)] if len(texts) else []
+        log.info("%s: %d texts in %.2fs", name, len(texts), seconds)
+        common += [label for label in predictor.labels if label not in common]
+        preds.append((name, predictor, predicted, seconds))
+    label2id = {label: i for i, label in enumerate(common)}
+    y_true = [label2id[x] for x in true_labels]
+    for (name, predictor, predicted, seconds), path in zip(preds, model_dirs, strict=True):
+        metrics = compute_metrics(y_true, [label2id[x] for x in predicted], common)
+        meta = getattr(predictor, "meta", {})
+        results.append(ModelResult(
+            name=name, kind=predictor.kind, path=path, metrics=metrics,
+            correct=np.array([p == t for p, t in zip(predicted, true_labels, strict=True)], dtype=bool),
+            predict_seconds=seconds, size_bytes=model_size_bytes(path), train_seconds=train_seconds(path),
+            floor=meta.get("name") == "majority",
+        ))
+    return results, common
+
+
+# --------------------------------------------------------------------------- the report
+
+
+# (key, header, higher is better)
+
+
+def results_table(results: list[ModelResult], labels: list[str]) -> pd.DataFrame:
+    """One row per model: scores, per-class F1, costs (numbers, no formatting)."""
+    rows = []
+    for r in results:
+        row = {
+            "model": r.name, "kind": r.kind,
+            "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
+            "weighted_f1": r.metrics["weighted_f1"],
+        }
+        for label in labels:
+            row[f"f1_{label}"] = r.metrics["per_class"][label]["f1-score"]
+        row["train_seconds"] = r.train_seconds
+        row["texts_per_s"] = r.texts_per_s
+        row["size_mb"] = r.size_bytes / 1e6
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_rows(table: pd.DataFrame, floor: list[bool]) -> dict[str, list[int]]:
+    """For each numeric column, the row indices holding the best value (ties all count)."""
+    lower_better = {"train_seconds", "size_mb"}
+    ranked = table.loc[[not f for f in floor]]
+    best: dict[str, list[int]] = {}
+    for col in table.columns[2:]:
+        values = pd.to_numeric(ranked[col], errors="coerce").dropna()
+        if values.empty:
+            best[col] = []
+            continue
+        target = values.min() if col in lower_better else values.max()
+        best[col] = [int(i) for i in values.index if np.isclose(values[i], target, rtol=1e-12, atol=1e-12)]
+    return best
+
+
+def _fmt(col: str, value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if col == "train_seconds":
+        return f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+    if col == "texts_per_s":
+        return f"{value:,.0f}"
+    if col == "size_mb":
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+def _header(col: str) -> str:
+    fixed = {"model": "model", "kind": "kind", "accuracy": "accuracy", "macro_f1": "macro-F1",
+             "weighted_f1": "weighted-F1", "train_seconds": "train s", "texts_per_s": "texts/s",
+             "size_mb": "size MB"}
+    return fixed.get(col, f"F1 {col[3:]}" if col.startswith("f1_") else col)
+
+
+def markdown_table(table: pd.DataFrame, best: dict[str, list[int]]) -> str:
+    """The table as GitHub Markdown, best value of each column in bold."""
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(_header(c) for c in cols) + " |",
+             "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) - 2)) + "|"]
+    for i, row in table.iterrows():
+        cells = []
+        for c in cols:
+            if c in ("model", "kind"):
+                cells.append(str(row[c]))
+                continue
+            text = _fmt(c, row[c])
+            cells.append(f"**{text}**" if i in best.get(c, []) else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def significance(
+    results: list[ModelResult], reference: str | None = None, n_resamples: int = 1000, seed: int = 42
+) -> dict | None:
+    """BERT (or ``reference``) against the most accurate other (non-floor) model."""
+    by_name = {r.name: r for r in results}
+    if reference is not None:
+        if reference not in by_name:
+            raise UserError(f"--reference {reference!r} is not one of the models ({', '.join(by_name)})")
+        a = by_name[reference]
+    else:
+        bert = [r for r in results if r.kind == "bert"]
+        ranked = sorted((r for r in results if not r.floor), key=lambda r: -r.metrics["accuracy"])
+        if not bert and len(ranked) < 2:
+            return None
+        a = bert[0] if bert else ranked[0]
+    others = [r for r in results if r is not a and not r.floor]
+    baselines = [r for r in others if r.kind == "baseline"] if a.kind == "bert" else others
+    if not baselines:
+        baselines = others
+    if not baselines:
+        return None
+    b = max(baselines, key=lambda r: r.metrics["accuracy"])
+    test = mcnemar_exact(a.correct, b.correct)
+    low, high = paired_bootstrap_ci(a.correct, b.correct, n_resamples=n_resamples, seed=seed)
+    diff = a.metrics["accuracy"] - b.metrics["accuracy"]
+    return {
+        "a": a.name, "b": b.name, "n": len(a.correct), "accuracy_a": a.metrics["accuracy"],
+        "accuracy_b": b.metrics["accuracy"], "accuracy_difference": diff, **test,
+        "bootstrap_ci95": [low, high], "bootstrap_resamples": n_resamples, "alpha": ALPHA,
+        "significant": test["p_value"] < ALPHA,
+    }
+
+
+def significance_text(sig: dict | None) -> str:
+    """A short paragraph stating the test and its verdict."""
+    if sig is None:
+        return "No significance test: it needs at least two models besides the majority floor."
+    verdict = "significant" if sig["significant"] else "not significant"
+    better = sig["a"] if sig["accuracy_difference"] > 0 else sig["b"]
+    low, high = sig["bootstrap_ci95"]
+    return (
+        f"**{sig['a']}** vs **{sig['b']}** on the same {sig['n']} texts: accuracy "
+        f"{sig['accuracy_a']:.4f} vs {sig['accuracy_b']:.4f} (difference {sig['accuracy_difference']:+.4f}, "
+        f"paired bootstrap 95% CI [{low:+.4f}, {high:+.4f}], {sig['bootstrap_resamples']} resamples). "
+        f"McNemar exact test: {sig['a']} right where {sig['b']} is wrong on {sig['a_right_b_wrong']} texts, "
+        f"the reverse on {sig['a_wrong_b_right']}; p = {sig['p_value']:.3g}, so the difference is "
+        f"**{verdict}** at the {sig['alpha']} level"
+        + (f" ({better} is better)." if sig["significant"] else ".")
+    )
+
+
+def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accuracy: list[int] = ()) -> None:
+    """Grouped bars of accuracy, macro-F1 and weighted-F1 per model, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import cjk_font_name
+
+    if any(not str(m).isascii() for m in table["model"]) or not title.isascii():
+        font = cjk_font_name()
+        if font:
+            plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
+    metrics = [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted-F1")]
+    n = len(table)
+    x = np.arange(n)
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * n + 2), 4.8))
+    for k, (col, label) in enumerate(metrics):
+        values = table[col].to_numpy(dtype=float)
+        bars = ax.bar(x + (k - 1) * width, values, width, label=label)
+        if col == "accuracy":
+            for i, (bar, v) in enumerate(zip(bars, values, strict=True)):
+                star = " *" if i in best_accuracy else ""
+                ax.text(bar.get_x() + bar.get_width() / 2, v + 0.01, f"{v:.3f}{star}", ha="center",
+                        va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(x, table["model"], rotation=30, ha="right")
+    ax.set_ylim(0, 1.2)
+    ax.set_ylabel("score")
+    ax.set_title(f"{title} (* best accuracy)" if best_accuracy else title)
+    ax.legend(loc="upper right", ncol=3, fontsize=8, framealpha=0.9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def write_report(
+    results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: str | Path, data_name: str
+) -> dict[str, Path]:
+    """Write comparison.md/.csv/.json/.png into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = results_table(results, labels)
+    floor = [r.floor for r in results]
+    best = best_rows(table, floor)
+    paths = {k: out_dir / f"comparison.{k}" for k in ("md", "csv", "json", "png")}
+
+    n = len(results[0].correct) if results else 0
+    md = [
+        f"# Model comparison on {data_name} ({n} texts)", "",
+        markdown_table(table, best), "",
+        "Best value of each column in **bold** (highest; for train s and size MB, lowest)"
+        + ("; the majority-class floor is not ranked" if any(floor) else "") + ". "
+        "texts/s: one pass over the texts through `predict_proba` with the model loaded, "
+        "measured in this run on this machine; size: the files needed for prediction; "
+        "train s: from each folder's metadata.", "",
+        "## Significance", "", significance_text(sig), "",
+    ]
+    write_text(paths["md"], "\n".join(md))
+
+    csv = table.copy()
+    best_row = {"model": "best", "kind": ""}
+    for col in table.columns[2:]:
+        best_row[col] = " ".join(table.loc[i, "model"] for i in best.get(col, []))
+    csv = pd.concat([csv.astype(object), pd.DataFrame([best_row])], ignore_index=True)
+    with atomic_open(paths["csv"], "w", newline="") as fh:
+        csv.to_csv(fh, index=False)
+
+    write_json(paths["json"], {
+        "data": data_name, "n": n, "labels": labels,
+        "models": [
+            {"name": r.name, "kind": r.kind, "path": str(r.path), "floor": r.floor,
+             "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
+             "weighted_f1": r.metrics["weighted_f1"],
+             "per_class_f1": {k: r.metrics["per_class"][k]["f1-score"] for k in labels},
+             "train_seconds": r.train_seconds, "predict_seconds": round(r.predict_seconds, 4),
+             "texts_per_s": round(r.texts_per_s, 1), "size_bytes": r.size_bytes}
+            for r in results
+        ],
+        "best": {col: [table.loc[i, "model"] for i in rows] for col, rows in best.items()},
+        "significance": sig,
+    })
+    plot_comparison(table, paths["png"], f"{data_name}: {n} texts", best.get("accuracy", []))
+    return paths
+
+
+@dataclass
+class Comparison:
+    """A written comparison: ``summary`` (comparison.json's content) and the files."""
+
+    summary: dict
+    paths: dict[str, Path]
+    out: Path
+
+    @property
+    def markdown(self) -> str:
+        return self.paths["md"].read_text(encoding="utf-8")
+
+
+def compare_models(
+    model_dirs: list[str | Path],
+    data_path: str,
+    out_dir: str | Path,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    encoding: str | None = None,
+    fmt: str | None = None,
+    on_bad_row: str = "error",
+    batch_size: int = EVAL_BATCH_SIZE,
+    reference: str | None = None,
+    bootstrap: int = 1000,
+    seed: int = 42,
+) -> Comparison:
+    """Score every model on ``data_path``, write the report, return what it holds."""
+    import json
+
+    dirs = expand_model_dirs(list(model_dirs))
+    data = load_labeled(data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
+                        on_bad_row=on_bad_row)
+    if not len(data):
+        raise UserError(f"{data_path}: no labeled rows to compare on")
+    results, labels = run_models(dirs, data.texts, data.labels, data_path, batch_size=batch_size)
+    sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
+    paths = write_report(results, labels, sig, out_dir, Path(data_path).name)
+    return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))

@@ -1,0 +1,195 @@
+"""The Python API: classify texts with a saved BERT model, fast, on CPU.
+
+>>> from cls_app import Classifier
+>>> clf = Classifier.load("saved_models/default")
+>>> clf.predict(["这个手机很好用", "太差了"])            # doctest: +SKIP
+[Prediction(label='positive', prob=0.97, top=(('positive', 0.97),)), ...]
+
+Speed: texts are encoded, sorted by length within each chunk and batched with their
+neighbours in length (little padding), run under ``torch.inference_mode`` through
+:mod:`cls_app.modeling.fast` (fused QKV, last layer for [CLS] only), and scattered back to their
+input order. ``quantize=True`` adds dynamic int8 quantization (:mod:`cls_app.quantize`).
+
+Files of any size: :mod:`cls_app.inference.files`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from ..io.records import as_text
+from ..modeling.fast import fast_classifier
+from ..modeling.folder import load_model_dir
+from ..runtime.device import configure_threads
+from ..runtime.engine import predict_text_logits, softmax
+from ..text.long_text import LongTextOptions
+from ..text.tokenizer import CharTokenizer
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
+
+log = logging.getLogger(__name__)
+
+
+
+class Prediction(NamedTuple):
+    """One text's prediction; all None / empty for an empty or missing text."""
+
+    label: str | None
+    prob: float | None
+    top: tuple[tuple[str, float], ...] = ()
+
+
+class Classifier:
+    """A saved BERT model ready to classify texts (see the module docstring)."""
+
+    kind = "bert"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: CharTokenizer,
+        labels: list[str],
+        max_len: int = 128,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        path: Path | None = None,
+        quantized: bool = False,
+        window: int = DEFAULT_CHUNK_ROWS,
+        long_text: LongTextOptions | None = None,
+        progress: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+        if window < 1:
+            raise UserError(f"--chunk-size must be at least 1, got {window}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.max_len = max_len
+        self.batch_size = batch_size
+        self.path = path
+        self.quantized = quantized
+        self.window = window
+        # the folder's truncation / chunking settings: predict sees texts as training did
+        self.long_text = (long_text or LongTextOptions()).resolved(max_len)
+        self.progress = progress
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        quantize: bool = False,
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        window: int = DEFAULT_CHUNK_ROWS,
+        fast: bool = True,
+        progress: bool = False,
+        long_text: dict | None = None,
+    ) -> Classifier:
+        """Load a model folder written by ``run.py train``.
+
+        Args:
+            path: the model folder (config.json, vocab.txt, model.safetensors).
+            quantize: run the encoder's linear layers in int8 (faster on CPU, labels agree with
+                the float model on >= 99% of THUCNews test texts; see ``bench/predict_speed.py``).
+            threads: torch CPU threads (process-wide); None: the usable cores split among the
+                local processes (:func:`cls_app.runtime.device.configure_threads`, the same policy as
+                training).
+            batch_size: texts per forward pass.
+            window: texts are sorted by length within consecutive windows of this many
+                inputs (rows 0..window-1, then the next window, ...), whoever calls; so a
+                file predicted chunk by chunk gives exactly the same numbers as one call with
+                every text (BLAS results depend on batch shapes in the last float bits).
+            fast: use the fused inference module (:mod:`cls_app.modeling.fast`); False runs the
+                Hugging Face model as trained (same results, slower).
+            progress: show a progress bar in :meth:`predict_proba`.
+            long_text: overrides of the folder's long-text settings (keys of
+                :class:`~cls_app.text.long_text.LongTextOptions`, e.g. ``{"truncation": "tail"}``).
+        """
+        configure_threads(threads)
+        loaded = load_model_dir(path)
+        model = fast_classifier(loaded.model) if fast else loaded.model
+        if quantize:
+            from ..modeling.quantize import quantize_linear_int8
+
+            model = quantize_linear_int8(model)
+        options = LongTextOptions.from_settings(loaded.settings)
+        if long_text:
+            options = replace(options, **long_text)
+        return cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
+                   window, options, progress)
+
+    def __repr__(self) -> str:
+        return (f"Classifier({str(self.path)!r}, labels={self.labels}, max_len={self.max_len}, "
+                f"quantized={self.quantized})")
+
+    def predict_proba(self, texts: Iterable[Any]) -> np.ndarray:
+        """Class probabilities, shape ``(n, len(labels))``, in input order.
+
+        Rows of empty or missing texts (None, NaN, "", whitespace) are all NaN.
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
+        values = [as_text(t) for t in texts]
+        probs = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
+        starts = range(0, len(values), self.window)
+        for start in tqdm(starts, desc="predict", unit="window", disable=not self.progress or len(starts) < 2,
+                          leave=False):
+            probs[start : start + self.window] = self._window_proba(values[start : start + self.window])
+        return probs
+
+    def _window_proba(self, values: list[str | None]) -> np.ndarray:
+        """Probabilities for one window of texts: length-sorted batches, input order restored."""
+        probs = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
+        keep = [i for i, t in enumerate(values) if t is not None]
+        if keep:
+            logits = predict_text_logits(
+                self.model, self.tokenizer, [values[i] for i in keep], self.max_len, self.long_text,
+                self.batch_size,
+            )
+            probs[keep] = softmax(logits)
+        return probs
+
+    def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Prediction]:
+        """The most likely label and its probability for each text, plus the ``top_k`` best."""
+        probs = self.predict_proba(texts)
+        return predictions_from_probs(probs, self.labels, top_k)
+
+
+def check_top_k(top_k: int, labels: Sequence[str]) -> int:
+    if top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {top_k}")
+    if top_k > len(labels):
+        log.warning("--top-k %d is more than the %d classes; using %d", top_k, len(labels), len(labels))
+        top_k = len(labels)
+    return top_k
+
+
+def top_classes(probs: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and probabilities of the ``top_k`` classes per row, best first (NaN rows: -1)."""
+    filled = np.nan_to_num(probs, nan=-1.0)
+    order = np.argsort(-filled, axis=1, kind="stable")[:, :top_k]
+    return order, np.take_along_axis(filled, order, axis=1)
+
+
+def predictions_from_probs(probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Prediction]:
+    """Turn a probability matrix (NaN rows = empty text) into :class:`Prediction` tuples."""
+    top_k = check_top_k(top_k, labels)
+    order, best = top_classes(probs, top_k)
+    out = []
+    for row in range(len(probs)):
+        if best[row, 0] < 0:
+            out.append(Prediction(None, None, ()))
+            continue
+        top = tuple((labels[j], float(p)) for j, p in zip(order[row], best[row], strict=True))
+        out.append(Prediction(top[0][0], top[0][1], top))
+    return out

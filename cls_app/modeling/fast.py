@@ -1,0 +1,132 @@
+"""An inference-only view of :class:`~cls_app.modeling.bert.BertClassifier` that computes less.
+
+Same weights, same maths, less work per batch:
+
+* the query, key and value projections of a layer are one fused matrix product;
+* the **last layer runs only the [CLS] position** through its attention output and
+  feed-forward block (the classifier reads nothing else); its keys and values still see every
+  token, so the logits equal the full model's up to float rounding;
+* no attention mask at all when every row of a batch has the same length (length-sorted
+  batches often do); PyTorch's fused ``scaled_dot_product_attention`` otherwise;
+* no output objects, hidden-state tuples or dropout modules on the way.
+
+:func:`fast_classifier` returns the fast module for the standard BERT encoder and falls back to
+the model itself for configurations it does not cover. The fast module's ``nn.Linear`` layers
+are ordinary modules, so :mod:`cls_app.modeling.quantize` quantizes it like any model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def _fused(linears: list[nn.Linear]) -> nn.Linear:
+    """One linear layer computing the given layers' outputs side by side."""
+    weight = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+    bias = torch.cat([lin.bias.detach() for lin in linears], dim=0)
+    fused = nn.Linear(weight.shape[1], weight.shape[0], dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        fused.weight.copy_(weight)
+        fused.bias.copy_(bias)
+    return fused
+
+
+class _FastLayer(nn.Module):
+    """One BERT encoder layer (post-LayerNorm), optionally evaluated for the [CLS] row only."""
+
+    def __init__(self, layer: nn.Module, cls_only: bool) -> None:
+        super().__init__()
+        sa = layer.attention.self
+        self.heads = int(sa.num_attention_heads)
+        self.head_dim = int(sa.attention_head_size)
+        self.scale = float(sa.scaling)
+        self.cls_only = cls_only
+        if cls_only:
+            self.q = _fused([sa.query])
+            self.kv = _fused([sa.key, sa.value])
+        else:
+            self.qkv = _fused([sa.query, sa.key, sa.value])
+        self.attn_out = layer.attention.output.dense
+        self.attn_norm = layer.attention.output.LayerNorm
+        self.ffn_in = layer.intermediate.dense
+        self.act = layer.intermediate.intermediate_act_fn
+        self.ffn_out = layer.output.dense
+        self.ffn_norm = layer.output.LayerNorm
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, _ = x.shape
+        h, d = self.heads, self.head_dim
+        if self.cls_only:  # keys and values from every token, the query from [CLS] alone
+            k, v = self.kv(x).view(b, t, 2, h, d).permute(2, 0, 3, 1, 4)
+            x = x[:, :1]
+            q = self.q(x).view(b, 1, h, d).transpose(1, 2)
+        else:
+            q, k, v = self.qkv(x).view(b, t, 3, h, d).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        a = a.transpose(1, 2).reshape(b, -1, h * d)
+        x = self.attn_norm(self.attn_out(a) + x)
+        return self.ffn_norm(self.ffn_out(self.act(self.ffn_in(x))) + x)
+
+
+class FastBertClassifier(nn.Module):
+    """Embeddings -> encoder layers (the last for [CLS] only) -> linear head. Inference only."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        bert = model.bert
+        emb = bert.embeddings
+        self.config = model.config
+        self.word = emb.word_embeddings
+        # token type 0 everywhere (single-text input): fold it into the position table
+        self.register_buffer(
+            "pos_type", (emb.position_embeddings.weight + emb.token_type_embeddings.weight[0]).detach().clone()
+        )
+        self.emb_norm = emb.LayerNorm
+        layers = list(bert.encoder.layer)
+        self.layers = nn.ModuleList(
+            _FastLayer(layer, cls_only=(i == len(layers) - 1)) for i, layer in enumerate(layers)
+        )
+        self.classifier = model.classifier
+        self.eval()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits ``(batch, num_labels)`` for right-padded ``input_ids``."""
+        t = input_ids.shape[1]
+        x = self.emb_norm(self.word(input_ids) + self.pos_type[:t])
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask.bool()[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.classifier(x[:, 0])
+
+
+def supports(model: nn.Module) -> str | None:
+    """None when :class:`FastBertClassifier` computes exactly what ``model`` does, else why not."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(model, "bert") or not hasattr(model, "classifier"):
+        return "not a BertClassifier"
+    if getattr(config, "model_type", None) != "bert":
+        return f"model type {getattr(config, 'model_type', None)!r}"
+    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        return "a decoder configuration"
+    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return f"position embeddings of type {config.position_embedding_type!r}"
+    if not getattr(config, "num_hidden_layers", 0):
+        return "no encoder layers"
+    return None
+
+
+def fast_classifier(model: nn.Module) -> nn.Module:
+    """The fast inference module for ``model``, or ``model`` itself when it is not supported."""
+    reason = supports(model)
+    if reason is not None:
+        log.info("fast inference path not used (%s); running the model as it is", reason)
+        return model.eval()
+    return FastBertClassifier(model)

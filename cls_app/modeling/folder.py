@@ -1,0 +1,131 @@
+"""The one model-folder format: everything ``predict`` and ``evaluate`` need, in one place.
+
+``saved_models/NAME/`` holds ``config.json`` (BERT config, label names as ``id2label``, and
+this app's settings under ``cls_app``), ``vocab.txt`` and ``model.safetensors``. Training
+adds ``training_args.json``, ``metrics.json`` and ``train_log.csv`` beside them.
+Every file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel
+
+from ..errors import UserError
+from ..fileio import write_json
+from ..text.long_text import LongTextOptions
+from ..text.tokenizer import CharTokenizer
+from ..version import __version__
+from .bert import BertClassifier
+
+FORMAT_VERSION = 1
+MODEL_FILES = ("config.json", "vocab.txt", "model.safetensors")
+
+
+@dataclass
+class LoadedModel:
+    """A model folder loaded for inference."""
+
+    model: BertClassifier
+    tokenizer: CharTokenizer
+    labels: list[str]
+    path: Path
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def max_len(self) -> int:
+        return int(self.settings.get("max_len", 128))
+
+    @property
+    def long_text(self) -> LongTextOptions:
+        """Truncation / chunking as the model was trained (head truncation for older folders)."""
+        return LongTextOptions.from_settings(self.settings).resolved(self.max_len)
+
+
+def write_bert_files(
+    model: PreTrainedModel, tokenizer: CharTokenizer, out_dir: str | Path, architectures: list[str] | None = None
+) -> Path:
+    """Save ``config.json``, ``vocab.txt`` and ``model.safetensors`` into ``out_dir``.
+
+    Everything is written into a temporary folder first, then each file is renamed into place:
+    weights first, config last, so a folder with a config always has matching weights.
+    ``architectures`` overrides the class name recorded in config.json.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=out_dir))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if architectures:
+            config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+            config["architectures"] = architectures
+            write_json(tmp / "config.json", config)
+        tokenizer.save(tmp)
+        for name in ("model.safetensors", "vocab.txt", "config.json"):
+            os.replace(tmp / name, out_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def save_model_dir(
+    model: BertClassifier, tokenizer: CharTokenizer, out_dir: str | Path, settings: dict
+) -> Path:
+    """Write config (with this app's settings), vocab and safetensors weights into ``out_dir``."""
+    model.config.cls_app = {"format_version": FORMAT_VERSION, "app_version": __version__, **settings}
+    return write_bert_files(model, tokenizer, out_dir)
+
+
+def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model folder; a clear :class:`UserError` for anything missing or corrupt."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"model folder not found: {path}; give the folder that `train --out` wrote")
+    missing = [name for name in MODEL_FILES if not (path / name).is_file()]
+    if missing:
+        raise UserError(
+            f"model folder {path} is incomplete: missing {', '.join(missing)}; "
+            "copy the whole folder again, or retrain (a killed run can be continued with `train --resume`)"
+        )
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"{path / 'config.json'} is not valid JSON ({exc}); the folder is damaged: copy it again or retrain"
+        ) from None
+    settings = config.get("cls_app")
+    if not isinstance(settings, dict):
+        raise UserError(
+            f"{path} was not written by this app (config.json has no 'cls_app' section); "
+            "to fine-tune a plain BERT checkpoint use `train --pretrained`"
+        )
+    if settings.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{path} uses model format {settings.get('format_version')!r}, this version reads "
+            f"format {FORMAT_VERSION}: retrain the model or use the app version that wrote it "
+            f"({settings.get('app_version', 'unknown')})"
+        )
+    try:
+        model = BertClassifier.from_pretrained(path)
+    except Exception as exc:  # corrupt safetensors, shape mismatch, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot load weights from {path / 'model.safetensors'}: {first}; the file is damaged or "
+            "does not match config.json: copy the folder again or retrain"
+        ) from None
+    tokenizer = CharTokenizer.from_file(path / "vocab.txt")
+    if len(tokenizer) != model.config.vocab_size:
+        raise UserError(
+            f"{path}: vocab.txt has {len(tokenizer)} tokens but the model expects "
+            f"{model.config.vocab_size}; vocab.txt does not belong to this model: copy the folder again"
+        )
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    model.to(device).eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, path=path, settings=settings)

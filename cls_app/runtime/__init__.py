@@ -1,0 +1,17 @@
+"""Where the model runs: device and precision, the one CPU thread policy, torch.distributed collectives, the
+batched logits engine."""
+
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "DistInfo": "distributed",
+    "configure_threads": "device",
+    "env_info": "distributed",
+    "predict_logits": "engine",
+    "predict_text_logits": "engine",
+    "resolve_device": "device",
+    "resolve_precision": "device",
+    "softmax": "engine",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

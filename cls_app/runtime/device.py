@@ -1,0 +1,129 @@
+"""Where and in which precision the model runs: device choice, autocast, CPU threads.
+
+* ``--device auto`` (default) takes CUDA when a GPU is present, else the CPU; ``--device cuda``
+  without a GPU is a user error, not a silent fall-back.
+* ``--precision auto`` is bf16 autocast on a GPU that supports it (fp16 with a gradient
+  scaler on older GPUs) and fp32 on the CPU; ``--precision bf16`` also works on CPUs with
+  AVX512-BF16 / AMX (measure it: ``bench/train_speed.py``).
+* ``--threads`` sets torch's intra-op threads; under ``torchrun`` the default is the cores
+  divided among the local processes, so they do not fight over the same cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+import torch
+
+from ..errors import UserError
+from .precisions import PRECISIONS
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str | None = "auto", local_rank: int | None = None) -> torch.device:
+    """``auto``/None: CUDA when available (the ``local_rank``-th GPU under torchrun), else CPU.
+
+    Raises:
+        UserError: for a device this machine does not have or a name torch does not know.
+    """
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device name (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is visible here (use --device cpu or auto)")
+        if device.index is None:
+            device = torch.device("cuda", local_rank or 0)
+        if device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
+    elif device.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise UserError("--device mps: Apple MPS is not available here")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
+    check = getattr(torch.backends.mkldnn, "is_available", lambda: False)
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check() and ((probe and probe()) or (amx and amx())))
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means plain fp32.
+
+    Raises:
+        UserError: for fp16 on a CPU, or bf16 where neither GPU nor CPU supports it.
+    """
+    precision = (precision or "auto").lower()
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    dtype = _DTYPES[precision]
+    if dtype is torch.float16 and device.type == "cpu":
+        raise UserError("--precision fp16 needs a GPU; on the CPU use bf16 (if supported) or fp32")
+    if dtype is torch.bfloat16:
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError("--precision bf16: this GPU has no bf16 support (use fp16)")
+        if device.type == "cpu" and not cpu_supports_bf16():
+            log.warning("this CPU has no native bf16 instructions: bf16 autocast will be slow")
+    return dtype
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Mixed-precision autocast for the forward pass; a no-op for fp32."""
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only for fp16 (bf16 and fp32 need none)."""
+    enabled = dtype is torch.float16 and device.type == "cuda"
+    return torch.amp.GradScaler("cuda" if enabled else "cpu", enabled=enabled)
+
+
+def default_threads(local_world_size: int = 1) -> int:
+    """CPU threads per process: the usable cores split evenly among the local processes."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, local_world_size))
+
+
+def configure_threads(threads: int | None, local_world_size: int = 1) -> int:
+    """Set torch's intra-op threads, for training and prediction alike; return the number.
+
+    The one thread policy: ``threads`` when given, else the usable cores split evenly among the
+    local processes (:func:`default_threads`; torchrun sets how many). Idle OpenMP threads sleep
+    rather than spin (``OMP_WAIT_POLICY=PASSIVE``, set by ``run.py``), which is what made extra
+    threads costly on a busy machine. The load average is not consulted: it trails by a minute
+    and once made prediction take 1 thread on an idle 2-core machine.
+    """
+    n = default_threads(local_world_size) if threads is None else threads
+    if n < 1:
+        raise UserError(f"--threads must be at least 1, got {n}")
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    log.info("torch uses %d CPU thread(s)", n)
+    return n

@@ -1,0 +1,403 @@
+"""The fine-tuning loop: AdamW + linear warm-up/decay, clipping, dynamic padding,
+per-epoch shuffling, dev evaluation, early stopping on dev macro-F1, best-model keeping,
+class weights / oversampling for imbalanced data, and resumable checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ..fileio import atomic_open
+from ..metrics import compute_metrics
+from ..modeling.bert import parameter_groups
+from ..runtime import distributed
+from ..runtime.device import autocast, grad_scaler, resolve_device, resolve_precision
+from ..text.batching import length_grouped_batches, oversampled_indices, pad_batch, shuffled_batches
+from ..text.long_text import pool_logits
+from .checkpoint import restore_checkpoint, save_checkpoint
+from .settings import TrainSettings, check_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a run achieved: the best dev metrics and where they happened."""
+
+    best_dev: dict
+    best_step: int
+    best_epoch: float
+    steps: int
+    seconds: float
+    samples_per_s: float
+    tokens_per_s: float
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch for a reproducible run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool,
+    labels: Sequence[int] | None = None,
+    oversample: bool = False,
+) -> list[np.ndarray]:
+    """The shuffled batches of one epoch; the same for the same seed and epoch.
+
+    With ``oversample``, smaller classes (by ``labels``) are repeated up to the largest
+    class's size first (:func:`oversampled_indices`), drawn anew each epoch.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    pool = np.arange(len(lengths))
+    if oversample:
+        if labels is None:
+            raise ValueError("oversample needs labels")
+        pool = oversampled_indices(labels, rng)
+    if group_by_length:
+        batches = length_grouped_batches(np.asarray(lengths, dtype=np.int64)[pool], batch_size, rng)
+    else:
+        batches = shuffled_batches(len(pool), batch_size, rng)
+    return [pool[b] for b in batches]
+
+
+def epoch_size(labels: Sequence[int], oversample: bool) -> int:
+    """Examples per epoch: all of them, or (oversampled) classes x the largest class."""
+    if not oversample or len(labels) == 0:
+        return len(labels)
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    counts = counts[counts > 0]
+    return int(len(counts) * counts.max())
+
+
+def balanced_class_weights(train_y: Sequence[int], num_labels: int) -> torch.Tensor:
+    """``n / (classes * count)`` per class (scikit-learn's "balanced"); 1.0 for an absent class."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.asarray(train_y, dtype=np.int64)
+    present = np.unique(y)
+    weights = np.ones(num_labels, dtype=np.float64)
+    weights[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+@dataclass
+class TrainData:
+    """Token ids and label ids of the training and dev rows.
+
+    ``dev_ids`` may be the windows of long dev texts: ``dev_owners[k]`` is then the text of
+    row ``k`` and window logits are pooled (``pool``) per text before scoring.
+    """
+
+    train_ids: Sequence[Sequence[int]]
+    train_y: Sequence[int]
+    dev_ids: Sequence[Sequence[int]]
+    dev_y: Sequence[int]
+    labels: list[str]
+    pad_id: int
+    dev_owners: Sequence[int] | None = None
+    pool: str = "mean"
+
+
+@dataclass
+class TrainHooks:
+    """Where a run reports: the best model, the log, resumable checkpoints (rank 0 only)."""
+
+    on_best: Callable[[torch.nn.Module, dict], None] | None = None
+    log_path: str | Path | None = None
+    checkpoint_dir: str | Path | None = None
+    checkpoint_extra: Callable[[Path], None] | None = None
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training; saved in checkpoints, so a resumed run goes on
+    exactly where the killed one was."""
+
+    epoch: int = 0
+    batch: int = 0  # batches of ``epoch`` already done
+    step: int = 0
+    best_value: float = -1.0
+    best_dev: dict = field(default_factory=dict)
+    best_step: int = 0
+    best_epoch: float = 0.0
+    bad_evals: int = 0
+    stopped_early: bool = False
+    done: bool = False
+    history: list = field(default_factory=list)
+    seen: int = 0
+    tokens: int = 0
+    running_loss: float = 0.0
+    running_n: float = 0
+    elapsed: float = 0.0
+
+
+class Trainer:
+    """Fine-tunes ``model`` in place; after :meth:`run` it holds the weights of the best dev evaluation.
+
+    With ``hooks.checkpoint_dir`` a resumable checkpoint is written every ``settings.save_every``
+    steps and at the end of each epoch; ``run(resume=True)`` continues from it (same final
+    result as a run that was never interrupted).
+
+    Inside a ``torchrun`` process group (see :mod:`cls_app.runtime.distributed`) every rank takes
+    its share of each global batch and DistributedDataParallel averages the gradients, so the
+    optimizer sees the same batches and steps as a single process; dev is scored by all ranks
+    together, so every rank takes the same early-stopping decision. ``on_best``, the log and
+    checkpoints are written by rank 0 only.
+    """
+
+    def __init__(self, model: torch.nn.Module, data: TrainData, settings: TrainSettings,
+                 hooks: TrainHooks | None = None, class_weights: torch.Tensor | None = None) -> None:
+        check_settings(settings)
+        self.model, self.data, self.settings, self.hooks = model, data, settings, hooks or TrainHooks()
+        self.rank, self.world = distributed.rank_world()
+        self.main = self.rank == 0
+        self.device = resolve_device(settings.device, distributed.env_info().local_rank)
+        self.amp_dtype = resolve_precision(settings.precision, self.device)
+        set_seed(settings.seed)
+        self.y = torch.as_tensor(np.asarray(data.train_y, dtype=np.int64))
+        steps_per_epoch = -(-epoch_size(data.train_y, settings.oversample) // settings.batch_size)
+        total_steps = steps_per_epoch * settings.epochs
+        model.to(self.device)
+        self.net = _wrap(model, self.device, self.world, settings.compile)
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay), lr=settings.lr
+        )
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, int(settings.warmup_ratio * total_steps), total_steps
+        )
+        if class_weights is None and settings.class_weight == "balanced":
+            class_weights = balanced_class_weights(data.train_y, len(data.labels))
+            log.info("class weights (balanced): %s", ", ".join(
+                f"{name} {w:.3f}" for name, w in zip(data.labels, class_weights.tolist(), strict=True)))
+        # Summed (class-weighted) losses, divided by the global batch's total weight below: the
+        # mean over the whole batch whatever the number of processes it is split over.
+        ones = torch.ones(len(data.labels))
+        self.sample_weight = (class_weights if class_weights is not None else ones).float()
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.sample_weight.to(self.device), reduction="sum")
+        self.scaler = grad_scaler(self.device, self.amp_dtype)
+        self.dev_owners = None if data.dev_owners is None else np.asarray(data.dev_owners, dtype=np.int64)
+        self.state = TrainState()
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.start = 0.0
+
+    def run(self, resume: bool = False) -> TrainResult:
+        """Train to the end (or early stop); restore the best weights; return what was achieved."""
+        if resume:
+            self._restore()
+        if self.rank:
+            torch.manual_seed(self.settings.seed + self.rank)  # each rank its own dropout masks
+        self.start = time.perf_counter() - self.state.elapsed
+        self.model.train()
+        st = self.state
+        while not st.done and st.epoch < self.settings.epochs:
+            stop = self._run_epoch(st.epoch)
+            if stop or self._evaluate(st.epoch + 1.0):
+                st.stopped_early, st.done = True, True
+            else:
+                st.epoch, st.batch = st.epoch + 1, 0
+                st.done = st.epoch >= self.settings.epochs
+            self.model.train()
+            self._save_checkpoint()
+        return self._finish()
+
+    def _restore(self) -> None:
+        if self.hooks.checkpoint_dir is None:
+            raise ValueError("resume needs checkpoint_dir")
+        restored = restore_checkpoint(self.hooks.checkpoint_dir, self.model, self.optimizer, self.scheduler)
+        self.state = TrainState(**{f.name: restored.state[f.name] for f in fields(TrainState)})
+        self.best_state = restored.best_state
+        if self.best_state is None and restored.state.get("best_is_current"):
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.rank:  # the checkpoint holds the sums over all ranks (see _save_checkpoint)
+            self.state.running_loss, self.state.running_n, self.state.tokens = 0.0, 0, 0
+
+    def _run_epoch(self, epoch: int) -> bool:
+        """The batches of ``epoch`` from where the state says; True when early stopping hit mid-epoch."""
+        s, st = self.settings, self.state
+        batches = epoch_batches([len(x) for x in self.data.train_ids], s.batch_size, s.seed, epoch,
+                                s.group_by_length, labels=self.data.train_y, oversample=s.oversample)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch", leave=False,
+                   initial=st.batch, **({} if self.main else {"disable": True}))
+        try:
+            for i in range(st.batch, len(batches)):
+                self._step(batches[i])
+                st.batch = i + 1
+                bar.update(1)
+                if self.main:
+                    elapsed = time.perf_counter() - self.start
+                    bar.set_postfix(loss=f"{st.running_loss / max(st.running_n, 1e-12):.4f}",
+                                    samples_s=f"{st.seen / elapsed:.0f}", refresh=False)
+                if i + 1 == len(batches):
+                    break
+                if s.eval_every and st.step % s.eval_every == 0:
+                    stop = self._evaluate(epoch + (i + 1) / len(batches))
+                    self.model.train()
+                    if stop:
+                        return True
+                if s.save_every and st.step % s.save_every == 0:
+                    self._save_checkpoint()
+        finally:
+            bar.close()
+        return False
+
+    def _step(self, idx: np.ndarray) -> None:
+        """One optimizer step on the global batch ``idx`` (this rank computes its share)."""
+        st, world, device = self.state, self.world, self.device
+        # this rank's share of the global batch; the loss is divided by the global batch's
+        # weight / world, and DDP's gradient averaging (/ world) completes the batch mean
+        denom = float(self.sample_weight[self.y[idx]].sum()) / world
+        mine, scale = (distributed.shard(idx, self.rank, world), 1.0) if world > 1 else (idx, 1.0)
+        if len(mine) == 0:  # a last batch smaller than the world: take part with zero weight
+            mine, scale = idx[:1], 0.0
+        ids, mask = pad_batch([self.data.train_ids[j] for j in mine], self.data.pad_id, self.settings.pad_to)
+        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+        with autocast(device, self.amp_dtype):
+            logits = self.net(ids, attention_mask=mask)
+        loss = self.loss_fn(logits.float(), self.y[mine].to(device)) * scale
+        self.scaler.scale(loss / denom).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        st.step += 1
+        st.seen += len(idx)
+        st.tokens += int(mask.sum()) if scale else 0
+        st.running_loss += loss.item()
+        st.running_n += float(self.sample_weight[self.y[mine]].sum()) * scale
+
+    def _dev_metrics(self) -> dict:
+        d = self.data
+        with autocast(self.device, self.amp_dtype):
+            logits = distributed.predict_sharded(self.model, d.dev_ids, d.pad_id, self.settings.eval_batch_size,
+                                                 self.device)
+        if self.dev_owners is not None:
+            logits = pool_logits(logits, self.dev_owners, len(d.dev_y), d.pool)
+        return compute_metrics(d.dev_y, logits.argmax(axis=1), d.labels)
+
+    def _evaluate(self, epoch_pos: float) -> bool:
+        """Score dev, log it, keep the best; return True when training should stop."""
+        st, s = self.state, self.settings
+        dev = self._dev_metrics()
+        loss_sum, loss_n = distributed.all_reduce_sum([st.running_loss, st.running_n])
+        elapsed = time.perf_counter() - self.start
+        row = {
+            "epoch": round(epoch_pos, 3),
+            "step": st.step,
+            "train_loss": round(loss_sum / max(loss_n, 1e-12), 5),
+            "dev_accuracy": round(dev["accuracy"], 5),
+            "dev_macro_f1": round(dev["macro_f1"], 5),
+            "lr": self.scheduler.get_last_lr()[0],
+            "samples_per_s": round(st.seen / elapsed, 1) if elapsed else 0.0,
+            "elapsed_s": round(elapsed, 1),
+        }
+        st.history.append(row)
+        if self.hooks.log_path is not None and self.main:
+            _write_log(self.hooks.log_path, st.history)
+        st.running_loss, st.running_n = 0.0, 0
+        value = dev[s.metric]
+        improved = value > st.best_value
+        log.info("epoch %.2f step %d: train_loss %.4f dev accuracy %.4f macro_f1 %.4f%s", epoch_pos, st.step,
+                 row["train_loss"], dev["accuracy"], dev["macro_f1"], " (best so far)" if improved else "")
+        if improved:
+            st.best_value, st.best_dev, st.best_step, st.best_epoch, st.bad_evals = value, dev, st.step, epoch_pos, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            if self.hooks.on_best is not None and self.main:
+                self.hooks.on_best(self.model, dev)
+            return False
+        st.bad_evals += 1
+        return s.patience > 0 and st.bad_evals >= s.patience
+
+    def _save_checkpoint(self) -> None:
+        st = self.state
+        if self.hooks.checkpoint_dir is None:
+            return
+        if self.world > 1:  # rank 0 keeps the sums over all ranks, so the checkpoint has them all
+            sums = distributed.all_reduce_sum([st.running_loss, st.running_n, st.tokens])
+            st.running_loss, st.running_n, st.tokens = sums if self.main else (0.0, 0, 0)
+        if not self.main:
+            return
+        st.elapsed = time.perf_counter() - self.start
+        best_is_current = self.best_state is not None and st.best_step == st.step
+        save_checkpoint(
+            self.hooks.checkpoint_dir, self.model, self.optimizer, self.scheduler,
+            {**asdict(st), "best_is_current": best_is_current},
+            None if best_is_current else self.best_state, self.hooks.checkpoint_extra,
+        )
+
+    def _finish(self) -> TrainResult:
+        st = self.state
+        seconds = time.perf_counter() - self.start
+        (tokens,) = distributed.all_reduce_sum([st.tokens])
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        if st.stopped_early:
+            log.info("early stopping: no dev %s improvement in %d evaluations", self.settings.metric,
+                     self.settings.patience)
+        return TrainResult(
+            best_dev=st.best_dev, best_step=st.best_step, best_epoch=st.best_epoch, steps=st.step, seconds=seconds,
+            samples_per_s=st.seen / seconds if seconds else 0.0, tokens_per_s=tokens / seconds if seconds else 0.0,
+            stopped_early=st.stopped_early, history=st.history,
+        )
+
+
+def fit(
+    model: torch.nn.Module,
+    train_ids: Sequence[Sequence[int]],
+    train_y: Sequence[int],
+    dev_ids: Sequence[Sequence[int]],
+    dev_y: Sequence[int],
+    labels: list[str],
+    pad_id: int,
+    settings: TrainSettings,
+    *,
+    class_weights: torch.Tensor | None = None,
+    resume: bool = False,
+    **hooks: Any,
+) -> TrainResult:
+    """Shorthand for ``Trainer(model, TrainData(...), settings, TrainHooks(**hooks)).run(resume)``."""
+    data = TrainData(train_ids, train_y, dev_ids, dev_y, labels, pad_id,
+                     hooks.pop("dev_owners", None), hooks.pop("pool", "mean"))
+    return Trainer(model, data, settings, TrainHooks(**hooks), class_weights).run(resume)
+
+
+def _wrap(model: torch.nn.Module, device: torch.device, world: int, compile_model: bool) -> torch.nn.Module:
+    """The module the training steps call: DDP across ranks, then ``torch.compile`` if asked."""
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile_model:
+        net = torch.compile(net, dynamic=True)
+    return net
+
+
+def _write_log(path: str | Path, history: list[dict]) -> None:
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
