@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cls_app.text.tokenizer import SPECIAL_TOKENS, CharTokenizer
-from tests.conftest import NEG_CHARS, POS_CHARS, TINY_MODEL_ARGS, run_cli, toy_texts, write_csv
+from tests.conftest import NEG_CHARS, POS_CHARS, TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 
 ALPHABET = list("这个好棒差烂abcXYZ 12ＡＢ１éÉ\t\n\x00!？。") + ["[MASK]", "[UNK]", "[", "]"]
 
@@ -40,18 +40,28 @@ def test_token_spans_wordpiece_vocab(text: str) -> None:
     assert spans == sorted(spans)
 
 
+def _main(*args: str) -> None:
+    import torch
+
+    from cls_app.commands import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(list(args)) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """A toy train/test CSV, a char_lr baseline and a tiny BERT trained on it."""
+    """A toy train/test CSV, TF-IDF baselines and a tiny BERT trained on it (in this process)."""
     root = tmp_path_factory.mktemp("explain")
     train = write_csv(root / "train.csv", *toy_texts(200, 1))
     test = write_csv(root / "test.csv", *toy_texts(40, 3))
-    r = run_cli("baseline", "--train", str(train), "--out", str(root / "baselines"), "--models", "char_lr", "word_lr",
-                "char_nb")
-    assert r.returncode == 0, r.stderr
-    r = run_cli("train", "--train", str(train), "--out", str(root / "bert"), *TINY_MODEL_ARGS, "--epochs", "4",
-                "--lr", "5e-3", "--threads", "1", "--no-cache")
-    assert r.returncode == 0, r.stderr
+    _main("-q", "baseline", "--train", str(train), "--out", str(root / "baselines"), "--models", "char_lr", "word_lr",
+          "char_nb")
+    _main("-q", "train", "--train", str(train), "--out", str(root / "bert"), *TINY_MODEL_ARGS, "--epochs", "4",
+          "--lr", "5e-3", "--threads", "1", "--no-cache")
     return {"root": root, "train": train, "test": test, "bert": root / "bert", "lr": root / "baselines" / "char_lr",
             "word": root / "baselines" / "word_lr", "nb": root / "baselines" / "char_nb"}
 
@@ -101,29 +111,30 @@ class _Spans(HTMLParser):
         self.scripts += tag == "script"
 
 
-def test_explain_cli_outputs(toy, tmp_path) -> None:
+def test_explain_cli_outputs(toy, tmp_path, capsys) -> None:
     texts = ["这个" + POS_CHARS[:3], "这个" + NEG_CHARS[:5]]
     inp = tmp_path / "in.txt"
     inp.write_text("\n".join(texts) + "\n", encoding="utf-8")
     out_json, out_csv, out_html = tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "e.html"
-    r = run_cli("explain", "--model", str(toy["bert"]), "--input", str(inp), "--output", str(out_json),
-                "--n-steps", "20", "--threads", "1")
-    assert r.returncode == 0, r.stderr
+    rc, out, err = run_main(capsys, "explain", "--model", str(toy["bert"]), "--input", str(inp), "--output",
+                            str(out_json), "--n-steps", "20", "--threads", "1")
+    assert rc == 0, err
     data = json.loads(out_json.read_text(encoding="utf-8"))
     assert [d["text"] for d in data] == texts
     assert all(len(d["char_scores"]) == len(d["text"]) and d["details"]["n_steps"] == 20 for d in data)
-    r = run_cli("explain", "--model", str(toy["lr"]), "--text", texts[0], "--text", texts[1], "--output", str(out_csv))
-    assert r.returncode == 0, r.stderr
+    rc, out, err = run_main(capsys, "explain", "--model", str(toy["lr"]), "--text", texts[0], "--text", texts[1],
+                            "--output", str(out_csv))
+    assert rc == 0, err
     rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
     assert {row["text_index"] for row in rows} == {"0", "1"}
     assert all(texts[int(row["text_index"])][int(row["start"]):int(row["end"])] == row["token"] for row in rows)
-    r = run_cli("explain", "--model", str(toy["lr"]), "--text", texts[0], "--output", str(out_html))
-    assert r.returncode == 0, r.stderr
+    rc, out, err = run_main(capsys, "explain", "--model", str(toy["lr"]), "--text", texts[0], "--output", str(out_html))
+    assert rc == 0, err
     parser = _Spans()
     parser.feed(out_html.read_text(encoding="utf-8"))
     assert parser.spans == len(texts[0]) and parser.scripts == 0
-    r = run_cli("explain", "--model", str(toy["lr"]), "--text", texts[1])  # stdout is a pipe: no colour codes
-    assert r.returncode == 0 and "负面" in r.stdout and "\x1b[" not in r.stdout and "toward:" in r.stdout
+    rc, out, err = run_main(capsys, "explain", "--model", str(toy["lr"]), "--text", texts[1])  # not a TTY: no colours
+    assert rc == 0 and "负面" in out and "\x1b[" not in out and "toward:" in out
 
 
 @pytest.mark.parametrize("args, message", [
@@ -131,7 +142,7 @@ def test_explain_cli_outputs(toy, tmp_path) -> None:
     ([], "give either --text"),
     (["--text", "好", "--output", "x.pdf"], "cannot tell the format"),
 ])
-def test_explain_user_errors(toy, args, message) -> None:
+def test_explain_user_errors(toy, args, message, capsys) -> None:
     extra = ["--target", "不存在"] if message.startswith("--target") else []
-    r = run_cli("explain", "--model", str(toy["lr"]), *args, *extra)
-    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    rc, out, err = run_main(capsys, "explain", "--model", str(toy["lr"]), *args, *extra)
+    assert rc == 2 and message in err and "Traceback" not in err

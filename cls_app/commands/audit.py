@@ -9,7 +9,7 @@ from ..errors import UserError
 NAME = "audit"
 
 
-def add_parser(sub) -> None:
+def add_parser(sub):
     from ..evaluation.audit import MODEL_KINDS, AuditOptions
     from .options import add_reading_options
 
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=opts.seed, help="seed of the folds and the model (default: %(default)s)")
     p.add_argument("--out", help="folder for label_issues.csv and audit.json (default: audit_<train file name>)")
     add_reading_options(p)
+    return p
 
 
 def run(args) -> None:

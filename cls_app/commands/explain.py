@@ -10,7 +10,7 @@ NAME = "explain"
 FORMATS = ("json", "csv", "html")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub):
     from ..inference.explain import BASELINES, ExplainOptions
 
     opts = ExplainOptions()
@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
                    help="BERT: Integrated Gradients steps (default: %(default)s)")
     p.add_argument("--baseline", choices=BASELINES, default=opts.baseline,
                    help="BERT: token that replaces the text in the IG baseline (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per free core)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
+    return p
 
 
 def _texts(args) -> list[str]:
@@ -101,11 +102,11 @@ def _print(explanations: list) -> None:
 
 def run(args) -> None:
     from ..inference.explain import ExplainOptions, explain_texts, load_explainer
-    from ..runtime.device import set_threads
+    from ..runtime.device import configure_threads
 
     fmt = _out_format(args)
     texts = _texts(args)
-    set_threads(args.threads)
+    configure_threads(args.threads)
     explainer = load_explainer(args.model, ExplainOptions(n_steps=args.n_steps, baseline=args.baseline))
     explanations = explain_texts(explainer, texts, args.target, progress=True)
     if fmt:

@@ -156,13 +156,19 @@ class BertExplainer:
         scores = [float(s) for s in token_scores[1:-1]]
         return Explanation(
             text=text, label=self.labels[pred], prob=float(probs[pred]), target=self.labels[t], method=self.method,
-            tokens=tok.convert_ids_to_tokens(ids), spans=spans, token_scores=scores,
+            tokens=_shown_tokens(tok, ids, spans, text), spans=spans, token_scores=scores,
             char_scores=spread_to_chars(len(text), spans, scores),
             completeness=_completeness(float(token_scores.sum()), difference),
             details={"n_steps": self.options.n_steps, "baseline": f"[{self.options.baseline.upper()}]",
                      "special_tokens_score": round(float(token_scores[0] + token_scores[-1]), 6),
                      "tokens_seen": len(ids), "tokens_in_text": len(all_ids)},
         )
+
+
+def _shown_tokens(tok, ids: list[int], spans: list[tuple[int, int]], text: str) -> list[str]:
+    """Vocab tokens, except that ``[UNK]`` shows the text it stands for."""
+    return [text[s:e] if i == tok.unk_id else t
+            for i, t, (s, e) in zip(ids, tok.convert_ids_to_tokens(ids), spans, strict=True)]
 
 
 def _target_index(target: str, labels: Sequence[str]) -> int:
@@ -237,7 +243,7 @@ class LinearExplainer:
     method = "linear_contributions"
 
     def __init__(self, path: str | Path) -> None:
-        from ..baselines.pipelines import load_baseline
+        from ..baselines.storage import load_baseline
 
         estimator, meta = load_baseline(path)
         steps = getattr(estimator, "named_steps", {})
@@ -387,15 +393,15 @@ def explanations_html(explanations: Sequence[Explanation], title: str = "explana
     return (
         "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>"
         f"{html.escape(title)}</title><style>{HIGHLIGHT_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        '<p class="legend"><span class="ch" style="background:rgba(0,150,60,.8)">green</span> pushes toward the '
-        'class, <span class="ch" style="background:rgba(210,40,40,.8)">red</span> against it.</p>'
+        '<p class="legend"><span class="key" style="background:rgba(0,150,60,.8)">green</span> pushes toward the '
+        'class, <span class="key" style="background:rgba(210,40,40,.8)">red</span> against it.</p>'
         + "\n".join(rows) + "</body></html>\n"
     )
 
 
 HIGHLIGHT_CSS = (
     "body{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;margin:2em;color:#222}"
-    ".text{font-size:1.3em;line-height:1.8}.ch{padding:0 1px;border-radius:2px}"
+    ".text{font-size:1.3em;line-height:1.8}.ch,.key{padding:0 1px;border-radius:2px}"
     ".meta{color:#555;font-size:.9em;margin-bottom:.2em}.expl{border-bottom:1px solid #ddd;padding:.5em 0}"
 )
 
