@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from cls_app.evaluation.audit import exact_groups, near_pairs, normalize
-from tests.conftest import run_cli, toy_texts, write_csv
+from tests.conftest import run_main, toy_texts, write_csv
 
 
 def test_normalize_and_groups() -> None:
@@ -21,9 +22,9 @@ def test_near_pairs_within_and_across() -> None:
     assert [(i, j) for i, j, _ in near_pairs(a, ["明天会下雨吗我不知道呢!"], 0.8)] == [(1, 0)]
 
 
-def test_audit_finds_planted_problems(tmp_path) -> None:
-    texts, labels = toy_texts(300, 7)
-    flipped = [10, 51, 122, 203, 254]
+def test_audit_finds_planted_problems(tmp_path, capsys) -> None:
+    texts, labels = toy_texts(600, 7)
+    flipped = sorted(np.random.default_rng(1).choice(range(50, 600), 30, replace=False).tolist())  # 5 % noise
     for i in flipped:
         labels[i] = "负面" if labels[i] == "正面" else "正面"
     texts[20] = texts[22]  # an exact duplicate with the same label (rows 20 and 22 are both 正面)
@@ -32,16 +33,18 @@ def test_audit_finds_planted_problems(tmp_path) -> None:
     train = write_csv(tmp_path / "train.csv", texts, labels)
     test = write_csv(tmp_path / "test.csv", [texts[40], "别的文字"], [labels[40], "正面"])
     out = tmp_path / "audit"
-    r = run_cli("audit", "--train", str(train), "--test", str(test), "--out", str(out), "--folds", "4")
-    assert r.returncode == 0, r.stderr
+    rc, stdout, err = run_main(capsys, "audit", "--train", str(train), "--test", str(test), "--out", str(out),
+                               "--folds", "4")
+    assert rc == 0, err
     issues = pd.read_csv(out / "label_issues.csv", keep_default_na=False)
     line = {i: i + 2 for i in range(len(texts))}  # CSV: header is line 1
     label_rows = set(issues.loc[issues.reason == "label issue", "row"])
-    assert {line[i] for i in flipped} <= label_rows
-    assert len(label_rows) <= 3 * len(flipped)
+    found = {line[i] for i in flipped} & label_rows
+    assert len(found) >= 0.9 * len(flipped) and len(found) >= 0.9 * len(label_rows)  # recall, precision
     flagged = issues[issues.reason == "label issue"].set_index("row")
     for i in flipped:  # the suggestion is the true (unflipped) label
-        assert flagged.loc[line[i], "suggested_label"] != labels[i]
+        if line[i] in found:
+            assert flagged.loc[line[i], "suggested_label"] != labels[i]
     assert set(issues.loc[issues.reason == "conflicting labels", "row"]) == {line[31], line[33]}
     assert line[22] in set(issues.loc[issues.reason == "duplicate: exact", "row"])
     leak = issues[issues.reason == "leak: exact"]
@@ -50,12 +53,12 @@ def test_audit_finds_planted_problems(tmp_path) -> None:
     assert order.index("conflicting labels") < order.index("label issue") < order.index("leak: exact")
     summary = json.loads((out / "audit.json").read_text(encoding="utf-8"))
     assert summary["counts"]["conflicting labels"] == 2 and summary["settings"]["folds"] == 4
-    assert "label issue" in r.stdout and "most suspicious rows" in r.stdout
+    assert "label issue" in stdout and "most suspicious rows" in stdout
 
 
-def test_audit_user_errors(tmp_path) -> None:
+def test_audit_user_errors(tmp_path, capsys) -> None:
     train = write_csv(tmp_path / "train.csv", *toy_texts(20, 1))
-    r = run_cli("audit", "--train", str(train), "--folds", "50", "--out", str(tmp_path / "a"))
-    assert r.returncode == 2 and "--folds must be between 2" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("audit", "--train", str(tmp_path / "missing.csv"))
-    assert r.returncode == 2 and "missing.csv" in r.stderr
+    rc, _, err = run_main(capsys, "audit", "--train", str(train), "--folds", "50", "--out", str(tmp_path / "a"))
+    assert rc == 2 and "--folds must be between 2" in err and not (tmp_path / "a").exists()
+    rc, _, err = run_main(capsys, "audit", "--train", str(tmp_path / "missing.csv"))
+    assert rc == 2 and "missing.csv" in err
