@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, toy_texts, write_csv
+from tests.conftest import toy_texts, write_csv
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -71,6 +71,12 @@ def render(html: Path, tmp: Path) -> tuple[str, str, Path]:
     return dom.stdout, "\n".join(console), png
 
 
+def _main(*args: str) -> None:
+    from cls_app.commands import main
+
+    assert main(list(args)) == 0
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
@@ -79,15 +85,12 @@ def evaluated(tmp_path_factory):
     for i in (0, 5, 9):  # wrong gold labels: the model's errors on these rows
         labels[i] = "负面" if labels[i] == "正面" else "正面"
     test = write_csv(root / "test.csv", texts, labels)
-    r = run_cli("baseline", "--train", str(train), "--out", str(root / "baselines"), "--models", "char_lr", "char_nb")
-    assert r.returncode == 0, r.stderr
+    _main("-q", "baseline", "--train", str(train), "--out", str(root / "baselines"), "--models", "char_lr", "char_nb")
     out = root / "eval"
-    r = run_cli("evaluate", "--model", str(root / "baselines" / "char_lr"), "--data", str(test), "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    _main("-q", "evaluate", "--model", str(root / "baselines" / "char_lr"), "--data", str(test), "--out", str(out))
     cmp_out = root / "cmp"
-    r = run_cli("compare", "--models", str(root / "baselines"), "--data", str(test), "--out", str(cmp_out))
-    assert r.returncode == 0, r.stderr
-    return {"eval": out, "compare": cmp_out, "stdout": r.stdout}
+    _main("-q", "compare", "--models", str(root / "baselines"), "--data", str(test), "--out", str(cmp_out))
+    return {"eval": out, "compare": cmp_out}
 
 
 def test_evaluate_report_html_is_self_contained(evaluated) -> None:
