@@ -95,3 +95,55 @@ def test_perfect_confident_model_has_zero_ece() -> None:
     y = np.array([0, 1, 2, 1])
     cal = calibration(y, np.eye(3)[y])
     assert cal["ece"] == 0.0 and cal["accuracy"] == 1.0
+
+
+def _flip(path, rows: list[int]):
+    """Flip the gold label of the given data rows (0-based) of a toy CSV; return their file lines."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    for i in rows:
+        frame.loc[i, "label"] = "负面" if frame.loc[i, "label"] == "正面" else "正面"
+    frame.to_csv(path, index=False)
+    return [i + 2 for i in rows]  # header is line 1
+
+
+def test_evaluate_writes_errors_calibration_and_html(tmp_path, toy_files, capsys) -> None:
+    import json
+
+    import pandas as pd
+
+    from tests.conftest import run_main
+
+    lines = _flip(toy_files["test"], [3, 17, 40])
+    rc, _, err = run_main(capsys, "-q", "baseline", "--train", str(toy_files["train"]), "--out", str(tmp_path / "b"),
+                          "--models", "char_lr")
+    assert rc == 0, err
+    rc, out, err = run_main(capsys, "evaluate", "--model", str(tmp_path / "b" / "char_lr"), "--data",
+                            str(toy_files["test"]), "--out", str(tmp_path / "ev"))
+    assert rc == 0, err
+    ev = tmp_path / "ev"
+    errors = pd.read_csv(ev / "errors.csv")
+    assert sorted(errors["row"]) == lines  # the flipped rows, by their file line
+    assert list(errors["probability"]) == sorted(errors["probability"], reverse=True)
+    assert list(errors["margin"]) == pytest.approx(list(errors["probability"] - errors["gold_probability"]), abs=2e-6)
+    metrics = json.loads((ev / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["errors"]["count"] == 3 and metrics["calibration"]["bins"] == 15
+    assert "top2_accuracy" not in metrics  # two classes: top-2 is always right, not reported
+    pairs = pd.read_csv(ev / "confused_pairs.csv")
+    assert pairs["count"].sum() == 3
+    assert (ev / "reliability.png").stat().st_size > 5000 and (ev / "report.html").is_file()
+    assert "ECE=" in out and "most confused class pairs" in (ev / "report.txt").read_text(encoding="utf-8")
+
+
+def test_train_test_report_has_the_error_analysis(tmp_path, toy_files, capsys) -> None:
+    from tests.conftest import TINY_MODEL_ARGS, run_main
+
+    out = tmp_path / "m"
+    rc, stdout, err = run_main(capsys, "train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+                               "--test", str(toy_files["test"]), "--out", str(out), *TINY_MODEL_ARGS, "--epochs", "1",
+                               "--threads", "1", "--no-cache")
+    assert rc == 0, err
+    names = {p.name for p in (out / "test_eval").iterdir()}
+    assert {"errors.csv", "confused_pairs.csv", "reliability.png", "report.html", "metrics.json"} <= names
+    assert "ECE=" in stdout
