@@ -146,3 +146,15 @@ def test_explain_user_errors(toy, args, message, capsys) -> None:
     extra = ["--target", "不存在"] if message.startswith("--target") else []
     rc, out, err = run_main(capsys, "explain", "--model", str(toy["lr"]), *args, *extra)
     assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_terminal_colours_follow_the_scores() -> None:
+    from cls_app.inference.explain import Explanation, ansi_text
+
+    e = Explanation(text="好差中", label="x", prob=1.0, target="x", method="m", tokens=["好", "差", "中"],
+                    spans=[(0, 1), (1, 2), (2, 3)], token_scores=[1.0, -0.8, 0.01], char_scores=[1.0, -0.8, 0.01],
+                    completeness={})
+    shown = ansi_text(e)
+    assert "\x1b[48;5;46m\x1b[97m好" in shown  # strongest green
+    assert "\x1b[48;5;196m\x1b[97m差" in shown  # strong red
+    assert shown.endswith("\x1b[0m中")  # too weak to colour
