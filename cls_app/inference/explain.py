@@ -422,7 +422,8 @@ def ansi_text(expl: Explanation) -> str:
 
 def plain_text(expl: Explanation, top: int = 5) -> str:
     """The strongest tokens toward / against the target, for a non-terminal stdout."""
-    pairs = sorted(zip(expl.tokens, expl.token_scores, strict=True), key=lambda p: -p[1])
+    pairs = sorted(((t if t.strip() else repr(t), s) for t, s in zip(expl.tokens, expl.token_scores, strict=True)),
+                   key=lambda p: -p[1])
     pro = ", ".join(f"{t}({s:+.3f})" for t, s in pairs[:top] if s > 0) or "-"
     con = ", ".join(f"{t}({s:+.3f})" for t, s in reversed(pairs[-top:]) if s < 0) or "-"
     return f"  toward: {pro}\n  against: {con}"
