@@ -115,4 +115,4 @@ def test_report_renders_in_chromium_without_script_errors(evaluated, tmp_path) -
     assert re.search(r'id="js-status"[^>]*>interactive: 3 error rows<', dom)
     assert png.stat().st_size > 10_000
     dom, console, _ = render(evaluated["compare"] / "report.html", tmp_path)
-    assert console == "" and 'data-ready="1"' in dom
+    assert console == "" and 'data-ready="1"' in dom and re.search(r'id="js-status"[^>]*>interactive<', dom)

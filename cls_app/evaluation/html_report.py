@@ -38,7 +38,7 @@ SCRIPT = """
   });}
   var n=document.querySelectorAll('#error-table tbody tr').length;
   var s=document.getElementById('js-status');
-  if(s){s.textContent='interactive: '+n+' error rows';}
+  if(s){s.textContent=document.getElementById('error-table')?'interactive: '+n+' error rows':'interactive';}
   document.body.setAttribute('data-ready','1');
 })();
 """
