@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cls_app.evaluation.audit import exact_groups, near_pairs, normalize
-from tests.conftest import run_main, toy_texts, write_csv
+from tests.conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 
 
 def test_normalize_and_groups() -> None:
@@ -62,3 +62,17 @@ def test_audit_user_errors(tmp_path, capsys) -> None:
     assert rc == 2 and "--folds must be between 2" in err and not (tmp_path / "a").exists()
     rc, _, err = run_main(capsys, "audit", "--train", str(tmp_path / "missing.csv"))
     assert rc == 2 and "missing.csv" in err
+
+
+def test_audit_with_bert_folds(tmp_path, capsys) -> None:
+    """The BERT kind: a tiny BERT per fold; its out-of-fold probabilities land on the right rows and classes."""
+    texts, labels = toy_texts(300, 3)
+    train = write_csv(tmp_path / "train.csv", texts, labels)
+    out = tmp_path / "audit"
+    rc, stdout, err = run_main(capsys, "audit", "--train", str(train), "--out", str(out), "--folds", "2",
+                               "--model-kind", "bert", *TINY_MODEL_ARGS, "--epochs", "6", "--lr", "5e-3",
+                               "--threads", "1")
+    assert rc == 0, err
+    summary = json.loads((out / "audit.json").read_text(encoding="utf-8"))
+    assert summary["settings"]["model_kind"] == "bert" and summary["settings"]["bert"]["layers"] == 1
+    assert summary["out_of_fold_accuracy"] > 0.8  # a swapped class or row order would give ~0.5 or less

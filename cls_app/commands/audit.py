@@ -11,7 +11,8 @@ NAME = "audit"
 
 def add_parser(sub):
     from ..evaluation.audit import MODEL_KINDS, AuditOptions
-    from .options import add_reading_options
+    from ..training.settings import ModelOptions, TrainSettings, default
+    from .options import add_model_size_options, add_reading_options
 
     opts = AuditOptions()
     p = sub.add_parser(
@@ -33,7 +34,23 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=opts.seed, help="seed of the folds and the model (default: %(default)s)")
     p.add_argument("--out", help="folder for label_issues.csv and audit.json (default: audit_<train file name>)")
     add_reading_options(p)
+    g = p.add_argument_group("--model-kind bert", "the BERT fine-tuned on each fold (train's defaults)")
+    add_model_size_options(g)
+    g.add_argument("--max-len", type=int, default=default(ModelOptions, "max_len"),
+                   help="max tokens per text (default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=default(TrainSettings, "epochs"), help="(default: %(default)s)")
+    g.add_argument("--lr", type=float, default=default(TrainSettings, "lr"), help="(default: %(default)s)")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     return p
+
+
+def _bert_options(args) -> dict:
+    from ..training.settings import ModelOptions, TrainSettings
+
+    model = ModelOptions(layers=args.layers, hidden=args.hidden, heads=args.heads, intermediate=args.intermediate,
+                         dropout=args.dropout, min_freq=args.min_freq, max_vocab=args.max_vocab, max_len=args.max_len)
+    return {"bert": model, "bert_train": TrainSettings(epochs=args.epochs, lr=args.lr, seed=args.seed),
+            "threads": args.threads}
 
 
 def run(args) -> None:
@@ -47,7 +64,7 @@ def run(args) -> None:
     train = load_labeled(args.train, **read)
     others = [load_labeled(path, **read) for path in (args.dev, args.test) if path]
     options = AuditOptions(folds=args.folds, model_kind=args.model_kind, near_threshold=args.near_threshold,
-                           seed=args.seed)
+                           seed=args.seed, **(_bert_options(args) if args.model_kind == "bert" else {}))
     result = audit(train, others, options, progress=True)
     out = Path(args.out) if args.out else Path(f"audit_{Path(args.train).stem}")
     paths = write_audit(result, out, options, train)

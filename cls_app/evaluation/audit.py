@@ -2,7 +2,8 @@
 
 * **Label issues** (confident learning, Northcutt et al. 2021): out-of-fold class
   probabilities from K-fold cross-validation of a fast model (the ``char_lr`` baseline:
-  TF-IDF over character 1-2 grams + LogisticRegression, each fold fitted on the other folds),
+  TF-IDF over character 1-2 grams + LogisticRegression, each fold fitted on the other folds;
+  or, with ``model_kind="bert"``, a BERT fine-tuned per fold),
   then cleanlab's ``find_label_issues`` (``prune_by_noise_rate``). A flagged row's score is
   1 - the out-of-fold probability of its given label (higher = more suspicious); the
   suggested label is the most probable class out of fold.
@@ -27,6 +28,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..fileio import atomic_open, write_json
+from ..training.settings import ModelOptions, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ ISSUE_COLUMNS = ["row", "text", "given_label", "suggested_label", "score", "reas
 REASONS = ("conflicting labels", "label issue", "leak: exact", "leak: near", "duplicate: exact", "duplicate: near")
 """Reasons in ranking order: the file is sorted by reason in this order, then by score."""
 
-MODEL_KINDS = ("tfidf",)
+MODEL_KINDS = ("tfidf", "bert")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,14 @@ class AuditOptions:
     folds: int = 5
     """K of the K-fold cross-validation that gives the out-of-fold probabilities."""
     model_kind: str = "tfidf"
-    """The fast model cross-validated: ``tfidf`` (the char_lr baseline)."""
+    """The model cross-validated: ``tfidf`` (the char_lr baseline, seconds) or ``bert`` (a BERT
+    fine-tuned per fold with :attr:`bert` / :attr:`bert_train` settings: minutes per fold)."""
+    bert: ModelOptions | None = None
+    """``bert`` kind: the model of each fold (None: train's defaults)."""
+    bert_train: TrainSettings | None = None
+    """``bert`` kind: the training settings of each fold (None: train's defaults, this seed)."""
+    threads: int | None = None
+    """``bert`` kind: torch CPU threads."""
     near_threshold: float = 0.9
     """Cosine similarity (char 2-3 gram TF-IDF) from which two texts count as near duplicates."""
     seed: int = 42
@@ -75,10 +84,47 @@ def out_of_fold_proba(texts: Sequence[str], y: np.ndarray, n_labels: int, option
     texts = list(texts)
     out = np.zeros((len(texts), n_labels))
     folds = StratifiedKFold(options.folds, shuffle=True, random_state=options.seed).split(texts, y)
-    for fit_idx, held_idx in tqdm(list(folds), desc="folds", unit="fold", disable=not progress, leave=False):
+    for k, (fit_idx, held_idx) in enumerate(tqdm(list(folds), desc="folds", unit="fold", disable=not progress,
+                                                 leave=False)):
+        fit_texts, held = [texts[i] for i in fit_idx], [texts[i] for i in held_idx]
+        if options.model_kind == "bert":
+            out[held_idx] = _bert_fold(fit_texts, y[fit_idx], held, n_labels, options, k)
+            continue
         model = build_pipeline(spec("char_lr"), options.seed)
-        model.fit([texts[i] for i in fit_idx], y[fit_idx])
-        out[held_idx] = scores_as_proba(model, [texts[i] for i in held_idx], n_labels)
+        model.fit(fit_texts, y[fit_idx])
+        out[held_idx] = scores_as_proba(model, held, n_labels)
+    return out
+
+
+def _bert_fold(fit_texts: list[str], fit_y: np.ndarray, held: list[str], n_labels: int, options: AuditOptions,
+               fold: int) -> np.ndarray:
+    """Fine-tune a BERT on one fold's rows (in a temporary folder); its probabilities for ``held``.
+
+    Labels are written as ids, so the model's classes are the ids ``0..n_labels-1`` (a class
+    missing from a fold gets probability 0 for the held-out rows).
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from ..inference.predictor import load_predictor
+    from ..io.records import DataOptions
+    from ..training.pipeline import run_training
+    from ..training.settings import ModelOptions, TrainJob, TrainSettings
+
+    with tempfile.TemporaryDirectory(prefix=f"audit_fold{fold}_") as tmp:
+        path = Path(tmp) / "train.csv"
+        pd.DataFrame({"text": fit_texts, "label": [f"c{int(v)}" for v in fit_y]}).to_csv(path, index=False)
+        settings = replace(options.bert_train or TrainSettings(), seed=options.seed)
+        job = TrainJob(data=DataOptions(train=str(path), text_col="text", label_col="label"),
+                       model=options.bert or ModelOptions(), train=settings, out=str(Path(tmp) / "model"),
+                       threads=options.threads, cache_dir=None)
+        log.info("audit fold %d: fine-tuning a BERT on %d rows", fold + 1, len(fit_texts))
+        run_training(job)
+        predictor = load_predictor(job.out, threads=options.threads)
+        proba = predictor.predict_proba(held)
+    out = np.zeros((len(held), n_labels))
+    for j, name in enumerate(predictor.labels):
+        out[:, int(name[1:])] = proba[:, j]
     return out
 
 
