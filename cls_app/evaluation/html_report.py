@@ -16,7 +16,8 @@ CSS = """
 body{font-family:'Noto Sans CJK SC','Noto Sans',Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7fb}
 header{background:#1f3b73;color:#fff;padding:18px 32px}header h1{margin:0;font-size:1.5em}
 header p{margin:4px 0 0;opacity:.85}main{padding:16px 32px;max-width:1200px}
-section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 20px;margin:14px 0}
+section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 20px;margin:14px 0;
+overflow-x:auto}
 h2{font-size:1.15em;margin:.3em 0 .6em;color:#1f3b73}
 .cards{display:flex;flex-wrap:wrap;gap:12px}
 .card{background:#eef2fb;border-radius:6px;padding:10px 16px;min-width:120px}
