@@ -172,12 +172,24 @@ def _report(outcome) -> None:
     """Rank 0: the test report (written to OUT/test_eval and printed), the summary line."""
     if not outcome.is_main:
         return
+    import numpy as np
+
+    from ..evaluation.analysis import Scored, format_analysis
     from ..evaluation.report import write_evaluation
 
     if outcome.test is not None:
         name = Path(outcome.test_source).name
-        write_evaluation(outcome.test, outcome.labels, outcome.out / "test_eval", title=f"{outcome.out.name} on {name}")
+        scored = None
+        if outcome.test_data is not None and outcome.test_proba is not None:
+            label2id = {n: i for i, n in enumerate(outcome.labels)}
+            data = outcome.test_data
+            scored = Scored(list(data.texts), np.array([label2id[n] for n in data.labels]), outcome.test_proba,
+                            data.lines)
+        write_evaluation(outcome.test, outcome.labels, outcome.out / "test_eval", f"{outcome.out.name} on {name}",
+                         scored=scored, model_dir=outcome.out)
         print_metrics_report(f"test ({name}):", outcome.test, outcome.labels)
+        if scored is not None:
+            print("\n" + format_analysis(outcome.test))
     elif outcome.best_dev:
         print_metrics_report("dev (best evaluation):", outcome.best_dev, outcome.labels)
     print_train_summary(outcome.metrics)

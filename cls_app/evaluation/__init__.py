@@ -1,8 +1,16 @@
-"""Results: evaluation reports, plots, and the significance-tested comparison of models."""
+"""Results: evaluation reports (with errors, calibration, report.html), plots, the comparison of models, audits."""
 
 from ..lazy import lazy_exports
 
 _EXPORTS = {
+    "AuditOptions": "audit",
+    "ECE_BINS": "calibration",
+    "ReportOptions": "analysis",
+    "Scored": "analysis",
+    "audit": "audit",
+    "calibration": "calibration",
+    "error_table": "errors",
+    "top_k_accuracy": "errors",
     "Comparison": "compare",
     "Evaluation": "report",
     "compare_models": "compare",

@@ -8,7 +8,8 @@ Writes into the report folder:
 * ``comparison.csv`` -- the same numbers, plus a last row ``best`` naming the best model of
   each column;
 * ``comparison.json`` -- everything, machine-readable;
-* ``comparison.png`` -- a bar chart of accuracy, macro-F1 and weighted-F1.
+* ``comparison.png`` -- a bar chart of accuracy, macro-F1 and weighted-F1;
+* ``report.html`` -- the table, the chart and the test on one self-contained page.
 
 Throughput is measured in the same run (texts per second through ``predict_proba``, model
 already loaded, one pass over the test texts). Size is the bytes of the files needed for
@@ -37,6 +38,7 @@ from ..inference.defaults import EVAL_BATCH_SIZE
 from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
 from ..io.records import load_labeled
 from ..metrics import compute_metrics
+from .html_report import comparison_page
 
 log = logging.getLogger(__name__)
 
@@ -339,15 +341,16 @@ def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accu
 def write_report(
     results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: str | Path, data_name: str
 ) -> dict[str, Path]:
-    """Write comparison.md/.csv/.json/.png into ``out_dir``; return their paths.
+    """Write comparison.md/.csv/.json/.png and report.html into ``out_dir``; return their paths.
 
     The files are written aside and moved in together, so a failed write leaves an earlier
     comparison in ``out_dir`` whole.
     """
     out_dir = Path(out_dir)
-    with atomic_files(out_dir, [f"comparison.{k}" for k in ("md", "csv", "png", "json")]) as tmp:
+    names = {**{k: f"comparison.{k}" for k in ("md", "csv", "png", "json")}, "html": "report.html"}
+    with atomic_files(out_dir, list(names.values())) as tmp:
         _write_report_files(results, labels, sig, tmp, data_name)
-    return {k: out_dir / f"comparison.{k}" for k in ("md", "csv", "json", "png")}
+    return {k: out_dir / name for k, name in names.items()}
 
 
 def _write_report_files(
@@ -394,6 +397,10 @@ def _write_report_files(
         "significance": sig,
     })
     plot_comparison(table, paths["png"], f"{data_name}: {n} texts", best.get("accuracy", []))
+    write_text(out_dir / "report.html", comparison_page(
+        f"Model comparison on {data_name}", f"{n} texts, {len(results)} models", table, best, significance_text(sig),
+        paths["png"], {c: _header(c) for c in table.columns},
+    ))
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Evaluation reports: score a saved model (BERT or baseline folder) on a labeled file.
 
 The report folder holds ``metrics.json``, ``report.txt`` (per-class precision, recall, F1),
-``confusion_matrix.csv`` and ``confusion_matrix.png`` (class names on the axes).
+``confusion_matrix.csv`` and ``confusion_matrix.png`` (class names on the axes); given the scored
+rows (:class:`~cls_app.evaluation.analysis.Scored`) also ``errors.csv``, ``confused_pairs.csv``,
+``reliability.png`` and top-k / calibration figures (see :mod:`cls_app.evaluation.analysis`); and
+always ``report.html``, the whole report on one self-contained page.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_files, atomic_open, write_json, write_text
@@ -17,28 +21,53 @@ from ..inference.defaults import EVAL_BATCH_SIZE
 from ..inference.predictor import load_predictor
 from ..io.records import label_ids, load_labeled
 from ..metrics import compute_metrics, format_report
+from .analysis import (
+    ReportOptions,
+    Scored,
+    error_highlights,
+    format_analysis,
+    write_analysis,
+    write_report_html,
+)
 from .plots import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
 
 
-def write_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str) -> dict[str, Path]:
-    """Write metrics.json, report.txt, confusion_matrix.csv and .png into ``out_dir``.
+def write_evaluation(
+    metrics: dict, labels: list[str], out_dir: str | Path, title: str, scored: Scored | None = None,
+    model_dir: str | Path | None = None, options: ReportOptions | None = None,
+) -> dict[str, Path]:
+    """Write metrics.json, report.txt, confusion_matrix.csv and .png, report.html into ``out_dir``.
 
-    The four files are written aside first and moved in together (metrics.json last), so a
-    failed write leaves an earlier report in ``out_dir`` whole.
+    With ``scored`` (the rows behind ``metrics``) also the error analysis and calibration (added
+    to ``metrics`` in place); with ``model_dir`` report.html highlights the top errors' characters.
+    The files are written aside first and moved in together (metrics.json last), so a failed
+    write leaves an earlier report in ``out_dir`` whole.
     """
+    options = options or ReportOptions()
     out_dir = Path(out_dir)
-    names = {"report": "report.txt", "confusion_csv": "confusion_matrix.csv",
-             "confusion_png": "confusion_matrix.png", "metrics": "metrics.json"}
+    names = {"report": "report.txt", "confusion_csv": "confusion_matrix.csv", "confusion_png": "confusion_matrix.png"}
+    if scored is not None:
+        names.update(errors="errors.csv", pairs="confused_pairs.csv", reliability="reliability.png")
+    names.update(html="report.html", metrics="metrics.json")
     with atomic_files(out_dir, list(names.values())) as tmp:
-        write_text(tmp / names["report"], format_report(metrics, labels) + "\n")
+        paths = {key: tmp / name for key, name in names.items()}
+        errors = None
+        if scored is not None:
+            _, errors = write_analysis(tmp, metrics, labels, scored, title, options.errors)
+        text = format_report(metrics, labels)
+        if scored is not None:
+            text += "\n\n" + format_analysis(metrics, options.errors)
+        write_text(paths["report"], text + "\n")
         frame = pd.DataFrame(metrics["confusion_matrix"], index=labels, columns=labels)
         frame.index.name = "true\\pred"
-        with atomic_open(tmp / names["confusion_csv"], "w", newline="") as fh:
+        with atomic_open(paths["confusion_csv"], "w", newline="") as fh:
             frame.to_csv(fh)
-        mode = plot_confusion_matrix(metrics["confusion_matrix"], labels, tmp / names["confusion_png"], title)
-        write_json(tmp / names["metrics"], metrics)
+        mode = plot_confusion_matrix(metrics["confusion_matrix"], labels, paths["confusion_png"], title)
+        highlights = error_highlights(model_dir, errors, options.explain_top) if errors is not None else {}
+        write_report_html(paths["html"], metrics, labels, title, paths, errors, highlights, options)
+        write_json(paths["metrics"], metrics)
     if mode != "names":
         log.warning("confusion_matrix.png shows label indices with a legend (no CJK font found)")
     return {key: out_dir / name for key, name in names.items()}
@@ -66,12 +95,14 @@ def evaluate_model(
     on_bad_row: str = "error",
     long_text: dict | None = None,
     backend: str = "torch",
+    options: ReportOptions | None = None,
 ) -> Evaluation:
     """Score ``model_dir`` (BERT or baseline folder) on ``data_path`` and write the report.
 
     A BERT model truncates or chunks long texts as it was trained (its folder's settings);
     ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`); ``backend``
-    ``onnx`` scores the folder's exported ``model.onnx`` in ONNX Runtime.
+    ``onnx`` scores the folder's exported ``model.onnx`` in ONNX Runtime. ``options``: what the
+    report adds (errors, highlights; :class:`ReportOptions`).
     """
     predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text,
                                backend=backend)
@@ -85,5 +116,7 @@ def evaluate_model(
     proba = predictor.predict_proba(data.texts)
     metrics = compute_metrics(y_true, proba.argmax(axis=1), predictor.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
-    paths = write_evaluation(metrics, predictor.labels, out, title=f"{Path(model_dir).name} on {Path(data_path).name}")
+    scored = Scored(list(data.texts), np.asarray(y_true), proba, data.lines)
+    paths = write_evaluation(metrics, predictor.labels, out, f"{Path(model_dir).name} on {Path(data_path).name}",
+                             scored=scored, model_dir=model_dir, options=options)
     return Evaluation(metrics, list(predictor.labels), out, paths)

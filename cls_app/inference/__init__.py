@@ -1,4 +1,4 @@
-"""Prediction: one interface for every model folder, the BERT Classifier API, files of any size."""
+"""Prediction: one interface for every model folder, the BERT Classifier API, files of any size, explanations."""
 
 from ..lazy import lazy_exports
 
@@ -7,6 +7,9 @@ _EXPORTS = {
     "DEFAULT_BATCH_SIZE": "defaults",
     "DEFAULT_CHUNK_ROWS": "defaults",
     "EVAL_BATCH_SIZE": "defaults",
+    "ExplainOptions": "explain",
+    "Explanation": "explain",
+    "load_explainer": "explain",
     "PredictSummary": "files",
     "Prediction": "classifier",
     "Predictor": "predictor",

@@ -494,6 +494,46 @@ class CharTokenizer:
             return ids
         return self._ids_plain(text)
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """The ``(start, end)`` character span in ``text`` of each id :meth:`token_ids` gives
+        (same length, same order): a Latin word or digit run spans its characters, a WordPiece
+        ``##`` piece its part of the word, a WordPiece ``[UNK]`` its whole word, a literal
+        special token its brackets. Used to map per-token scores back onto the text."""
+        parts = _SPECIAL_RE.split(text) if "[" in text else [text]
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        for k, part in enumerate(parts):
+            if k % 2:
+                spans.append((pos, pos + len(part)))
+            elif part:
+                spans.extend((pos + s, pos + e) for s, e in self._spans_plain(part))
+            pos += len(part)
+        return spans
+
+    def _spans_plain(self, text: str) -> list[tuple[int, int]]:
+        """:meth:`token_spans` of text that holds no special token."""
+        norm: list[str] = []
+        origin: list[int] = []  # original index of each normalised character
+        for i, ch in enumerate(text):
+            out = ch.translate(self._table)
+            norm.append(out)
+            origin.extend([i] * len(out))
+        joined = "".join(norm)
+        if not self.is_wordpiece:
+            return [(origin[m.start()], origin[m.end() - 1] + 1) for m in _BUILT_TOKEN_RE.finditer(joined)]
+        spans: list[tuple[int, int]] = []
+        for m in re.finditer(r"\S+", joined):
+            word, start = m.group(), m.start()
+            ids = [self._word_ids[word]] if word in self._word_ids else self._word_to_ids(word)
+            if ids == [self._unk_id]:
+                spans.append((origin[start], origin[m.end() - 1] + 1))
+                continue
+            for i in ids:
+                n = len(self.vocab[i]) - (len(WORDPIECE_PREFIX) if self.vocab[i].startswith(WORDPIECE_PREFIX) else 0)
+                spans.append((origin[start], origin[start + n - 1] + 1))
+                start += n
+        return spans
+
     def encode(
         self, text: str, max_len: int = 128, truncation: str = "head", head_tokens: int | None = None
     ) -> list[int]:

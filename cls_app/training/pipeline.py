@@ -30,6 +30,7 @@ from ..modeling.bert import BertClassifier
 from ..modeling.folder import save_model_dir
 from ..runtime import distributed
 from ..runtime.device import configure_threads, resolve_device
+from ..runtime.engine import softmax
 from ..text.long_text import LongTextOptions
 from ..text.tokenizer import CharTokenizer
 from .checkpoint import checkpoint_path, find_checkpoint
@@ -52,6 +53,8 @@ class TrainOutcome:
     best_dev: dict
     test: dict | None = None
     test_source: str | None = None
+    test_data: LabeledData | None = None  # the test rows (texts, labels, file lines) ...
+    test_proba: np.ndarray | None = None  # ... and the best model's class probabilities for them
     is_main: bool = True
 
 
@@ -223,6 +226,7 @@ def _finish(job: TrainJob, splits: _Splits, result: TrainResult, model: BertClas
         logits = pooled_logits(model, test_enc, tokenizer.pad_id, job.train.eval_batch_size, lt, device)
         outcome.test = compute_metrics(splits.test_y, np.asarray(logits).argmax(axis=1), splits.labels)
         outcome.test_source = test.source
+        outcome.test_data, outcome.test_proba = test, softmax(np.asarray(logits, dtype=np.float64))
         metrics["test"] = headline(outcome.test)
         warn_collapsed(outcome.test, "test")
     if result.best_dev:

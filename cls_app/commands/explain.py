@@ -1,0 +1,119 @@
+"""``run.py explain``: which characters pushed a model toward its prediction (or a chosen class)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import UserError
+
+NAME = "explain"
+FORMATS = ("json", "csv", "html")
+
+
+def add_parser(sub):
+    from ..inference.explain import BASELINES, ExplainOptions
+
+    opts = ExplainOptions()
+    p = sub.add_parser(
+        NAME, help="score each character's push toward the predicted class",
+        description="For each text: the prediction and a score per character toward the predicted class "
+        "(or --target). BERT folders: Integrated Gradients (Captum) on the embeddings; baseline folders: "
+        "each n-gram's TF-IDF value x weight. Prints a coloured view on a terminal; --output writes JSON, "
+        "CSV (one row per token) or HTML.",
+    )
+    p.add_argument("--model", required=True, help="model folder (BERT or TF-IDF baseline)")
+    p.add_argument("--text", action="append", help="a text to explain (repeatable)")
+    p.add_argument("--input", help="file of texts (CSV/TSV/JSONL/txt, as predict reads it)")
+    p.add_argument("--text-col", help="name of the text column of --input")
+    p.add_argument("--encoding", help="encoding of --input (default: detected)")
+    p.add_argument("--output", help="write the explanations here (.json, .csv or .html)")
+    p.add_argument("--format", dest="out_format", choices=FORMATS,
+                   help="format of --output (default: from its extension)")
+    p.add_argument("--target", help="explain this class instead of the predicted one")
+    p.add_argument("--n-steps", type=int, default=opts.n_steps,
+                   help="BERT: Integrated Gradients steps (default: %(default)s)")
+    p.add_argument("--baseline", choices=BASELINES, default=opts.baseline,
+                   help="BERT: token that replaces the text in the IG baseline (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
+    return p
+
+
+def _texts(args) -> list[str]:
+    if bool(args.text) == bool(args.input):
+        raise UserError("give either --text (repeatable) or --input FILE")
+    if args.text:
+        return list(args.text)
+    from ..io.table_stream import TableReader
+
+    texts, lines = [], []
+    for chunk in TableReader(args.input, text_col=args.text_col, encoding=args.encoding).chunks():
+        texts.extend(chunk.texts)
+        lines.extend(chunk.lines)
+    empty = [line for line, t in zip(lines, texts, strict=True) if t is None or not str(t).strip()]
+    if empty:
+        raise UserError(f"{args.input}, row {empty[0]}: the text is empty ({len(empty)} empty rows in all); "
+                        "remove them, explain needs a text in every row")
+    if not texts:
+        raise UserError(f"{args.input} holds no texts")
+    return [str(t) for t in texts]
+
+
+def _out_format(args) -> str | None:
+    if not args.output:
+        if args.out_format:
+            raise UserError("--format needs --output")
+        return None
+    fmt = args.out_format or args.output.rsplit(".", 1)[-1].lower()
+    if fmt not in FORMATS:
+        raise UserError(f"cannot tell the format of --output {args.output}: use a .json, .csv or .html name "
+                        "or --format")
+    return fmt
+
+
+def _write(path: str, fmt: str, explanations: list, model: str) -> None:
+    from ..fileio import atomic_open, write_json, write_text
+    from ..inference.explain import CSV_COLUMNS, csv_rows, explanations_html
+
+    if fmt == "json":
+        write_json(path, [e.to_dict() for e in explanations])
+    elif fmt == "html":
+        write_text(path, explanations_html(explanations, title=f"explanations: {model}"))
+    else:
+        import csv
+
+        with atomic_open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(csv_rows(explanations))
+
+
+def _print(explanations: list) -> None:
+    from ..inference.explain import ansi_text, plain_text
+
+    tty = sys.stdout.isatty()
+    for i, e in enumerate(explanations):
+        c = e.completeness
+        print(f"[{i}] {e.label} ({e.prob:.3f})  explaining {e.target}  completeness error {c['error']:.3g} "
+              f"of {c['target_difference']:.3g}  {e.details.get('seconds', 0):.2f}s")
+        print("  " + ansi_text(e) if tty else "  " + e.text)
+        if not tty:
+            print(plain_text(e))
+
+
+def run(args) -> None:
+    from ..inference.explain import ExplainOptions, explain_texts, load_explainer
+    from ..runtime.device import configure_threads
+
+    fmt = _out_format(args)
+    texts = _texts(args)
+    configure_threads(args.threads)
+    explainer = load_explainer(args.model, ExplainOptions(n_steps=args.n_steps, baseline=args.baseline))
+    explanations = explain_texts(explainer, texts, args.target, progress=True)
+    if fmt:
+        _write(args.output, fmt, explanations, args.model)
+        seconds = sum(e.details["seconds"] for e in explanations)
+        worst = max(e.completeness["error"] for e in explanations)
+        print(f"{len(explanations)} explanation(s) written to {args.output} ({explainer.method}; "
+              f"{seconds / len(explanations):.3f} s per text; largest completeness error {worst:.3g})")
+    else:
+        _print(explanations)

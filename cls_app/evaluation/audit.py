@@ -1,0 +1,267 @@
+"""Audit a labeled file: probably wrong labels, duplicates, leakage into dev/test, conflicts.
+
+* **Label issues** (confident learning, Northcutt et al. 2021): out-of-fold class
+  probabilities from K-fold cross-validation of a fast model (the ``char_lr`` baseline:
+  TF-IDF over character 1-2 grams + LogisticRegression, each fold fitted on the other folds;
+  or, with ``model_kind="bert"``, a BERT fine-tuned per fold),
+  then cleanlab's ``find_label_issues`` (``prune_by_noise_rate``). A flagged row's score is
+  1 - the out-of-fold probability of its given label (higher = more suspicious); the
+  suggested label is the most probable class out of fold.
+* **Exact duplicates**: the same text after normalisation (NFKC, lower case, whitespace
+  removed). Copies with one label are ``duplicate``; copies with different labels are
+  ``conflicting labels`` (at most one of them can be right).
+* **Near duplicates**: cosine similarity of character 2-3 gram TF-IDF vectors of at least
+  :attr:`AuditOptions.near_threshold` (and not exact copies).
+* **Leakage**: exact or near copies of a train row in the ``--dev`` / ``--test`` files given.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..fileio import atomic_open, write_json
+from ..training.settings import ModelOptions, TrainSettings
+
+log = logging.getLogger(__name__)
+
+ISSUE_COLUMNS = ["row", "text", "given_label", "suggested_label", "score", "reason", "related"]
+"""Columns of ``label_issues.csv``; ``related`` names the other row of a duplicate / leak."""
+
+REASONS = ("conflicting labels", "label issue", "leak: exact", "leak: near", "duplicate: exact", "duplicate: near")
+"""Reasons in ranking order: the file is sorted by reason in this order, then by score."""
+
+MODEL_KINDS = ("tfidf", "bert")
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """Settings of :func:`audit` (the CLI reads these defaults)."""
+
+    folds: int = 5
+    """K of the K-fold cross-validation that gives the out-of-fold probabilities."""
+    model_kind: str = "tfidf"
+    """The model cross-validated: ``tfidf`` (the char_lr baseline, seconds) or ``bert`` (a BERT
+    fine-tuned per fold with :attr:`bert` / :attr:`bert_train` settings: minutes per fold)."""
+    bert: ModelOptions | None = None
+    """``bert`` kind: the model of each fold (None: train's defaults)."""
+    bert_train: TrainSettings | None = None
+    """``bert`` kind: the training settings of each fold (None: train's defaults, this seed)."""
+    threads: int | None = None
+    """``bert`` kind: torch CPU threads."""
+    near_threshold: float = 0.9
+    """Cosine similarity (char 2-3 gram TF-IDF) from which two texts count as near duplicates."""
+    seed: int = 42
+    """Seed of the fold split and of the model."""
+
+
+def normalize(text: str) -> str:
+    """The key exact duplicates share: NFKC, lower case, no whitespace."""
+    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def out_of_fold_proba(texts: Sequence[str], y: np.ndarray, n_labels: int, options: AuditOptions,
+                      progress: bool = False) -> np.ndarray:
+    """Each row's class probabilities from a model that never saw it (K-fold, stratified)."""
+    from sklearn.model_selection import StratifiedKFold
+    from tqdm.auto import tqdm
+
+    from ..baselines.pipelines import build_pipeline, scores_as_proba, spec
+
+    if options.model_kind not in MODEL_KINDS:
+        raise UserError(f"--model-kind must be one of {', '.join(MODEL_KINDS)}, got {options.model_kind!r}")
+    smallest = int(np.bincount(y, minlength=n_labels)[np.bincount(y, minlength=n_labels) > 0].min())
+    if options.folds < 2 or options.folds > smallest:
+        raise UserError(f"--folds must be between 2 and the size of the smallest class ({smallest}), "
+                        f"got {options.folds}")
+    texts = list(texts)
+    out = np.zeros((len(texts), n_labels))
+    folds = StratifiedKFold(options.folds, shuffle=True, random_state=options.seed).split(texts, y)
+    for k, (fit_idx, held_idx) in enumerate(tqdm(list(folds), desc="folds", unit="fold", disable=not progress,
+                                                 leave=False)):
+        fit_texts, held = [texts[i] for i in fit_idx], [texts[i] for i in held_idx]
+        if options.model_kind == "bert":
+            out[held_idx] = _bert_fold(fit_texts, y[fit_idx], held, n_labels, options, k)
+            continue
+        model = build_pipeline(spec("char_lr"), options.seed)
+        model.fit(fit_texts, y[fit_idx])
+        out[held_idx] = scores_as_proba(model, held, n_labels)
+    return out
+
+
+def _bert_fold(fit_texts: list[str], fit_y: np.ndarray, held: list[str], n_labels: int, options: AuditOptions,
+               fold: int) -> np.ndarray:
+    """Fine-tune a BERT on one fold's rows (in a temporary folder); its probabilities for ``held``.
+
+    Labels are written as ids, so the model's classes are the ids ``0..n_labels-1`` (a class
+    missing from a fold gets probability 0 for the held-out rows).
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from ..inference.predictor import load_predictor
+    from ..io.records import DataOptions
+    from ..training.pipeline import run_training
+    from ..training.settings import ModelOptions, TrainJob, TrainSettings
+
+    with tempfile.TemporaryDirectory(prefix=f"audit_fold{fold}_") as tmp:
+        path = Path(tmp) / "train.csv"
+        pd.DataFrame({"text": fit_texts, "label": [f"c{int(v)}" for v in fit_y]}).to_csv(path, index=False)
+        settings = replace(options.bert_train or TrainSettings(), seed=options.seed)
+        job = TrainJob(data=DataOptions(train=str(path), text_col="text", label_col="label"),
+                       model=options.bert or ModelOptions(), train=settings, out=str(Path(tmp) / "model"),
+                       threads=options.threads, cache_dir=None)
+        log.info("audit fold %d: fine-tuning a BERT on %d rows", fold + 1, len(fit_texts))
+        run_training(job)
+        predictor = load_predictor(job.out, threads=options.threads)
+        proba = predictor.predict_proba(held)
+    out = np.zeros((len(held), n_labels))
+    for j, name in enumerate(predictor.labels):
+        out[:, int(name[1:])] = proba[:, j]
+    return out
+
+
+def label_issues(y: np.ndarray, oof: np.ndarray) -> np.ndarray:
+    """Indices of rows cleanlab flags, most suspicious first (by self-confidence)."""
+    from cleanlab.filter import find_label_issues
+
+    return np.asarray(find_label_issues(labels=y, pred_probs=oof, return_indices_ranked_by="self_confidence",
+                                        n_jobs=1), dtype=int)
+
+
+def exact_groups(texts: Sequence[str]) -> list[list[int]]:
+    """Groups (2 or more rows, file order) of texts equal after :func:`normalize`."""
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        groups.setdefault(normalize(t), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def near_pairs(
+    a: Sequence[str], b: Sequence[str] | None, threshold: float, chunk: int = 2000
+) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, cosine)`` with cosine >= threshold between ``a`` and ``b`` (``b`` None:
+    within ``a``, ``i < j``), over character 2-3 gram TF-IDF of the normalised texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    na = [normalize(t) for t in a]
+    nb = na if b is None else [normalize(t) for t in b]
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(2, 3), sublinear_tf=True, dtype=np.float32)
+    vec.fit(na + ([] if b is None else nb))
+    xa = vec.transform(na)
+    xb = xa if b is None else vec.transform(nb)
+    out = []
+    for start in range(0, xa.shape[0], chunk):
+        sims = (xa[start:start + chunk] @ xb.T).tocoo()
+        for i, j, s in zip(sims.row + start, sims.col, sims.data, strict=True):
+            if s >= threshold and (b is not None or i < j) and na[i] != nb[j]:
+                out.append((int(i), int(j), float(s)))
+    return out
+
+
+def _row(data, i: int) -> int:
+    line = data.line_of(i)
+    return line if line is not None else i + 1
+
+
+def _issue(data, i: int, suggested: str, score: float, reason: str, related: str = "") -> dict:
+    return {"row": _row(data, i), "text": data.texts[i], "given_label": data.labels[i],
+            "suggested_label": suggested, "score": round(score, 6), "reason": reason, "related": related}
+
+
+def duplicate_issues(train, threshold: float) -> list[dict]:
+    """Conflicting labels, exact and near duplicates within ``train``."""
+    out = []
+    for group in exact_groups(train.texts):
+        names = {train.labels[i] for i in group}
+        first = group[0]
+        for i in group[1:] if len(names) == 1 else group:
+            others = ", ".join(f"row {_row(train, k)} ({train.labels[k]})" for k in group if k != i)
+            if len(names) == 1:
+                out.append(_issue(train, i, "", 1.0, "duplicate: exact", f"same text as row {_row(train, first)}"))
+            else:
+                out.append(_issue(train, i, "", 1.0, "conflicting labels", f"same text as {others}"))
+    for i, j, s in near_pairs(train.texts, None, threshold):
+        out.append(_issue(train, j, "", s, "duplicate: near", f"similar to row {_row(train, i)} ({train.labels[i]})"))
+    return out
+
+
+def leak_issues(train, other, threshold: float) -> list[dict]:
+    """Rows of ``train`` whose text is in ``other`` (a dev or test file) exactly or nearly."""
+    name = getattr(other, "source", "other")
+    keys: dict[str, int] = {}
+    for j, t in enumerate(other.texts):
+        keys.setdefault(normalize(t), j)
+    out = []
+    for i, t in enumerate(train.texts):
+        j = keys.get(normalize(t))
+        if j is not None:
+            out.append(_issue(train, i, "", 1.0, "leak: exact", f"{name} row {_row(other, j)} ({other.labels[j]})"))
+    for i, j, s in near_pairs(train.texts, other.texts, threshold):
+        out.append(_issue(train, i, "", s, "leak: near", f"{name} row {_row(other, j)} ({other.labels[j]})"))
+    return out
+
+
+@dataclass
+class AuditResult:
+    """The ranked issues, the out-of-fold probabilities and a count per reason."""
+
+    issues: pd.DataFrame
+    oof: np.ndarray
+    flagged: np.ndarray  # indices cleanlab flagged, most suspicious first
+    labels: list[str]
+    given: list[str]
+
+    def oof_accuracy(self) -> float:
+        """Accuracy of the out-of-fold predictions against the given labels."""
+        index = {n: i for i, n in enumerate(self.labels)}
+        y = np.array([index[n] for n in self.given])
+        return float(np.mean(self.oof.argmax(axis=1) == y)) if len(y) else 0.0
+
+    def counts(self) -> dict[str, int]:
+        found = self.issues["reason"].value_counts().to_dict() if len(self.issues) else {}
+        return {r: int(found.get(r, 0)) for r in REASONS}
+
+
+def audit(train, others: Sequence = (), options: AuditOptions = AuditOptions(), progress: bool = False) -> AuditResult:
+    """Run every check on ``train`` (a LabeledData); ``others``: dev / test data for leakage."""
+    from ..io.records import label_list
+
+    labels = label_list(train)
+    index = {n: i for i, n in enumerate(labels)}
+    y = np.array([index[n] for n in train.labels])
+    oof = out_of_fold_proba(train.texts, y, len(labels), options, progress)
+    flagged = label_issues(y, oof)
+    rows = [_issue(train, int(i), labels[int(oof[i].argmax())], 1.0 - float(oof[i, y[i]]), "label issue")
+            for i in flagged]
+    rows += duplicate_issues(train, options.near_threshold)
+    for other in others:
+        rows += leak_issues(train, other, options.near_threshold)
+    frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
+    if len(frame):
+        frame["_rank"] = frame["reason"].map({r: k for k, r in enumerate(REASONS)})
+        frame = frame.sort_values(["_rank", "score", "row"], ascending=[True, False, True], kind="stable")
+        frame = frame.drop(columns="_rank").reset_index(drop=True)
+    return AuditResult(frame, oof, flagged, labels, list(train.labels))
+
+
+def write_audit(result: AuditResult, out_dir: str | Path, options: AuditOptions, train) -> list[Path]:
+    """Write ``label_issues.csv`` (ranked) and ``audit.json`` (counts, settings) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out_dir / "label_issues.csv", out_dir / "audit.json"
+    with atomic_open(csv_path, "w", newline="") as fh:
+        result.issues.to_csv(fh, index=False)
+    write_json(json_path, {
+        "train": str(train.source), "rows": len(train), "labels": result.labels, "settings": asdict(options),
+        "out_of_fold_accuracy": round(result.oof_accuracy(), 6), "counts": result.counts(),
+        "label_issue_method": "cleanlab.filter.find_label_issues(prune_by_noise_rate), ranked by self-confidence",
+    })
+    return [csv_path, json_path]
