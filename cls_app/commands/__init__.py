@@ -19,7 +19,8 @@ from ..errors import UserError
 __all__ = ["COMMANDS", "build_parser", "main", "setup_logging"]
 
 # the command modules, in the order `run.py --help` lists them
-COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare")
+COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare",
+            "ensemble")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,17 @@ def add_split_options(p: argparse.ArgumentParser, train_help: str) -> None:
     add_reading_options(p)
 
 
+MODEL_HELP = ("model folder written by train, baseline or ensemble; a train folder holding best.json "
+              "(train --with-baselines) means the model it recommends")
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    """--model, and --no-follow to use a train folder's own BERT instead of its best.json recommendation."""
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--no-follow", dest="follow", action="store_false",
+                   help="use the BERT in --model itself, not the model its best.json recommends")
+
+
 def add_seed(p: argparse.ArgumentParser, help: str = "random seed (default: %(default)s)") -> None:
     p.add_argument("--seed", type=int, default=default(TrainSettings, "seed"), help=help)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
-from .options import add_reading_options
+from .options import add_model_option, add_reading_options
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
         "lines read from standard input and print label and probability.",
     )
-    p.add_argument("--model", required=True, help="model folder written by train or baseline")
+    add_model_option(p)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
     if args.output:
         output_format(args.output)
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
-                         window=args.chunk_size)
+                         window=args.chunk_size, follow=args.follow)
     if args.input:
         summary = predict_file(
             clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
