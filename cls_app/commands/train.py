@@ -59,9 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="freeze the embeddings and the first K encoder layers (default 0)")
     _add_training_options(p)
     add_long_text_options(p, training=True)
-    p.add_argument("--with-baselines", action="store_true",
-                   help="also train the classical baselines on the same split (OUT/baselines) and "
-                   "write the comparison to OUT/comparison (on --test, else on dev)")
+    p.add_argument("--with-baselines", action=argparse.BooleanOptionalAction,
+                   help="also train the classical baselines on the same split (OUT/baselines), build their "
+                   "ensemble with BERT (OUT/ensemble), recommend the best on dev (OUT/best.json) and write the "
+                   "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded "
+                   "default data, off otherwise)")
     _add_hardware_options(p)
     return p
 
@@ -158,10 +160,14 @@ def run(args: argparse.Namespace) -> None:
         _check_resume_flags(args, args.command_parser)
         _report(resume_training(args.resume, threads=args.threads))
         return
-    job = _job(args, use_default_data_if_needed(args))
+    default_data = use_default_data_if_needed(args)
+    job = _job(args, default_data)
+    with_baselines = args.with_baselines
+    if with_baselines is None:
+        with_baselines = bool(default_data and EMBEDDED_DATA_DEFAULTS.get("with_baselines"))
     outcome = run_training(job)
     _report(outcome)
-    if outcome.is_main and args.with_baselines:  # under torchrun only rank 0 trains the baselines
+    if outcome.is_main and with_baselines:  # under torchrun only rank 0 trains the baselines
         _train_with_baselines(job)
 
 
@@ -182,20 +188,18 @@ def _report(outcome) -> None:
 
 
 def _train_with_baselines(job: TrainJob) -> None:
-    """After BERT: baselines on the same split, then the comparison on test (or dev)."""
+    """After BERT: baselines on the same split, their ensemble with BERT, the recommendation on dev,
+    and the comparison on test (or dev)."""
     from ..baselines.pipelines import run_baselines
-    from ..evaluation.compare import compare_models
-    from .report import print_comparison
+    from ..evaluation.recommend import recommend
+    from .report import print_comparison, print_recommendation
 
     out = Path(job.out)
     run_baselines(job.data, out / "baselines", seed=job.train.seed)
-    d = job.data
-    target = d.test or d.dev
-    if target is None:
+    pointer, comparison = recommend(out, job.data, job.train.seed, job.train.metric)
+    if comparison is None:
         log.warning("no --test or --dev file: the comparison needs a labeled file, skipped "
-                    "(run `compare --models %s %s --data FILE`)", out, out / "baselines")
-        return
-    print_comparison(compare_models(
-        [out, out / "baselines"], target, out / "comparison", text_col=d.text_col, label_col=d.label_col,
-        encoding=d.encoding, fmt=d.fmt, on_bad_row=d.on_bad_row, seed=job.train.seed,
-    ))
+                    "(run `compare --models %s %s %s --data FILE`)", out, out / "baselines", out / "ensemble")
+    else:
+        print_comparison(comparison)
+    print_recommendation(pointer, out)

@@ -24,7 +24,8 @@ PRETRAINED_LR = 3e-5  # default peak learning rate when starting from a pretrain
 DEFAULT_OUT = "saved_models/default"
 # The embedded default data (product reviews, ~3x longer than headlines) trains with shorter
 # windows and fewer epochs, so that `python run.py train` ends in minutes on 2 CPU cores.
-EMBEDDED_DATA_DEFAULTS = {"max_len": 64, "epochs": 3}
+# It also trains the baselines, the ensemble and the recommendation (--with-baselines) by default.
+EMBEDDED_DATA_DEFAULTS = {"max_len": 64, "epochs": 3, "with_baselines": True}
 
 
 @dataclass
