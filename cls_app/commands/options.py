@@ -54,10 +54,17 @@ def add_seed(p: argparse.ArgumentParser, help: str = "random seed (default: %(de
     p.add_argument("--seed", type=int, default=default(TrainSettings, "seed"), help=help)
 
 
-def add_model_size_options(g: argparse._ArgumentGroup) -> None:
-    """--layers/--hidden/--heads/--intermediate/--dropout/--min-freq/--max-vocab of a scratch BERT."""
-    g.add_argument("--layers", type=int, default=default(ModelOptions, "layers"),
-                   help="encoder layers (default: %(default)s)")
+def add_model_size_options(g: argparse._ArgumentGroup, embedded: dict | None = None) -> None:
+    """--layers/--hidden/--heads/--intermediate/--dropout/--min-freq/--max-vocab of a scratch BERT.
+
+    ``embedded``: train's defaults for the embedded default data; a flag named there defaults to
+    None (resolved by the command) and its help gives both defaults.
+    """
+    embedded = embedded or {}
+    layers = default(ModelOptions, "layers")
+    g.add_argument("--layers", type=int, default=None if "layers" in embedded else layers,
+                   help=f"encoder layers (default: {layers}"
+                   + (f"; {embedded['layers']} on the embedded default data)" if "layers" in embedded else ")"))
     g.add_argument("--hidden", type=int, default=default(ModelOptions, "hidden"),
                    help="hidden size (default: %(default)s)")
     g.add_argument("--heads", type=int, default=default(ModelOptions, "heads"),

@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint/ after the run finishes")
     g = p.add_argument_group("model")
     g.add_argument("--pretrained", help="BERT folder or hub name to start from (default: scratch)")
-    add_model_size_options(g)
+    add_model_size_options(g, EMBEDDED_DATA_DEFAULTS)
     g.add_argument("--max-len", type=int, help=f"max tokens per text incl. [CLS]/[SEP] (default "
                    f"{_d('max_len', ModelOptions)}; {EMBEDDED_DATA_DEFAULTS['max_len']} on the embedded default data)")
     g.add_argument("--freeze-layers", type=int, default=_d("freeze_layers", ModelOptions), metavar="K",
@@ -130,12 +130,13 @@ def _job(args: argparse.Namespace, default_data: bool) -> TrainJob:
     """The :class:`TrainJob` the flags describe (defaults from the settings dataclasses)."""
     embedded = EMBEDDED_DATA_DEFAULTS if default_data else {}
     max_len = args.max_len if args.max_len is not None else embedded.get("max_len", _d("max_len", ModelOptions))
+    layers = args.layers if args.layers is not None else embedded.get("layers", _d("layers", ModelOptions))
     epochs = args.epochs if args.epochs is not None else embedded.get("epochs", _d("epochs"))
     lr = args.lr if args.lr is not None else (PRETRAINED_LR if args.pretrained else _d("lr"))
     return TrainJob(
         data=data_options(args),
         model=ModelOptions(
-            pretrained=args.pretrained, layers=args.layers, hidden=args.hidden, heads=args.heads,
+            pretrained=args.pretrained, layers=layers, hidden=args.hidden, heads=args.heads,
             intermediate=args.intermediate, dropout=args.dropout, min_freq=args.min_freq,
             max_vocab=args.max_vocab, max_len=max_len, freeze_layers=args.freeze_layers,
         ),
