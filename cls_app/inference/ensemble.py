@@ -304,9 +304,10 @@ def build_ensemble(
     t0 = time.perf_counter()
     logps = member_scores(members, dev_texts, labels, dev_source)
     fit = fit_ensemble(logps, y, settings)
+    names = _member_names([Path(p.path) for p in members])
     dev = {"rows": len(y), "source": str(dev_source), "members": {}}
-    for p, lp in zip(members, logps, strict=True):
-        dev["members"][str(p.path)] = _scores(lp.argmax(axis=1), y, labels)
+    for name, lp in zip(names, logps, strict=True):
+        dev["members"][name] = _scores(lp.argmax(axis=1), y, labels)
     dev["ensemble_in_sample"] = _scores(combine(logps, fit.weights, fit.temperatures, settings.combine)
                                         .argmax(axis=1), y, labels)
     if fit.info["fitted"]:
@@ -320,7 +321,6 @@ def build_ensemble(
         "settings": {"min_fit_rows": settings.min_fit_rows, "shrink_rows": settings.shrink_rows,
                      "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": settings.seed},
     }
-    names = _member_names([Path(p.path) for p in members])
     with atomic_dir(out) as tmp:
         for p, name, w, t in zip(members, names, fit.weights, fit.temperatures, strict=True):
             src = Path(p.path)
