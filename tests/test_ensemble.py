@@ -200,7 +200,7 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
                              *TINY_MODEL_ARGS)
     assert rc == 0, err
     ens = json.loads((out / "ensemble" / "ensemble.json").read_text(encoding="utf-8"))
-    assert ens["members"][0]["path"] == ".." and len(ens["members"]) == 3  # BERT + the two best baselines
+    assert ens["members"][0]["path"] == ".." and len(ens["members"]) == 7  # BERT + every baseline but the floor
     best = json.loads((out / "best.json").read_text(encoding="utf-8"))
     assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble")
     assert best["comparison"]["split"] == "test" and best["comparison"]["versus"]

@@ -3,9 +3,10 @@ and their ensemble, with its test figure and significance, and ``OUT/best.json``
 
 Steps (:func:`recommend`):
 
-1. ``OUT/ensemble``: BERT (``OUT`` itself) and the ``top_baselines`` best baselines on dev
-   (the majority floor never), combined and fitted on dev (:mod:`cls_app.inference.ensemble`),
-   members referenced relative to the ensemble folder.
+1. ``OUT/ensemble``: BERT (``OUT`` itself) and every baseline but the majority floor, combined
+   and fitted on dev (:mod:`cls_app.inference.ensemble`; the fitted weights decide how much each
+   counts), members referenced relative to the ensemble folder. All baselines rather than the two
+   best: on THUCNews the word-level ones add the most diversity (docs/ensembles.md).
 2. The candidates' dev scores on the training metric (``--metric``, macro-F1 by default): BERT's
    from ``metrics.json`` (the dev evaluation that picked its checkpoint), each baseline's from
    ``baseline.json`` (fixed settings: dev only scored), the ensemble's **cross-fitted** one (each
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 ENSEMBLE_DIR = "ensemble"
 BASELINES_DIR = "baselines"
-TOP_BASELINES = 2  # baselines (best on dev) that join BERT in OUT/ensemble
 _COST_ORDER = {"baseline": 0, "bert": 1, "ensemble": 2}
 _METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 
@@ -94,9 +94,9 @@ def choose(found: list[Candidate], metric: str) -> Candidate:
 
 def build_default_ensemble(out: Path, data: DataOptions, seed: int, metric: str,
                            settings: EnsembleSettings | None = None) -> dict:
-    """``OUT/ensemble`` from BERT and the best ``TOP_BASELINES`` baselines, fitted on the run's dev rows."""
+    """``OUT/ensemble`` from BERT and every baseline (the majority floor excluded), fitted on the run's dev rows."""
     _, dev, _ = load_splits(data, seed)
-    ranked = sorted(baseline_candidates(out), key=lambda c: -float(c.dev.get(metric, 0.0)))[:TOP_BASELINES]
+    ranked = sorted(baseline_candidates(out), key=lambda c: -float(c.dev.get(metric, 0.0)))
     members = [load_predictor(p) for p in [out, *(c.path for c in ranked)]]
     settings = settings or EnsembleSettings(seed=seed)
     meta = build_ensemble(members, dev.texts, dev.labels, out / ENSEMBLE_DIR, settings, files_of=model_files,
