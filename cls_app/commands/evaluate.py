@@ -1,4 +1,4 @@
-"""``run.py evaluate``: score a saved model (BERT or baseline folder) on a labeled file."""
+"""``run.py evaluate``: score a saved model (BERT, baseline or ensemble folder) on a labeled file."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import argparse
 
 from ..evaluation.analysis import ReportOptions
 from ..inference.defaults import EVAL_BATCH_SIZE
-from .options import add_backend_option, add_long_text_options, add_reading_options, long_text_overrides
+from .options import (
+    add_backend_option,
+    add_long_text_options,
+    add_model_option,
+    add_reading_options,
+    long_text_overrides,
+)
 from .report import print_metrics_report
 
 NAME = "evaluate"
@@ -14,7 +20,7 @@ NAME = "evaluate"
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(NAME, help="score a saved model on a labeled file")
-    p.add_argument("--model", required=True, help="model folder written by train or baseline")
+    add_model_option(p)
     p.add_argument("--data", required=True, help="labeled file to score")
     p.add_argument("--out", help="report folder (default: MODEL/eval_<data name>)")
     p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
@@ -39,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
         args.model, args.data, out_dir=args.out, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, batch_size=args.batch_size, on_bad_row=args.on_bad_row,
         long_text=long_text_overrides(args), backend=args.backend,
-        options=ReportOptions(explain_top=args.explain_errors),
+        options=ReportOptions(explain_top=args.explain_errors), follow=args.follow,
     )
     print_metrics_report("", ev.metrics, ev.labels)
     print("\n" + format_analysis(ev.metrics))

@@ -48,14 +48,32 @@ def add_split_options(p: argparse.ArgumentParser, train_help: str) -> None:
     add_reading_options(p)
 
 
+MODEL_HELP = ("model folder written by train, baseline or ensemble; a train folder holding best.json "
+              "(train --with-baselines) means the model it recommends")
+
+
+def add_model_option(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """--model, and --no-follow to use a train folder's own BERT instead of its best.json recommendation."""
+    p.add_argument("--model", required=required, help=MODEL_HELP)
+    p.add_argument("--no-follow", dest="follow", action="store_false",
+                   help="use the BERT in --model itself, not the model its best.json recommends")
+
+
 def add_seed(p: argparse.ArgumentParser, help: str = "random seed (default: %(default)s)") -> None:
     p.add_argument("--seed", type=int, default=default(TrainSettings, "seed"), help=help)
 
 
-def add_model_size_options(g: argparse._ArgumentGroup) -> None:
-    """--layers/--hidden/--heads/--intermediate/--dropout/--min-freq/--max-vocab of a scratch BERT."""
-    g.add_argument("--layers", type=int, default=default(ModelOptions, "layers"),
-                   help="encoder layers (default: %(default)s)")
+def add_model_size_options(g: argparse._ArgumentGroup, embedded: dict | None = None) -> None:
+    """--layers/--hidden/--heads/--intermediate/--dropout/--min-freq/--max-vocab of a scratch BERT.
+
+    ``embedded``: train's defaults for the embedded default data; a flag named there defaults to
+    None (resolved by the command) and its help gives both defaults.
+    """
+    embedded = embedded or {}
+    layers = default(ModelOptions, "layers")
+    g.add_argument("--layers", type=int, default=None if "layers" in embedded else layers,
+                   help=f"encoder layers (default: {layers}"
+                   + (f"; {embedded['layers']} on the embedded default data)" if "layers" in embedded else ")"))
     g.add_argument("--hidden", type=int, default=default(ModelOptions, "hidden"),
                    help="hidden size (default: %(default)s)")
     g.add_argument("--heads", type=int, default=default(ModelOptions, "heads"),

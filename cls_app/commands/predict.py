@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
-from .options import add_backend_option, add_reading_options, output_lock
+from .options import add_backend_option, add_model_option, add_reading_options, output_lock
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
         "lines read from standard input and print label and probability.",
     )
-    p.add_argument("--model", help="model folder written by train or baseline (required, except with --merge)")
+    add_model_option(p, required=False)  # not needed with --merge
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
@@ -75,7 +75,7 @@ def _run_locked(args: argparse.Namespace) -> None:
         _run_distributed(args, info)
         return
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
-                         window=args.chunk_size, backend=args.backend)
+                         window=args.chunk_size, backend=args.backend, follow=args.follow)
     if args.input:
         _predict_input(clf, args)
         return

@@ -29,3 +29,15 @@ def print_comparison(comparison) -> None:
     """The comparison table (Markdown) and where the report went."""
     print(comparison.markdown)
     print(f"report written to {comparison.out}/ ({', '.join(p.name for p in comparison.paths.values())})")
+
+
+def print_recommendation(pointer: dict, out) -> None:
+    """The recommended model in two lines: what, why, its held-out figure, and how to use it."""
+    print(f"recommended model: {pointer['name']} ({pointer['kind']}, {out}/{pointer['path']}): {pointer['why']}")
+    figures = pointer.get("comparison")
+    if figures:
+        split = figures["split"]
+        worse = [v["other"] for v in figures["versus"] if v["significant"] and v["accuracy_difference"] > 0]
+        print(f"  {split} accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}; significantly "
+              f"better (McNemar p < 0.05) than: {', '.join(worse) or 'none'}")
+    print(f"  written to {out}/best.json: `predict --model {out}` uses it (--no-follow: the BERT itself)")

@@ -53,16 +53,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint/ after the run finishes")
     g = p.add_argument_group("model")
     g.add_argument("--pretrained", help="BERT folder or hub name to start from (default: scratch)")
-    add_model_size_options(g)
+    add_model_size_options(g, EMBEDDED_DATA_DEFAULTS)
     g.add_argument("--max-len", type=int, help=f"max tokens per text incl. [CLS]/[SEP] (default "
                    f"{_d('max_len', ModelOptions)}; {EMBEDDED_DATA_DEFAULTS['max_len']} on the embedded default data)")
     g.add_argument("--freeze-layers", type=int, default=_d("freeze_layers", ModelOptions), metavar="K",
                    help="freeze the embeddings and the first K encoder layers (default 0)")
     _add_training_options(p)
     add_long_text_options(p, training=True)
-    p.add_argument("--with-baselines", action="store_true",
-                   help="also train the classical baselines on the same split (OUT/baselines) and "
-                   "write the comparison to OUT/comparison (on --test, else on dev)")
+    p.add_argument("--with-baselines", action=argparse.BooleanOptionalAction,
+                   help="also train the classical baselines on the same split (OUT/baselines), build their "
+                   "ensemble with BERT (OUT/ensemble), recommend the best on dev (OUT/best.json) and write the "
+                   "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded "
+                   "default data, off otherwise)")
     _add_hardware_options(p)
     return p
 
@@ -129,12 +131,13 @@ def _job(args: argparse.Namespace, default_data: bool) -> TrainJob:
     """The :class:`TrainJob` the flags describe (defaults from the settings dataclasses)."""
     embedded = EMBEDDED_DATA_DEFAULTS if default_data else {}
     max_len = args.max_len if args.max_len is not None else embedded.get("max_len", _d("max_len", ModelOptions))
+    layers = args.layers if args.layers is not None else embedded.get("layers", _d("layers", ModelOptions))
     epochs = args.epochs if args.epochs is not None else embedded.get("epochs", _d("epochs"))
     lr = args.lr if args.lr is not None else (PRETRAINED_LR if args.pretrained else _d("lr"))
     return TrainJob(
         data=data_options(args),
         model=ModelOptions(
-            pretrained=args.pretrained, layers=args.layers, hidden=args.hidden, heads=args.heads,
+            pretrained=args.pretrained, layers=layers, hidden=args.hidden, heads=args.heads,
             intermediate=args.intermediate, dropout=args.dropout, min_freq=args.min_freq,
             max_vocab=args.max_vocab, max_len=max_len, freeze_layers=args.freeze_layers,
         ),
@@ -160,11 +163,15 @@ def run(args: argparse.Namespace) -> None:
         with output_lock(args.resume, "--resume folder"):
             _report(resume_training(args.resume, threads=args.threads))
         return
-    job = _job(args, use_default_data_if_needed(args))
+    default_data = use_default_data_if_needed(args)
+    job = _job(args, default_data)
+    with_baselines = args.with_baselines
+    if with_baselines is None:
+        with_baselines = bool(default_data and EMBEDDED_DATA_DEFAULTS.get("with_baselines"))
     with output_lock(job.out):
         outcome = run_training(job)
         _report(outcome)
-        if outcome.is_main and args.with_baselines:  # under torchrun only rank 0 trains the baselines
+        if outcome.is_main and with_baselines:  # under torchrun only rank 0 trains the baselines
             _train_with_baselines(job)
 
 
@@ -197,20 +204,18 @@ def _report(outcome) -> None:
 
 
 def _train_with_baselines(job: TrainJob) -> None:
-    """After BERT: baselines on the same split, then the comparison on test (or dev)."""
+    """After BERT: baselines on the same split, their ensemble with BERT, the recommendation on dev,
+    and the comparison on test (or dev)."""
     from ..baselines.pipelines import run_baselines
-    from ..evaluation.compare import compare_models
-    from .report import print_comparison
+    from ..evaluation.recommend import recommend
+    from .report import print_comparison, print_recommendation
 
     out = Path(job.out)
     run_baselines(job.data, out / "baselines", seed=job.train.seed)
-    d = job.data
-    target = d.test or d.dev
-    if target is None:
+    pointer, comparison = recommend(out, job.data, job.train.seed, job.train.metric)
+    if comparison is None:
         log.warning("no --test or --dev file: the comparison needs a labeled file, skipped "
-                    "(run `compare --models %s %s --data FILE`)", out, out / "baselines")
-        return
-    print_comparison(compare_models(
-        [out, out / "baselines"], target, out / "comparison", text_col=d.text_col, label_col=d.label_col,
-        encoding=d.encoding, fmt=d.fmt, on_bad_row=d.on_bad_row, seed=job.train.seed,
-    ))
+                    "(run `compare --models %s %s %s --data FILE`)", out, out / "baselines", out / "ensemble")
+    else:
+        print_comparison(comparison)
+    print_recommendation(pointer, out)

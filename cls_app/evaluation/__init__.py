@@ -16,6 +16,7 @@ _EXPORTS = {
     "compare_models": "compare",
     "evaluate_model": "report",
     "plot_confusion_matrix": "plots",
+    "recommend": "recommend",
     "write_evaluation": "report",
 }
 __all__ = sorted(_EXPORTS)

@@ -300,6 +300,55 @@ def significance_text(sig: dict | None) -> str:
     )
 
 
+def versus_others(results: list[ModelResult], chosen: ModelResult, n_resamples: int = 1000,
+                  seed: int = 42) -> list[dict]:
+    """McNemar's exact test and the paired bootstrap interval of ``chosen`` against every other
+    non-floor model."""
+    rows = []
+    for other in results:
+        if other is chosen or other.floor:
+            continue
+        low, high = paired_bootstrap_ci(chosen.correct, other.correct, n_resamples=n_resamples, seed=seed)
+        test = mcnemar_exact(chosen.correct, other.correct)
+        rows.append({"other": other.name, "accuracy_difference": chosen.metrics["accuracy"] - other.metrics["accuracy"],
+                     **test, "bootstrap_ci95": [low, high], "significant": test["p_value"] < ALPHA})
+    return rows
+
+
+def recommendation_summary(results: list[ModelResult], recommended: dict, n_resamples: int = 1000,
+                           seed: int = 42) -> dict:
+    """The recommended model (``recommended["path"]``, chosen on dev) scored here, against every other model."""
+    target = Path(recommended["path"]).resolve()
+    chosen = next((r for r in results if Path(r.path).resolve() == target), None)
+    if chosen is None:
+        raise ValueError(f"the recommended model {target} is not among the compared models")
+    return {
+        **recommended, "name": chosen.name, "kind": chosen.kind,
+        "metrics": {k: chosen.metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+        "versus": versus_others(results, chosen, n_resamples, seed),
+    }
+
+
+def recommendation_text(rec: dict, data_name: str) -> str:
+    """The "Recommended model" section: why it was chosen, its figures here, its tests against the others."""
+    m = rec["metrics"]
+    lines = [
+        f"**{rec['name']}** ({rec['kind']}), chosen on dev: {rec['why']}.", "",
+        f"On {data_name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}. "
+        "Against every other model (McNemar's exact test on the texts exactly one of the two gets right; "
+        "paired bootstrap 95% interval of the accuracy difference):", "",
+        "| against | accuracy difference | 95% CI | right where it is wrong | wrong where it is right | p | "
+        "significant |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for v in rec["versus"]:
+        low, high = v["bootstrap_ci95"]
+        lines.append(f"| {v['other']} | {v['accuracy_difference']:+.4f} | [{low:+.4f}, {high:+.4f}] | "
+                     f"{v['a_right_b_wrong']} | {v['a_wrong_b_right']} | {v['p_value']:.3g} | "
+                     f"{'yes' if v['significant'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accuracy: list[int] = ()) -> None:
     """Grouped bars of accuracy, macro-F1 and weighted-F1 per model, saved as PNG."""
     import matplotlib
@@ -339,7 +388,8 @@ def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accu
 
 
 def write_report(
-    results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: str | Path, data_name: str
+    results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: str | Path, data_name: str,
+    recommendation: dict | None = None,
 ) -> dict[str, Path]:
     """Write comparison.md/.csv/.json/.png and report.html into ``out_dir``; return their paths.
 
@@ -349,12 +399,13 @@ def write_report(
     out_dir = Path(out_dir)
     names = {**{k: f"comparison.{k}" for k in ("md", "csv", "png", "json")}, "html": "report.html"}
     with atomic_files(out_dir, list(names.values())) as tmp:
-        _write_report_files(results, labels, sig, tmp, data_name)
+        _write_report_files(results, labels, sig, tmp, data_name, recommendation)
     return {k: out_dir / name for k, name in names.items()}
 
 
 def _write_report_files(
-    results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: Path, data_name: str
+    results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: Path, data_name: str,
+    recommendation: dict | None,
 ) -> None:
     table = results_table(results, labels)
     floor = [r.floor for r in results]
@@ -372,6 +423,8 @@ def _write_report_files(
         "train s: from each folder's metadata.", "",
         "## Significance", "", significance_text(sig), "",
     ]
+    if recommendation is not None:
+        md += ["## Recommended model", "", recommendation_text(recommendation, data_name), ""]
     write_text(paths["md"], "\n".join(md))
 
     csv = table.copy()
@@ -395,10 +448,14 @@ def _write_report_files(
         ],
         "best": {col: [table.loc[i, "model"] for i in rows] for col, rows in best.items()},
         "significance": sig,
+        **({"recommendation": recommendation} if recommendation is not None else {}),
     })
     plot_comparison(table, paths["png"], f"{data_name}: {n} texts", best.get("accuracy", []))
+    notes = significance_text(sig)
+    if recommendation is not None:
+        notes += "\n\n" + recommendation_text(recommendation, data_name)
     write_text(out_dir / "report.html", comparison_page(
-        f"Model comparison on {data_name}", f"{n} texts, {len(results)} models", table, best, significance_text(sig),
+        f"Model comparison on {data_name}", f"{n} texts, {len(results)} models", table, best, notes,
         paths["png"], {c: _header(c) for c in table.columns},
     ))
 
@@ -429,8 +486,13 @@ def compare_models(
     reference: str | None = None,
     bootstrap: int = 1000,
     seed: int = 42,
+    recommended: dict | None = None,
 ) -> Comparison:
-    """Score every model on ``data_path``, write the report, return what it holds."""
+    """Score every model on ``data_path``, write the report, return what it holds.
+
+    ``recommended`` (``{"path": model folder, "why": text}``, the model chosen on dev) adds a
+    "Recommended model" section: its figures and McNemar's test against every other model.
+    """
     import json
 
     dirs = expand_model_dirs(list(model_dirs))
@@ -440,5 +502,6 @@ def compare_models(
         raise UserError(f"{data_path}: no labeled rows to compare on")
     results, labels = run_models(dirs, data.texts, data.labels, data_path, batch_size=batch_size)
     sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
-    paths = write_report(results, labels, sig, out_dir, Path(data_path).name)
+    rec = recommendation_summary(results, recommended, bootstrap, seed) if recommended else None
+    paths = write_report(results, labels, sig, out_dir, Path(data_path).name, rec)
     return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))

@@ -96,8 +96,12 @@ def evaluate_model(
     long_text: dict | None = None,
     backend: str = "torch",
     options: ReportOptions | None = None,
+    follow: bool = False,
 ) -> Evaluation:
-    """Score ``model_dir`` (BERT or baseline folder) on ``data_path`` and write the report.
+    """Score ``model_dir`` (BERT, baseline or ensemble folder) on ``data_path`` and write the report.
+
+    With ``follow``, a folder holding ``best.json`` is scored as the model it recommends (the report
+    goes into that model's folder by default).
 
     A BERT model truncates or chunks long texts as it was trained (its folder's settings);
     ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`); ``backend``
@@ -105,7 +109,8 @@ def evaluate_model(
     report adds (errors, highlights; :class:`ReportOptions`).
     """
     predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text,
-                               backend=backend)
+                               backend=backend, follow=follow)
+    model_dir = str(predictor.path)
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row,

@@ -45,8 +45,10 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
     )
 
 
-RUN_FILES = (*MODEL_FILES, "training_args.json", "metrics.json", "train_log.csv")
-RUN_DIRS = ("test_eval", "checkpoint", ".checkpoint.old")
+# best.json and ensemble/ (train --with-baselines: inference.predictor.BEST_FILE, evaluation.recommend) refer
+# to the BERT of the earlier run: a new run removes them before it writes anything
+RUN_FILES = (*MODEL_FILES, "training_args.json", "metrics.json", "train_log.csv", "best.json")
+RUN_DIRS = ("test_eval", "checkpoint", ".checkpoint.old", "ensemble")
 
 
 def remove_stale_temps(out: Path) -> None:

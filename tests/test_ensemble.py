@@ -1,0 +1,239 @@
+"""Ensembles (issue 15): the arithmetic, the fitting guards, the folder format, the command,
+and ``train --with-baselines``' recommendation (OUT/ensemble, OUT/best.json)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from cls_app.inference.ensemble import (
+    EnsembleSettings,
+    combine,
+    cross_fitted_probs,
+    fit_ensemble,
+    fit_temperature,
+    log_probs,
+)
+
+from .conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
+
+
+def _probs(rng: np.random.Generator, n: int, k: int, scale: float = 2.0) -> np.ndarray:
+    z = rng.normal(size=(n, k)) * scale
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+prob_rows = arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)),
+                   elements=st.floats(0.0, 1.0, allow_nan=False)).filter(lambda a: (a.sum(axis=1) > 1e-3).all())
+
+
+@settings(max_examples=60, deadline=None)
+@given(prob_rows, st.floats(0.2, 5.0), st.sampled_from(["logprob", "prob"]))
+def test_combine_gives_distributions_and_one_member_is_itself(raw, t, how):
+    p = raw / raw.sum(axis=1, keepdims=True)
+    lp = log_probs(p)
+    out = combine([lp, lp], [0.3, 0.7], [t, t], how)
+    assert out.shape == p.shape and np.allclose(out.sum(axis=1), 1.0)
+    alone = combine([lp], [1.0], [1.0], how)
+    assert np.allclose(alone, np.clip(p, 1e-12, 1) / np.clip(p, 1e-12, 1).sum(axis=1, keepdims=True), atol=1e-9)
+    # a member with weight 0 changes nothing
+    other = log_probs(np.roll(p, 1, axis=1))
+    assert np.allclose(combine([lp, other], [1.0, 0.0], [t, 1.0], how), combine([lp], [1.0], [t], how))
+
+
+def test_fit_temperature_recovers_the_temperature_of_the_data():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4000, 4)) * 3
+    true = np.exp(z / 2.5) / np.exp(z / 2.5).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in true])
+    member = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)  # over-confident by a factor 2.5
+    assert fit_temperature(log_probs(member), y) == pytest.approx(2.5, rel=0.15)
+
+
+def test_weights_favour_the_informative_member_and_small_dev_sets_are_not_fitted():
+    rng = np.random.default_rng(1)
+    n, k = 600, 3
+    y = rng.integers(0, k, size=n)
+    good = np.full((n, k), 0.1)
+    good[np.arange(n), y] = 0.8
+    flip = rng.random(n) < 0.2  # right 80 % of the time
+    good[flip] = np.roll(good[flip], 1, axis=1)
+    noise = _probs(rng, n, k)
+    fit = fit_ensemble([log_probs(good), log_probs(noise)], y, EnsembleSettings())
+    assert fit.info["fitted"] and fit.weights[0] > 0.8 > fit.weights[1]
+    assert sum(fit.weights) == pytest.approx(1.0)
+    # shrinkage toward equal weights: 600 / (600 + 200)
+    assert fit.info["shrink"] == pytest.approx(0.75)
+    raw = fit.info["weights_before_shrink"]
+    assert fit.weights[0] == pytest.approx(0.75 * raw[0] + 0.25 * 0.5)
+    small = fit_ensemble([log_probs(good[:50]), log_probs(noise[:50])], y[:50], EnsembleSettings())
+    assert not small.info["fitted"] and small.weights == [0.5, 0.5] and small.temperatures == [1.0, 1.0]
+    assert "min_fit_rows" in small.info["reason"]
+    cv = cross_fitted_probs([log_probs(good), log_probs(noise)], y, EnsembleSettings())
+    assert cv.shape == (n, k) and 0.75 < (cv.argmax(axis=1) == y).mean() < 0.85
+
+
+# --------------------------------------------------------------------------- folders and commands
+
+
+def _noisy_files(tmp_path: Path) -> dict[str, Path]:
+    """The toy task with 15 % of the labels flipped, so that members differ and dev has 150 rows."""
+    import random
+
+    files = {}
+    for split, n, seed in (("train", 300, 1), ("dev", 150, 2), ("test", 120, 3)):
+        texts, labels = toy_texts(n, seed)
+        rng = random.Random(seed)
+        labels = [("负面" if x == "正面" else "正面") if rng.random() < 0.15 else x for x in labels]
+        files[split] = write_csv(tmp_path / f"{split}.csv", texts, labels)
+    return files
+
+
+def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, capsys):
+    import pandas as pd
+
+    from cls_app.inference.predictor import load_predictor, model_size_bytes
+
+    files = _noisy_files(tmp_path)
+    base, ens = tmp_path / "base", tmp_path / "ens"
+    rc, out, err = run_main(capsys, "-q", "baseline", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                            "--out", str(base), "--models", "char_svm", "char_nb", "word_nb")
+    assert rc == 0, err
+    rc, out, err = run_main(capsys, "-q", "ensemble", "--models", str(base), "--dev", str(files["dev"]),
+                            "--out", str(ens))
+    assert rc == 0, err
+    assert "fitted on 150 dev rows" in out and "cross-fitted" in out
+    meta = json.loads((ens / "ensemble.json").read_text(encoding="utf-8"))
+    assert meta["kind"] == "ensemble" and meta["format_version"] == 1 and meta["combine"] == "logprob"
+    assert meta["task"] and sorted(meta["labels"]) == ["正面", "负面"] and meta["fit"]["fitted"]
+    assert [m["path"] for m in meta["members"]] == ["../base/char_nb", "../base/char_svm", "../base/word_nb"]
+    assert sum(m["weight"] for m in meta["members"]) == pytest.approx(1.0, abs=1e-5)
+    assert meta["fit"]["rows"] == 150 and "ensemble_cross_fitted" in meta["dev"]
+
+    # the folder's probabilities are exactly the documented combination of the members'
+    texts = pd.read_csv(files["test"])["text"].tolist()
+    got = load_predictor(ens).predict_proba(texts)
+    logps = []
+    for m in meta["members"]:
+        p = load_predictor(ens / m["path"])
+        logps.append(log_probs(p.predict_proba(texts)[:, [p.labels.index(x) for x in meta["labels"]]]))
+    want = combine(logps, [m["weight"] for m in meta["members"]], [m["temperature"] for m in meta["members"]])
+    assert np.allclose(got, want) and np.allclose(got.sum(axis=1), 1.0)
+    empty = load_predictor(ens).predict_proba([None, texts[0]])
+    assert np.isnan(empty[0]).all() and not np.isnan(empty[1]).any()
+
+    # evaluate, compare and predict take it like any model folder
+    rc, out, err = run_main(capsys, "-q", "evaluate", "--model", str(ens), "--data", str(files["test"]),
+                            "--out", str(tmp_path / "ev"))
+    assert rc == 0, err
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text(encoding="utf-8"))
+    truth = pd.read_csv(files["test"])["label"].tolist()
+    assert report["accuracy"] == pytest.approx(np.mean([meta["labels"][i] == t for i, t in
+                                                        zip(want.argmax(axis=1), truth, strict=True)]))
+    rc, out, err = run_main(capsys, "-q", "compare", "--models", str(base), str(ens), "--data", str(files["test"]),
+                            "--out", str(tmp_path / "cmp"))
+    assert rc == 0, err
+    rows = {m["name"]: m for m in json.loads((tmp_path / "cmp" / "comparison.json").read_text())["models"]}
+    assert rows["ens"]["kind"] == "ensemble"
+    assert rows["ens"]["size_bytes"] == model_size_bytes(ens) > sum(model_size_bytes(base / n) for n in
+                                                                    ("char_nb", "char_svm", "word_nb"))
+    rc, out, err = run_main(capsys, "-q", "predict", "--model", str(ens), "--text", texts[0])
+    assert rc == 0 and out.split("\t")[0] == meta["labels"][int(want[0].argmax())]
+
+    # --copy: a self-contained folder that survives moving and the members' removal
+    rc, out, err = run_main(capsys, "-q", "ensemble", "--models", str(base), "--dev", str(files["dev"]),
+                            "--out", str(tmp_path / "ens_copy"), "--copy", "--combine", "prob")
+    assert rc == 0, err
+    moved = tmp_path / "elsewhere" / "ens_copy"
+    moved.parent.mkdir()
+    shutil.move(tmp_path / "ens_copy", moved)
+    shutil.rmtree(base)
+    assert load_predictor(moved).predict_proba(texts).shape == (len(texts), 2)
+    # ... while the referencing one now says what is missing
+    rc, out, err = run_main(capsys, "-q", "evaluate", "--model", str(ens), "--data", str(files["test"]))
+    assert rc == 2 and "member folder" in err and "not found" in err and "Traceback" not in err
+
+
+def test_ensemble_refuses_bad_members_and_files(tmp_path, capsys):
+    files = _noisy_files(tmp_path)
+    base = tmp_path / "base"
+    assert run_main(capsys, "-q", "baseline", "--train", str(files["train"]), "--out", str(base),
+                    "--models", "char_nb")[0] == 0
+    three = write_csv(tmp_path / "three.csv", *[x * 10 for x in (["好", "差", "一般"], ["a", "b", "c"])])
+    assert run_main(capsys, "-q", "baseline", "--train", str(three), "--dev", str(three), "--out",
+                    str(tmp_path / "other"), "--models", "char_nb")[0] == 0
+    rc, _, err = run_main(capsys, "-q", "ensemble", "--models", str(base / "char_nb"), str(tmp_path / "other"),
+                          "--dev", str(files["dev"]), "--out", str(tmp_path / "ens"))
+    assert rc == 2 and "same classes" in err and not (tmp_path / "ens").exists()
+    rc, _, err = run_main(capsys, "-q", "ensemble", "--models", str(base / "char_nb"), "--dev", str(files["dev"]),
+                          "--out", str(base / "char_nb"))
+    assert rc == 2 and "one of the members" in err
+    rc, _, err = run_main(capsys, "-q", "ensemble", "--models", str(base), "--dev", str(three),
+                          "--out", str(tmp_path / "ens"))
+    assert rc == 2 and "not known to the members" in err
+    ens = tmp_path / "ens"
+    assert run_main(capsys, "-q", "ensemble", "--models", str(base), "--dev", str(files["dev"]), "--out",
+                    str(ens))[0] == 0
+    meta = json.loads((ens / "ensemble.json").read_text(encoding="utf-8"))
+    for broken, needle in ((dict(meta, combine="max"), "'combine'"), (dict(meta, format_version=9), "format 9"),
+                           (dict(meta, members=[dict(meta["members"][0], weight=-1)]), "weight")):
+        (ens / "ensemble.json").write_text(json.dumps(broken), encoding="utf-8")
+        rc, _, err = run_main(capsys, "-q", "predict", "--model", str(ens), "--text", "好")
+        assert rc == 2 and needle in err and err.count("\n") == 1, err
+
+
+def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_path, capsys, caplog):
+    import logging
+
+    files = _noisy_files(tmp_path)
+    out = tmp_path / "run"
+    rc, text, err = run_main(capsys, "-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                             "--test", str(files["test"]), "--out", str(out), "--epochs", "2", "--with-baselines",
+                             *TINY_MODEL_ARGS)
+    assert rc == 0, err
+    ens = json.loads((out / "ensemble" / "ensemble.json").read_text(encoding="utf-8"))
+    assert ens["members"][0]["path"] == ".." and len(ens["members"]) == 7  # BERT + every baseline but the floor
+    best = json.loads((out / "best.json").read_text(encoding="utf-8"))
+    assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble")
+    assert best["comparison"]["split"] == "test" and best["comparison"]["versus"]
+    # the choice is the highest dev score of the candidates (cross-fitted for the ensemble)
+    scores = {"run": json.loads((out / "metrics.json").read_text())["dev"]["macro_f1"],
+              "ensemble": ens["dev"]["ensemble_cross_fitted"]["macro_f1"]}
+    for meta_path in (out / "baselines").glob("*/baseline.json"):
+        meta = json.loads(meta_path.read_text())
+        if meta["name"] != "majority":
+            scores[meta["name"]] = meta["dev"]["macro_f1"]
+    assert best["dev"]["macro_f1"] == pytest.approx(max(scores.values()))
+    md = (out / "comparison" / "comparison.md").read_text(encoding="utf-8")
+    assert "## Recommended model" in md and f"**{best['name']}**" in md and "| ensemble | ensemble |" in md
+    assert "recommended model:" in text
+
+    # predict --model OUT follows best.json (and says so); --no-follow keeps the BERT
+    from cls_app.inference.predictor import load_predictor
+
+    caplog.set_level(logging.INFO, logger="cls_app")
+    followed = load_predictor(out, follow=True)
+    assert followed.path == (out / best["path"] if best["path"] != "." else out)
+    if best["path"] != ".":
+        assert "best.json recommends" in caplog.text
+    assert load_predictor(out).kind == "bert"
+    rc, a, _ = run_main(capsys, "-q", "predict", "--model", str(out), "--text", "这个好棒")
+    rc2, b, _ = run_main(capsys, "-q", "predict", "--model", str(out), "--no-follow", "--text", "这个好棒")
+    assert rc == rc2 == 0 and a.split("\t")[0] in ("正面", "负面") and b.split("\t")[0] in ("正面", "负面")
+
+    # a broken pointer is one clear error; a new run into OUT removes the old pointer and ensemble
+    (out / "best.json").write_text('{"path": "nowhere"}', encoding="utf-8")
+    rc, _, err = run_main(capsys, "-q", "predict", "--model", str(out), "--text", "好")
+    assert rc == 2 and "--no-follow" in err
+    rc, _, err = run_main(capsys, "-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                          "--out", str(out), "--epochs", "1", *TINY_MODEL_ARGS)
+    assert rc == 0, err
+    assert not (out / "best.json").exists() and not (out / "ensemble").exists()
