@@ -147,6 +147,15 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
                                                                     ("char_nb", "char_svm", "word_nb"))
     rc, out, err = run_main(capsys, "-q", "predict", "--model", str(ens), "--text", texts[0])
     assert rc == 0 and out.split("\t")[0] == meta["labels"][int(want[0].argmax())]
+    # explain: the members' character scores, weighted as the ensemble weighs them
+    rc, out, err = run_main(capsys, "-q", "explain", "--model", str(ens), "--text", texts[0], "--output",
+                            str(tmp_path / "ex.json"))
+    assert rc == 0, err
+    (ex,) = json.loads((tmp_path / "ex.json").read_text(encoding="utf-8"))
+    assert ex["label"] == meta["labels"][int(want[0].argmax())] and ex["method"] == "ensemble_weighted"
+    assert len(ex["char_scores"]) == len(texts[0]) and any(ex["char_scores"])
+    members = [m["path"] for m in ex["details"]["members"]]
+    assert len(members) == len(meta["members"])
 
     # --copy: a self-contained folder that survives moving and the members' removal
     rc, out, err = run_main(capsys, "-q", "ensemble", "--models", str(base), "--dev", str(files["dev"]),

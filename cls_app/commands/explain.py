@@ -21,7 +21,7 @@ def add_parser(sub):
         "each n-gram's TF-IDF value x weight. Prints a coloured view on a terminal; --output writes JSON, "
         "CSV (one row per token) or HTML.",
     )
-    p.add_argument("--model", required=True, help="model folder (BERT or TF-IDF baseline)")
+    p.add_argument("--model", required=True, help="model folder (BERT, TF-IDF baseline or ensemble)")
     p.add_argument("--text", action="append", help="a text to explain (repeatable)")
     p.add_argument("--input", help="file of texts (CSV/TSV/JSONL/txt, as predict reads it)")
     p.add_argument("--text-col", help="name of the text column of --input")

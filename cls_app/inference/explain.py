@@ -330,7 +330,51 @@ def load_explainer(path: str | Path, options: ExplainOptions = ExplainOptions())
         return BertExplainer(path, options)
     if kind == "baseline":
         return LinearExplainer(path)
-    raise UserError(f"{path} is not a model folder (no config.json for BERT, no baseline.json for a baseline)")
+    if kind == "ensemble":
+        return EnsembleExplainer(path, options)
+    raise UserError(f"{path} is not a model folder (no config.json for BERT, no baseline.json for a baseline, "
+                    "no ensemble.json for an ensemble)")
+
+
+class EnsembleExplainer:
+    """An ensemble folder: each member's character scores toward the ensemble's target class, summed
+    with the factors the ensemble gives the members' log-probabilities (weight / temperature).
+
+    For ``combine: logprob`` the ensemble's score is exactly that weighted sum of the members'
+    scores, so its completeness error is the same weighted sum of theirs; for ``combine: prob``
+    the weighting is the first-order view of the mixture (documented in docs/analysis.md).
+    """
+
+    method = "ensemble_weighted"
+
+    def __init__(self, path: str | Path, options: ExplainOptions = ExplainOptions()) -> None:
+        from .ensemble import member_paths, read_ensemble
+        from .predictor import load_predictor
+
+        self.path = Path(path)
+        meta = read_ensemble(self.path)
+        self.labels = list(meta["labels"])
+        self.members = [load_explainer(folder, options) for folder in member_paths(self.path, meta)]
+        self.factors = [float(m["weight"]) / float(m["temperature"]) for m in meta["members"]]
+        self.predictor = load_predictor(self.path)
+
+    def explain(self, text: str, target: str | None = None) -> Explanation:
+        probs = self.predictor.predict_proba([text])[0]
+        label = self.labels[int(np.nanargmax(probs))]
+        target = label if target is None else self.labels[_target_index(target, self.labels)]
+        parts = [m.explain(text, target) for m in self.members]
+        scores = np.zeros(len(text))
+        for factor, part in zip(self.factors, parts, strict=True):
+            scores += factor * np.asarray(part.char_scores, dtype=np.float64)
+        chars = [float(v) for v in scores]
+        error = sum(abs(f) * float(p.completeness.get("error", 0.0)) for f, p in zip(self.factors, parts, strict=True))
+        return Explanation(
+            text=text, label=label, prob=float(np.nanmax(probs)), target=target, method=self.method,
+            tokens=list(text), spans=[(i, i + 1) for i in range(len(text))], token_scores=chars, char_scores=chars,
+            completeness={"error": error, "members": [p.completeness for p in parts]},
+            details={"members": [{"path": str(m.path), "method": p.method, "factor": f}
+                                 for m, p, f in zip(self.members, parts, self.factors, strict=True)]},
+        )
 
 
 def explain_texts(
