@@ -85,12 +85,7 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
             f"model folder {path} is incomplete: missing {', '.join(missing)}; "
             "copy the whole folder again, or retrain (a killed run can be continued with `train --resume`)"
         )
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"{path / 'config.json'} is not valid JSON ({exc}); the folder is damaged: copy it again or retrain"
-        ) from None
+    config = _read_config(path / "config.json")
     settings = config.get("cls_app")
     if not isinstance(settings, dict):
         raise UserError(
@@ -103,20 +98,68 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
             f"format {FORMAT_VERSION}: retrain the model or use the app version that wrote it "
             f"({settings.get('app_version', 'unknown')})"
         )
-    try:
-        model = BertClassifier.from_pretrained(path)
-    except Exception as exc:  # corrupt safetensors, shape mismatch, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"cannot load weights from {path / 'model.safetensors'}: {first}; the file is damaged or "
-            "does not match config.json: copy the folder again or retrain"
-        ) from None
+    model = _load_weights(path)
     tokenizer = CharTokenizer.from_file(path / "vocab.txt")
     if len(tokenizer) != model.config.vocab_size:
         raise UserError(
             f"{path}: vocab.txt has {len(tokenizer)} tokens but the model expects "
             f"{model.config.vocab_size}; vocab.txt does not belong to this model: copy the folder again"
         )
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = _labels(path, model.config.id2label, model.config.num_labels)
+    _check_settings(path / "config.json", settings, model.config.max_position_embeddings)
     model.to(device).eval()
     return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, path=path, settings=settings)
+
+
+_DAMAGED = "the folder is damaged: copy it again or retrain"
+
+
+def _read_config(file: Path) -> dict:
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise UserError(f"{file} is not valid JSON ({reason}); {_DAMAGED}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{file} holds a JSON {type(config).__name__}, not an object; {_DAMAGED}")
+    return config
+
+
+def _load_weights(path: Path) -> BertClassifier:
+    """The weights, refusing a file whose tensors do not all fit config.json (none missing, none left over)."""
+    try:
+        model, info = BertClassifier.from_pretrained(path, output_loading_info=True)
+    except Exception as exc:  # corrupt safetensors, shape mismatch, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot load weights from {path / 'model.safetensors'}: {first}; the file is damaged or "
+            "does not match config.json: copy the folder again or retrain"
+        ) from None
+    unfit = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"])
+    if unfit:
+        raise UserError(
+            f"{path / 'model.safetensors'} does not match config.json ({len(unfit)} tensor(s) missing or left over, "
+            f"e.g. {unfit[0]}); {_DAMAGED}"
+        )
+    return model
+
+
+def _labels(path: Path, id2label: dict, n: int) -> list[str]:
+    labels = [id2label.get(i) for i in range(n)]
+    if any(label is None for label in labels):
+        raise UserError(f"{path / 'config.json'}: id2label does not name every one of the {n} classes; {_DAMAGED}")
+    return [str(label) for label in labels]
+
+
+def _check_settings(file: Path, settings: dict, max_position: int) -> None:
+    """This app's settings in config.json: a max_len the model can take, readable long-text options."""
+    max_len = settings.get("max_len", 128)
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or not 3 <= max_len <= max_position:
+        raise UserError(
+            f"{file}: cls_app.max_len {max_len!r} is not a whole number from 3 to {max_position} "
+            f"(the model's position limit); {_DAMAGED}"
+        )
+    try:
+        LongTextOptions.from_settings(settings).resolved(max_len)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{file}: the long-text settings under cls_app are damaged ({exc}); {_DAMAGED}") from None
