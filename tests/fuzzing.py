@@ -76,7 +76,7 @@ def outcome(reader: str, fn: Callable[[], Any]) -> tuple[str, Any]:
 
 # characters that break parsers: separators, quotes, line ends, NUL, BOM, line/paragraph
 # separators, surrogate-adjacent and astral characters, Chinese text
-HOSTILE = list(',;|\t"\'\n\r \x00\ufeff\u2028\u2029\x85\\{}[]:#=') + ["好", "坏", "中文", "é", "\ud7ff", "😀", "１"]
+HOSTILE = list(',;|\t"\'\n\r \x00\ufeff\u2028\u2029\x85\\{}[]:#=') + ["好", "坏", "中", "é", "\ud7ff", "😀", "１"]
 NA_WORDS = ["NA", "N/A", "nan", "NaN", "null", "None", "#N/A", "-", "0", "1.0", "TRUE"]
 ENCODINGS = ["utf-8", "utf-8-sig", "gb18030", "gbk", "utf-16", "big5", "latin-1"]
 

@@ -365,7 +365,29 @@ class TableWriter:
         else:
             rows = (list(row) + [_cell_extra(v) for v in values]
                     for row, values in zip(chunk.rows, extra_values, strict=True))
-        self._writer.writerows(rows)
+        _write_rows(self._writer, self._fh, list(rows))
+
+
+def _write_rows(writer: Any, fh: Any, rows: list[list[str]]) -> None:
+    """``writer.writerows(rows)``, quoting cells that hold a bare carriage return too.
+
+    The csv module quotes a cell only for the characters of its line terminator ("\n" here),
+    so a cell with a lone "\r" would go out unquoted, and every CSV reader would split the row
+    there (found by fuzzing: a row of the input became two of the output). Such rows are
+    written by a writer whose terminator holds "\r", then ended with "\n" like the others.
+    """
+    if not any("\r" in cell for row in rows for cell in row):
+        writer.writerows(rows)
+        return
+    import io
+
+    for row in rows:
+        if not any("\r" in cell for cell in row):
+            writer.writerow(row)
+            continue
+        buf = io.StringIO()
+        csv.writer(buf, dialect=writer.dialect, lineterminator="\r\n").writerow(row)
+        fh.write(buf.getvalue()[:-2] + "\n")
 
 
 def _cell_extra(value: Any) -> str:
