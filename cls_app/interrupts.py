@@ -74,8 +74,14 @@ def handle_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, then raise :class:`Interrupted` (see the module docstring)."""
+    """Hold SIGINT/SIGTERM until the block ends, then raise :class:`Interrupted` (see the module docstring).
+
+    Signals reach the main thread only: in any other thread this does nothing.
+    """
     global _depth, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _depth += 1
     try:
         yield

@@ -55,10 +55,10 @@ def _popen(args: list[str]) -> subprocess.Popen:
 
 
 def test_sigint_during_train_saves_a_checkpoint_and_resume_finishes(tmp_path: Path, capsys) -> None:
-    files = _files(tmp_path, n_train=240)
+    files = _files(tmp_path, n_train=160)
     out = tmp_path / "run"
-    # no periodic checkpoints (--save-every 0): the only checkpoint mid-epoch 1 is the one the interrupt writes
-    proc = _popen(_train_args(files, out, "--epochs", "3", "--eval-every", "5", "--save-every", "0"))
+    # no periodic checkpoints (--save-every 0): a checkpoint in epoch 1 can only be the one the interrupt writes
+    proc = _popen(_train_args(files, out, "--epochs", "2", "--eval-every", "5", "--save-every", "0"))
     try:
         started = _wait_for(proc, lambda: (out / "train_log.csv").is_file())  # after the first evaluation
         assert started, "the run ended before it could be interrupted"
@@ -84,7 +84,7 @@ def test_sigint_during_train_saves_a_checkpoint_and_resume_finishes(tmp_path: Pa
     rc, _, err = run_main(capsys, "train", "--resume", str(out))
     assert rc == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed"] is True and metrics["steps"] == 3 * 240 // 8
+    assert metrics["resumed"] is True and metrics["steps"] == 2 * 160 // 8
     assert not (out / "checkpoint").exists() and left_behind(tmp_path) == []
 
 

@@ -75,7 +75,7 @@ def load_baseline(path: str | Path) -> tuple:
     meta_path, model_path = path / META_FILE, path / MODEL_FILE
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(f"{meta_path} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise UserError(f"{meta_path} is not a baseline description (no \"kind\": \"baseline\")")

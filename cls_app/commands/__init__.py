@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..fileio import write_error
 from ..interrupts import Interrupted, handle_signals
 
-__all__ = ["COMMANDS", "build_parser", "main", "setup_logging"]
+__all__ = ["COMMANDS", "build_parser", "main", "one_line", "setup_logging"]
 
 # the command modules, in the order `run.py --help` lists them
 COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare",
@@ -57,6 +57,15 @@ def setup_logging(quiet: bool = False) -> None:
     logging.getLogger("jieba").setLevel(logging.WARNING)
 
 
+# characters that end a line for str.splitlines() (and for terminals, editors, log readers)
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (*range(0x0A, 0x0E), 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
+def one_line(message: str) -> str:
+    """``message`` as one line: line breaks inside it (user values quoted in it may hold any) escaped."""
+    return message.strip().translate(_LINE_BREAKS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads made
@@ -72,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with handle_signals():  # Ctrl-C / SIGTERM: Interrupted, so every cleanup runs on the way out
             args.command_run(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(exc.message(), file=sys.stderr)
@@ -84,6 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         err = write_error(exc, exc.filename or "a file")
         if err is None:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     return 0

@@ -175,6 +175,6 @@ def train_seconds(path: str | Path) -> float | None:
     source = path / ("baseline.json" if kind == "baseline" else "metrics.json")
     try:
         value = json.loads(source.read_text(encoding="utf-8")).get("train_seconds")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return float(value) if isinstance(value, int | float) else None

@@ -250,12 +250,21 @@ def cell_text(value: Any, path: str | os.PathLike, line: int, key: str) -> str |
     return text
 
 
+def json_limit(exc: BaseException) -> str:
+    """Why well-formed JSON could not be read: Python's limits on nesting depth and integer length."""
+    if isinstance(exc, RecursionError):
+        return "cannot read this JSON: it is nested too deeply (thousands of brackets); is it really the data file?"
+    return f"cannot read this JSON: {str(exc).split(';')[0]}; write such numbers as strings"
+
+
 def json_array_objects(path: str | os.PathLike, text: str) -> Iterator[tuple[int, dict]]:
     """``(item number, object)`` for a ``.json`` file holding one array of objects."""
     try:
         items = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{where(path, e.lineno)}: bad JSON: {e.msg} (column {e.colno})") from None
+    except (RecursionError, ValueError) as e:
+        raise UserError(f"{path}: {json_limit(e)}") from None
     for i, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise UserError(f"{where(path, i)}: array item {i} is not a JSON object")
@@ -271,6 +280,8 @@ def json_line_object(path: str | os.PathLike, number: int, line: str, example: s
             f"{where(path, number)}: bad JSON: {e.msg} (column {e.colno}); "
             "a JSONL file needs one JSON object per line"
         ) from None
+    except (RecursionError, ValueError) as e:
+        raise UserError(f"{where(path, number)}: {json_limit(e)}") from None
     if not isinstance(item, dict):
         raise UserError(f"{where(path, number)}: expected a JSON object like {example}, got {type(item).__name__}")
     return item

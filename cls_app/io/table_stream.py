@@ -356,7 +356,7 @@ class TableWriter:
                 obj = dict(row) if self.row_kind == "dict" else dict(zip(self.columns, row, strict=True))
                 obj.update((k, _json_value(v)) for k, v in zip(self.extra, values, strict=True))
                 lines.append(dump(obj, ensure_ascii=False))
-            self._fh.write("\n".join(lines) + "\n")
+            self._fh.write(_escape_line_breaks("\n".join(lines)) + "\n")
             return
         if self.row_kind == "dict":
             cols = self.columns
@@ -365,7 +365,41 @@ class TableWriter:
         else:
             rows = (list(row) + [_cell_extra(v) for v in values]
                     for row, values in zip(chunk.rows, extra_values, strict=True))
-        self._writer.writerows(rows)
+        _write_rows(self._writer, self._fh, list(rows))
+
+
+_JSON_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _escape_line_breaks(text: str) -> str:
+    """JSON lines with NEL / LINE SEPARATOR / PARAGRAPH SEPARATOR escaped (valid JSON either way;
+    raw, they end the line for ``str.splitlines`` and many editors, so a JSONL row would seem to
+    break in two -- found by fuzzing)."""
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return text.translate(_JSON_LINE_BREAKS)
+    return text
+
+
+def _write_rows(writer: Any, fh: Any, rows: list[list[str]]) -> None:
+    """``writer.writerows(rows)``, quoting cells that hold a bare carriage return too.
+
+    The csv module quotes a cell only for the characters of its line terminator ("\n" here),
+    so a cell with a lone "\r" would go out unquoted, and every CSV reader would split the row
+    there (found by fuzzing: a row of the input became two of the output). Such rows are
+    written by a writer whose terminator holds "\r", then ended with "\n" like the others.
+    """
+    if not any("\r" in cell for row in rows for cell in row):
+        writer.writerows(rows)
+        return
+    import io
+
+    for row in rows:
+        if not any("\r" in cell for cell in row):
+            writer.writerow(row)
+            continue
+        buf = io.StringIO()
+        csv.writer(buf, dialect=writer.dialect, lineterminator="\r\n").writerow(row)
+        fh.write(buf.getvalue()[:-2] + "\n")
 
 
 def _cell_extra(value: Any) -> str:

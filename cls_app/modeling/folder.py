@@ -74,7 +74,7 @@ def save_model_dir(
     return write_bert_files(model, tokenizer, out_dir)
 
 
-def _read_config(path: Path, required: tuple[str, ...]) -> tuple[dict, dict]:
+def _read_folder_config(path: Path, required: tuple[str, ...]) -> tuple[dict, dict]:
     """``config.json`` and its ``cls_app`` settings, after checking the folder has ``required`` files."""
     if not path.is_dir():
         raise UserError(f"model folder not found: {path}; give the folder that `train --out` wrote")
@@ -84,13 +84,8 @@ def _read_config(path: Path, required: tuple[str, ...]) -> tuple[dict, dict]:
             f"model folder {path} is incomplete: missing {', '.join(missing)}; "
             "copy the whole folder again, or retrain (a killed run can be continued with `train --resume`)"
         )
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"{path / 'config.json'} is not valid JSON ({exc}); the folder is damaged: copy it again or retrain"
-        ) from None
-    settings = config.get("cls_app") if isinstance(config, dict) else None
+    config = _config_json(path / "config.json")
+    settings = config.get("cls_app")
     if not isinstance(settings, dict):
         raise UserError(
             f"{path} was not written by this app (config.json has no 'cls_app' section); "
@@ -130,7 +125,7 @@ class FolderMeta:
 def load_folder_meta(path: str | Path) -> FolderMeta:
     """Tokenizer, labels and settings of a BERT folder, without loading ``model.safetensors``."""
     path = Path(path)
-    config, settings = _read_config(path, ("config.json", "vocab.txt"))
+    config, settings = _read_folder_config(path, ("config.json", "vocab.txt"))
     id2label = config.get("id2label")
     try:
         labels = [str(id2label[str(i)]) for i in range(len(id2label))]
@@ -148,17 +143,65 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
     if (path / "model.onnx").is_file() and not (path / "model.safetensors").is_file():
         raise UserError(f"{path} holds an ONNX export without the PyTorch weights (model.safetensors): "
                         "use --backend onnx")
-    _, settings = _read_config(path, MODEL_FILES)
+    _, settings = _read_folder_config(path, MODEL_FILES)
+    model = _load_weights(path)
+    tokenizer = CharTokenizer.from_file(path / "vocab.txt")
+    _check_vocab(path, tokenizer, model.config.vocab_size)
+    labels = _labels(path, model.config.id2label, model.config.num_labels)
+    _check_settings(path / "config.json", settings, model.config.max_position_embeddings)
+    model.to(device).eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, path=path, settings=settings)
+
+
+_DAMAGED = "the folder is damaged: copy it again or retrain"
+
+
+def _config_json(file: Path) -> dict:
     try:
-        model = BertClassifier.from_pretrained(path)
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise UserError(f"{file} is not valid JSON ({reason}); {_DAMAGED}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{file} holds a JSON {type(config).__name__}, not an object; {_DAMAGED}")
+    return config
+
+
+def _load_weights(path: Path) -> BertClassifier:
+    """The weights, refusing a file whose tensors do not all fit config.json (none missing, none left over)."""
+    try:
+        model, info = BertClassifier.from_pretrained(path, output_loading_info=True)
     except Exception as exc:  # corrupt safetensors, shape mismatch, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
             f"cannot load weights from {path / 'model.safetensors'}: {first}; the file is damaged or "
             "does not match config.json: copy the folder again or retrain"
         ) from None
-    tokenizer = CharTokenizer.from_file(path / "vocab.txt")
-    _check_vocab(path, tokenizer, model.config.vocab_size)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    model.to(device).eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, path=path, settings=settings)
+    unfit = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"])
+    if unfit:
+        raise UserError(
+            f"{path / 'model.safetensors'} does not match config.json ({len(unfit)} tensor(s) missing or left over, "
+            f"e.g. {unfit[0]}); {_DAMAGED}"
+        )
+    return model
+
+
+def _labels(path: Path, id2label: dict, n: int) -> list[str]:
+    labels = [id2label.get(i) for i in range(n)]
+    if any(label is None for label in labels):
+        raise UserError(f"{path / 'config.json'}: id2label does not name every one of the {n} classes; {_DAMAGED}")
+    return [str(label) for label in labels]
+
+
+def _check_settings(file: Path, settings: dict, max_position: int) -> None:
+    """This app's settings in config.json: a max_len the model can take, readable long-text options."""
+    max_len = settings.get("max_len", 128)
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or not 3 <= max_len <= max_position:
+        raise UserError(
+            f"{file}: cls_app.max_len {max_len!r} is not a whole number from 3 to {max_position} "
+            f"(the model's position limit); {_DAMAGED}"
+        )
+    try:
+        LongTextOptions.from_settings(settings).resolved(max_len)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{file}: the long-text settings under cls_app are damaged ({exc}); {_DAMAGED}") from None

@@ -275,6 +275,9 @@ class Pretrainer:
         log.info("corpus: %d documents, %d characters", len(corpus), corpus.n_chars)
         self.tokenizer = _tokenizer(settings, out, corpus, resume)
         enc = encode_corpus(corpus, self.tokenizer, wwm=settings.wwm)
+        if not enc.docs or enc.n_tokens == 0:  # e.g. only BOMs and odd whitespace (found by fuzzing)
+            raise UserError(f"{', '.join(map(str, settings.corpus))}: no text to pre-train on ({len(corpus)} "
+                            "document(s), no tokens once tokenized); give files that hold text")
         log.info("corpus: %d tokens%s", enc.n_tokens, " (jieba word starts for whole-word masking)" if settings.wwm
                  else "")
         self.model = _model(settings, self.tokenizer, out, resume)
