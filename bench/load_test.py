@@ -114,10 +114,11 @@ async def run_clients(url: str, texts: list[str], clients: int, duration: float,
             "p50_ms": round(pct(0.50), 1), "p95_ms": round(pct(0.95), 1), "p99_ms": round(pct(0.99), 1)}
 
 
-def offline_rate(model: str, texts: list[str], threads: int | None, batch_size: int) -> float:
+def offline_rate(model: str, texts: list[str], threads: int | None, batch_size: int, backend: str = "torch",
+                 quantize: bool = False) -> float:
     from cls_app import Classifier
 
-    clf = Classifier.load(model, threads=threads, batch_size=batch_size)
+    clf = Classifier.load(model, threads=threads, batch_size=batch_size, backend=backend, quantize=quantize)
     clf.predict(texts[:256])
     t0 = time.perf_counter()
     clf.predict(texts)
@@ -135,7 +136,7 @@ def main() -> None:
     ap.add_argument("--min-texts", type=int, default=1)
     ap.add_argument("--max-texts", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1, help="model threads, server and offline alike")
-    ap.add_argument("--serve-args", default="", help="extra flags for the batched server, e.g. '--max-wait-ms 10'")
+    ap.add_argument("--serve-args", default="", help="extra serve flags for both modes, e.g. '--backend onnx'")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "load_test.json"))
     args = ap.parse_args()
@@ -144,8 +145,8 @@ def main() -> None:
 
     texts = load_labeled(args.data).texts
     threads = ["--threads", str(args.threads)] if args.threads else []
-    modes = {"micro-batching on": threads + args.serve_args.split(),
-             "micro-batching off": threads + ["--max-batch", "1"]}
+    extra = threads + args.serve_args.split()  # both modes; the last --max-batch wins
+    modes = {"micro-batching on": extra, "micro-batching off": [*extra, "--max-batch", "1"]}
     results: dict = {"clients": args.clients, "texts_per_request": [args.min_texts, args.max_texts],
                      "threads": args.threads, "cpu": cpu_model(),
                      "cpu_count": os.cpu_count(), "load_before": os.getloadavg()[0], "modes": {}}
@@ -163,7 +164,10 @@ def main() -> None:
             stats["server_exit_status"] = stop_server(proc)
         results["modes"][name] = stats
         print(f"{name}: {json.dumps(stats)}", flush=True)
-    results["offline_texts_per_s"] = round(offline_rate(args.model, texts, args.threads, 64), 1)
+    backend = "onnx" if "onnx" in args.serve_args else "torch"
+    quantize = "--quantize" in args.serve_args
+    results["offline"] = f"Classifier.predict, backend {backend}{', int8' if quantize else ''}, batch 64"
+    results["offline_texts_per_s"] = round(offline_rate(args.model, texts, args.threads, 64, backend, quantize), 1)
     results["load_after"] = os.getloadavg()[0]
     print_table(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +185,7 @@ def print_table(results: dict) -> None:
         print(f"| {name} | {s['requests_per_s']} | {s['texts_per_s']} | {s['texts_per_s'] / offline:.0%} | "
               f"{s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['errors']} | "
               f"{s['server_batching']['mean_texts_per_batch']} |")
-    print(f"| offline `Classifier.predict` (batch 64) | | {offline} | 100% | | | | | |")
+    print(f"| offline ({results['offline']}) | | {offline} | 100% | | | | | |")
 
 
 if __name__ == "__main__":

@@ -259,3 +259,39 @@ def test_batcher_keeps_order_and_never_splits_a_request() -> None:
     out = asyncio.run(main())
     assert [row.ravel().tolist() for row in out] == [[0], [1, 2, 3], [4, 5], list(range(6, 13)), [13]]
     assert calls == [4, 2, 7, 1]  # 1+3 (2 more would pass 5), 2, 7 alone (over the limit), 1
+
+
+def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
+    """The app around a predictor that fails on some texts (in-process uvicorn, no model needed)."""
+    import uvicorn
+
+    from cls_app.service.app import create_app
+    from cls_app.service.settings import ServeSettings
+
+    class Flaky:
+        labels, kind, path = ["a", "b"], "fake", Path("flaky")
+
+        def predict_proba(self, texts):
+            if any("boom" in t for t in texts):
+                raise RuntimeError("model exploded")
+            return np.tile([0.25, 0.75], (len(texts), 1))
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(Flaky(), ServeSettings(max_wait_ms=0)), host="127.0.0.1",
+                                           port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        r = httpx.post(url + "/predict", json={"texts": ["fine", "boom"]})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "prediction_failed"
+        r = httpx.post(url + "/predict", json={"text": "fine"})
+        assert r.status_code == 200 and r.json()["predictions"][0] == {
+            "label": "b", "prob": 0.75, "top": [{"label": "b", "prob": 0.75}]}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 
+from ..inference.defaults import BACKENDS, DEFAULT_BATCH_SIZE
+
 API_KEY_ENV = "CLS_APP_API_KEY"
 """Environment variable read for the API key when ``--api-key`` is not given."""
 
@@ -30,9 +32,9 @@ class ServeSettings:
     """Server processes, each with its own copy of the model and its own batcher."""
     threads: int | None = None
     """CPU threads for the model in each worker (None: the project's thread policy)."""
-    batch_size: int = 64
-    """Texts per forward pass inside a micro-batch."""
-    backend: str = "torch"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    """Texts per forward pass inside a micro-batch (the predict default)."""
+    backend: str = BACKENDS[0]
     """``torch`` or ``onnx`` (BERT folders with an exported model.onnx)."""
     api_key: str | None = None
     """When set, /predict and /info need ``Authorization: Bearer KEY`` (else 401)."""
