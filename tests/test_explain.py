@@ -140,6 +140,7 @@ def test_explain_cli_outputs(toy, tmp_path, capsys) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--text", "好"], "--target '不存在' is not a class"),
     ([], "give either --text"),
+    (["--text", "好", "--text", " "], "--text number 2 is empty"),
     (["--text", "好", "--output", "x.pdf"], "cannot tell the format"),
 ])
 def test_explain_user_errors(toy, args, message, capsys) -> None:
