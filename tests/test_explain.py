@@ -52,6 +52,17 @@ def _main(*args: str) -> None:
         torch.set_num_threads(threads)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_token_spans_any_unicode(text: str) -> None:
+    built = CharTokenizer.build(["这个好棒差abc 12 ! 。ß ﬁ"], min_freq=1)
+    wordpiece = CharTokenizer([*SPECIAL_TOKENS, "这", "好", "hel", "##lo", "a", "!", "ss", "##ss", "fi"])
+    for tok in (built, wordpiece):
+        spans = tok.token_spans(text)
+        assert len(spans) == len(tok.token_ids(text))
+        assert all(0 <= s < e <= len(text) for s, e in spans)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """A toy train/test CSV, TF-IDF baselines and a tiny BERT trained on it (in this process)."""
