@@ -52,6 +52,17 @@ def _main(*args: str) -> None:
         torch.set_num_threads(threads)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_token_spans_any_unicode(text: str) -> None:
+    built = CharTokenizer.build(["这个好棒差abc 12 ! 。ß ﬁ"], min_freq=1)
+    wordpiece = CharTokenizer([*SPECIAL_TOKENS, "这", "好", "hel", "##lo", "a", "!", "ss", "##ss", "fi"])
+    for tok in (built, wordpiece):
+        spans = tok.token_spans(text)
+        assert len(spans) == len(tok.token_ids(text))
+        assert all(0 <= s < e <= len(text) for s, e in spans)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """A toy train/test CSV, TF-IDF baselines and a tiny BERT trained on it (in this process)."""
@@ -140,6 +151,7 @@ def test_explain_cli_outputs(toy, tmp_path, capsys) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--text", "好"], "--target '不存在' is not a class"),
     ([], "give either --text"),
+    (["--text", "好", "--text", " "], "--text number 2 is empty"),
     (["--text", "好", "--output", "x.pdf"], "cannot tell the format"),
 ])
 def test_explain_user_errors(toy, args, message, capsys) -> None:

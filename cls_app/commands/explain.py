@@ -42,6 +42,9 @@ def _texts(args) -> list[str]:
     if bool(args.text) == bool(args.input):
         raise UserError("give either --text (repeatable) or --input FILE")
     if args.text:
+        empty = [i + 1 for i, t in enumerate(args.text) if not t.strip()]
+        if empty:
+            raise UserError(f"--text number {empty[0]} is empty; give a text to explain")
         return list(args.text)
     from ..io.table_stream import TableReader
 
