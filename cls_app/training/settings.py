@@ -26,7 +26,7 @@ DEFAULT_OUT = "saved_models/default"
 # with shorter windows and fewer epochs, so that `python run.py train` (baselines, ensemble and
 # recommendation included: --with-baselines is on there) ends within 8 minutes on 2 CPU cores of
 # either kind measured (docs/ensembles.md, "The default job").
-EMBEDDED_DATA_DEFAULTS = {"max_len": 64, "epochs": 3, "layers": 2, "with_baselines": True}
+EMBEDDED_DATA_DEFAULTS = {"max_len": 64, "epochs": 2, "layers": 2, "with_baselines": True}
 
 
 @dataclass
