@@ -127,11 +127,11 @@ def delimited_tables(draw: st.DrawFn) -> Table:
     header = draw(st.permutations(["text", "label", *extra]))
     rows = draw(st.lists(st.tuples(cell_text, cell_text), min_size=1, max_size=8))
     quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]))
-    eol = draw(st.sampled_from(["\n", "\r\n"]))
-    if eol == "\n" and any("\r" in cell for row in rows for cell in row):
-        # the csv module quotes only for its own line terminator: a bare CR would go out
-        # unquoted and really end the record for every CSV reader (a malformed file, not the
-        # rows we mean to write)
+    eol = draw(st.sampled_from(["\n", "\r\n", "\r"]))  # "\r": classic Mac line ends
+    if eol != "\r\n" and any("\r" in cell or "\n" in cell for row in rows for cell in row):
+        # the csv module quotes only for the characters of its own line terminator: a bare CR
+        # (or LF) would go out unquoted and really end the record for every CSV reader (a
+        # malformed file, not the rows we mean to write)
         quoting = csv.QUOTE_ALL
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=sep, quoting=quoting, lineterminator=eol)

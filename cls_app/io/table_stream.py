@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,20 @@ def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+_AFTER_BARE_CR = re.compile(r"(?<=\r)(?!\n)")
+
+
+def _cr_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Lines as ``open(newline="")`` gives them to the csv module: also split after a bare CR
+    (classic Mac line ends), ends kept, so a quoted CR stays in its cell. Without this a CR-only
+    CSV, which ``train`` reads, was one long line here and refused (found by fuzzing)."""
+    for line in lines:
+        if "\r" in line.removesuffix("\n").removesuffix("\r"):
+            yield from (part for part in _AFTER_BARE_CR.split(line) if part)
+        else:
+            yield line
 
 
 class TableReader:
@@ -166,7 +181,8 @@ class TableReader:
 
     def _records(self, sep: str) -> Iterator[tuple[int, list[str]]]:
         """(start line, cells) of each non-blank record."""
-        reader = csv.reader(iter_lines(self.path, self.encoding), delimiter=sep, quotechar='"', strict=True)
+        lines = _cr_lines(iter_lines(self.path, self.encoding))
+        reader = csv.reader(lines, delimiter=sep, quotechar='"', strict=True)
         end = 0
         while True:
             start = end + 1
