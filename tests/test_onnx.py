@@ -131,3 +131,13 @@ def test_clear_errors(exported, tmp_path, capsys) -> None:
     (bl / "baseline.json").write_text('{"kind": "baseline"}', encoding="utf-8")
     rc, _, err = run_main(capsys, "export", "--model", str(bl))
     assert rc == 2 and "baseline" in err
+
+
+def test_serve_loads_the_backend_and_precision_asked_for(exported) -> None:
+    from cls_app.service.server import load_model
+    from cls_app.service.settings import ServeSettings
+
+    clf = load_model(exported, ServeSettings(backend="onnx", quantize=True, threads=1))
+    assert clf.backend == "onnx" and clf.quantized and clf.model.path.name == "model.int8.onnx"
+    clf = load_model(exported, ServeSettings(quantize=True, threads=1))
+    assert clf.backend == "torch" and clf.quantized

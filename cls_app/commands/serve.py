@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    f"{API_KEY_ENV} environment variable, if set)")
     r.add_argument("--shutdown-timeout", type=float, default=d.shutdown_timeout_s, metavar="S",
                    help="on SIGTERM/Ctrl-C, seconds in-flight requests get to finish (default: %(default)s)")
+    r.add_argument("--quantize", action="store_true", help="BERT: int8 linear layers (with --backend onnx: the "
+                   "exported model.int8.onnx); faster on CPU, labels may differ on a few texts")
     r.add_argument("--access-log", action="store_true", help="log every request")
     add_backend_option(p)
     return p
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> None:
         host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
         workers=args.workers, threads=args.threads, batch_size=args.batch_size, backend=args.backend,
-        api_key=args.api_key, shutdown_timeout_s=args.shutdown_timeout, access_log=args.access_log,
+        quantize=args.quantize, api_key=args.api_key, shutdown_timeout_s=args.shutdown_timeout,
+        access_log=args.access_log,
     )
     serve(args.model, settings, announce=lambda url: print(
         f"serving {args.model} on {url} (API docs at {url}/docs; Ctrl-C or SIGTERM stops)", flush=True))

@@ -40,7 +40,8 @@ def load_model(model: str | Path, settings: ServeSettings) -> Any:
     from ..runtime.device import default_threads
 
     threads = settings.threads or default_threads(settings.workers)  # the cores split among the workers
-    return load_predictor(model, settings.batch_size, threads=threads, backend=settings.backend)
+    return load_predictor(model, settings.batch_size, threads=threads, backend=settings.backend,
+                          quantize=settings.quantize)
 
 
 def app_from_environment() -> Any:

@@ -36,6 +36,8 @@ class ServeSettings:
     """Texts per forward pass inside a micro-batch (the predict default)."""
     backend: str = BACKENDS[0]
     """``torch`` or ``onnx`` (BERT folders with an exported model.onnx)."""
+    quantize: bool = False
+    """BERT: int8 (torch dynamic quantization; with ``onnx`` the exported model.int8.onnx)."""
     api_key: str | None = None
     """When set, /predict and /info need ``Authorization: Bearer KEY`` (else 401)."""
     shutdown_timeout_s: float = 30.0
