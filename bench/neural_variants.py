@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Making the scratch BERT itself stronger on THUCNews (docs/ensembles.md, "The neural model").
+
+    python bench/neural_variants.py base  saved_models/thuc_base           # run.py train's default model
+    python bench/neural_variants.py kd    saved_models/thuc_kd    0.5      # + distillation, alpha 0.5
+    python bench/neural_variants.py rdrop saved_models/thuc_rdrop 1.0      # + R-Drop, alpha 1.0
+
+Trains exactly as ``run.py train --train dev.txt --test test.txt --threads 1`` (4 layers, hidden 256,
+4 epochs, the same 1,000 held-out dev rows), with ``Trainer._step`` replaced by one that adds:
+
+* ``kd``: distillation. Soft targets are **out-of-fold** probabilities of a temperature-calibrated,
+  weight-fitted log-linear mix of char_svm, char_nb and word_nb (5-fold cross-fitting on the
+  training rows, so no target comes from a model that saw its text); the loss is
+  ``(1 - alpha) * CE(gold) + alpha * CE(soft targets)``.
+* ``rdrop``: R-Drop (Liang et al. 2021). Two forward passes with different dropout masks; the loss is
+  the mean of the two cross-entropies plus ``alpha`` x their symmetric KL divergence (twice the compute).
+
+Then ``python bench/ensemble_variants.py`` or the ``train --with-baselines`` steps score the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TQDM_DISABLE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cls_app.io.records import DataOptions, label_list, load_splits  # noqa: E402
+from cls_app.runtime.device import autocast  # noqa: E402
+from cls_app.text.batching import pad_batch  # noqa: E402
+from cls_app.training import trainer  # noqa: E402
+from cls_app.training.pipeline import run_training  # noqa: E402
+from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings  # noqa: E402
+
+THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
+TEACHERS = ["char_svm", "char_nb", "word_nb"]
+
+
+def soft_targets(data: DataOptions, seed: int) -> torch.Tensor:
+    """Out-of-fold probabilities of the baselines' fitted log-linear mix, one row per training text."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from cls_app.baselines.pipelines import build_pipeline, scores_as_proba, spec
+    from cls_app.inference.ensemble import combine, fit_temperature, fit_weights, log_probs
+
+    train, _, _ = load_splits(data, seed)
+    labels = label_list(train)
+    y = np.array([labels.index(x) for x in train.labels])
+    texts = np.array(train.texts, dtype=object)
+    oof = {n: np.zeros((len(y), len(labels))) for n in TEACHERS}
+    for fit_rows, score_rows in StratifiedKFold(5, shuffle=True, random_state=seed).split(texts, y):
+        for n in TEACHERS:
+            est = build_pipeline(spec(n), seed)
+            est.fit(list(texts[fit_rows]), y[fit_rows])
+            oof[n][score_rows] = scores_as_proba(est, list(texts[score_rows]), len(labels))
+    lps = [log_probs(oof[n]) for n in TEACHERS]
+    temps = [fit_temperature(lp, y) for lp in lps]
+    q = combine(lps, fit_weights(lps, temps, y), temps)
+    logging.info("teacher: out-of-fold accuracy %.4f on the training rows", (q.argmax(1) == y).mean())
+    return torch.tensor(q, dtype=torch.float32)
+
+
+def patched_step(variant: str, alpha: float, q: torch.Tensor | None):
+    """A single-process ``Trainer._step`` with the variant's extra loss term."""
+
+    def _step(self, idx: np.ndarray) -> None:
+        st = self.state
+        ids, mask = pad_batch([self.data.train_ids[j] for j in idx], self.data.pad_id, self.settings.pad_to)
+        with autocast(self.device, self.amp_dtype):
+            logits = self.net(ids, attention_mask=mask).float()
+            loss = self.loss_fn(logits, self.y[idx])
+            if variant == "rdrop":
+                logits2 = self.net(ids, attention_mask=mask).float()
+                lp1, lp2 = logits.log_softmax(-1), logits2.log_softmax(-1)
+                kl = 0.5 * ((lp1.exp() * (lp1 - lp2)).sum() + (lp2.exp() * (lp2 - lp1)).sum())
+                loss = (loss + self.loss_fn(logits2, self.y[idx])) / 2 + alpha * kl
+            if variant == "kd":
+                loss = (1 - alpha) * loss + alpha * -(q[torch.as_tensor(idx)] * logits.log_softmax(-1)).sum()
+        (loss / float(self.sample_weight[self.y[idx]].sum())).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        st.step += 1
+        st.seen += len(idx)
+        st.tokens += int(mask.sum())
+        st.running_loss += loss.item()
+        st.running_n += float(self.sample_weight[self.y[idx]].sum())
+
+    return _step
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    variant, out = sys.argv[1], sys.argv[2]
+    alpha = float(sys.argv[3]) if len(sys.argv) > 3 else 0.5
+    if variant not in ("base", "kd", "rdrop"):
+        sys.exit("variant: base, kd or rdrop")
+    data = DataOptions(train=str(THUCNEWS / "dev.txt"), test=str(THUCNEWS / "test.txt"))
+    q = soft_targets(data, 42) if variant == "kd" else None
+    if variant != "base":
+        trainer.Trainer._step = patched_step(variant, alpha, q)
+    job = TrainJob(data=data, model=ModelOptions(), train=TrainSettings(seed=42), out=out, threads=1, overwrite=True)
+    t0 = time.time()
+    m = run_training(job).metrics
+    print(json.dumps({"variant": variant, "alpha": alpha, "test": m.get("test"), "dev": m["dev"],
+                      "train_s": m["train_seconds"], "wall_s": round(time.time() - t0, 1)}))
+
+
+if __name__ == "__main__":
+    main()
