@@ -14,6 +14,7 @@ from ..training.settings import (
     EMBEDDED_DATA_DEFAULTS,
     METRICS,
     PRETRAINED_LR,
+    TASK_METRICS,
     ModelOptions,
     TrainJob,
     TrainSettings,
@@ -84,8 +85,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=_d("group_by_length"),
                    help="batch texts of similar length together (default: on)")
     add_seed(t)
-    t.add_argument("--metric", choices=METRICS, default=_d("metric"),
-                   help="dev metric that picks the best model and drives early stopping (default: %(default)s)")
+    t.add_argument("--metric", choices=METRICS,
+                   help="dev metric that picks the best model and drives early stopping (default: "
+                   + ", ".join(f"{m} for {task}" for task, m in TASK_METRICS.items()) + ")")
     i = p.add_argument_group("imbalanced classes")
     i.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=_d("class_weight"),
                    help="balanced: weight the loss by n / (classes x class count)")
@@ -141,7 +143,8 @@ def _job(args: argparse.Namespace, default_data: bool) -> TrainJob:
             epochs=epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,
             warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm,
             eval_every=args.eval_every, patience=args.patience, seed=args.seed,
-            group_by_length=args.group_by_length, metric=args.metric, class_weight=args.class_weight,
+            group_by_length=args.group_by_length, metric=args.metric or TASK_METRICS[args.task],
+            class_weight=args.class_weight,
             oversample=args.oversample, save_every=args.save_every,
             layer_lr_decay=args.layer_lr_decay, device=args.device,
             precision=args.precision, compile=args.compile,

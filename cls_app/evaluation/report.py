@@ -17,13 +17,18 @@ from ..inference.defaults import EVAL_BATCH_SIZE
 from ..inference.predictor import load_predictor
 from ..io.records import label_ids, load_labeled
 from ..metrics import compute_metrics, format_report
+from ..multilabel import MULTI_TASKS
+from .multilabel import write_label_set_evaluation
 from .plots import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
 
 
 def write_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str) -> dict[str, Path]:
-    """Write metrics.json, report.txt, confusion_matrix.csv and .png into ``out_dir``."""
+    """Write metrics.json, report.txt, confusion_matrix.csv and .png into ``out_dir``
+    (label-set tasks: see :mod:`cls_app.evaluation.multilabel`)."""
+    if metrics.get("task") in MULTI_TASKS:
+        return write_label_set_evaluation(metrics, labels, out_dir, title)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {

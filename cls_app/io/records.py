@@ -210,6 +210,9 @@ class DataOptions:
     fmt: str | None = None  # None: from the extension and content
     dev_fraction: float = 0.1
     on_bad_row: str = "error"  # error, skip or warn
+    task: str = "single-label"  # or multi-label / hierarchical (label sets: see io.labels)
+    label_sep: str = ","  # multi-label / hierarchical: separator between the labels of one cell
+    path_sep: str = "##"  # hierarchical: separator between the levels of a label path
 
     def read(self, path: str) -> LabeledData:
         """One labeled file, read with these options."""
