@@ -8,6 +8,7 @@ of 0/1; probabilities are independent per label (sigmoid outputs), NaN rows for 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -198,3 +199,50 @@ def format_multilabel_report(metrics: dict, labels: Sequence[str]) -> str:
         lines.append(f"{name:<20}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1-score']:>10.4f}"
                      f"{int(row['support']):>10d}{tn:>8d}{fp:>8d}{fn:>8d}{tp:>8d}")
     return "\n".join(lines)
+
+
+def join_labels(names: Sequence[str], task: str, label_sep: str, path_sep: str) -> str:
+    """A predicted label set as one cell; hierarchical: only the deepest paths (their prefixes are implied)."""
+    if task == "hierarchical":
+        names = [n for n in names if not any(o != n and o.startswith(n + path_sep) for o in names)]
+    return label_sep.join(names)
+
+
+@dataclass(frozen=True)
+class LabelSetTask:
+    """What a model folder says about its labels: the task, separators and decision thresholds.
+
+    A folder that records no task is single-label (``multi`` False), as every folder written
+    before label sets existed.
+    """
+
+    task: str = "single-label"
+    label_sep: str = ","
+    path_sep: str = "##"
+    thresholds: dict | None = None
+
+    @classmethod
+    def from_settings(cls, settings: dict | None) -> LabelSetTask:
+        settings = settings or {}
+        return cls(task=str(settings.get("task") or "single-label"), label_sep=settings.get("label_sep") or ",",
+                   path_sep=settings.get("path_sep") or "##", thresholds=settings.get("thresholds"))
+
+    @property
+    def multi(self) -> bool:
+        return self.task in MULTI_TASKS
+
+    def decide(self, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """0/1 decisions with the stored per-label thresholds (hierarchy: made consistent)."""
+        parents = hierarchy_parents(labels, self.path_sep) if self.task == "hierarchical" else None
+        return decide(probs, threshold_vector(self.thresholds, len(labels)), parents)
+
+    def cells(self, probs: np.ndarray, labels: Sequence[str]) -> list[str | None]:
+        """The predicted labels of each row joined as in the training file; None for NaN rows (empty text)."""
+        pred = self.decide(probs, labels)
+        empty = np.isnan(np.asarray(probs, dtype=np.float64)).all(axis=1) if len(labels) else np.zeros(len(probs))
+        return [None if empty[i] else join_labels([labels[j] for j in np.flatnonzero(pred[i])], self.task,
+                                                  self.label_sep, self.path_sep)
+                for i in range(len(pred))]
+
+    def metrics(self, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
+        return task_metrics(self.task, y_true, probs, labels, self.thresholds, self.path_sep)

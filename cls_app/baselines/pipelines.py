@@ -215,6 +215,8 @@ def run_baselines(data_opts, out_root: str | Path, names: list[str] | None = Non
     train the baselines into ``out_root``; return each baseline's metadata."""
     from ..io.records import label_ids, label_list, load_splits
 
+    if data_opts.task != "single-label":
+        raise UserError(f"--task {data_opts.task}: train the baselines with run_label_set_baselines")
     train, dev, test = load_splits(data_opts, seed)
     labels = label_list(train)
     label2id = {n: i for i, n in enumerate(labels)}

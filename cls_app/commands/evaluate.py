@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..inference.defaults import EVAL_BATCH_SIZE
-from .options import add_long_text_options, add_reading_options, long_text_overrides
+from .options import add_long_text_options, add_reading_options, add_task_options, long_text_overrides
 from .report import print_metrics_report
 
 NAME = "evaluate"
@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help="texts per forward pass (default: %(default)s)")
     add_reading_options(p)
+    add_task_options(p, training=False)
     add_long_text_options(p, training=False)
     return p
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     ev = evaluate_model(
         args.model, args.data, out_dir=args.out, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, batch_size=args.batch_size, on_bad_row=args.on_bad_row,
-        long_text=long_text_overrides(args),
+        long_text=long_text_overrides(args), label_sep=args.label_sep, path_sep=args.path_sep,
     )
     print_metrics_report("", ev.metrics, ev.labels)
     print(f"\nreport written to {ev.out}/ ({', '.join(p.name for p in ev.paths.values())})")

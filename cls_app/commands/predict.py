@@ -80,7 +80,7 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
                    encoding: str | None, chunk_rows: int) -> None:
     """Classify ``texts`` (or standard input's lines when None); print them or write ``output``."""
     from ..inference.classifier import check_top_k
-    from ..inference.files import predict_chunks, prediction_columns, stdin_chunks
+    from ..inference.files import output_columns, predict_chunks, stdin_chunks
     from ..io.table_stream import RowChunk, TableWriter
 
     top_k = check_top_k(top_k, clf.labels)
@@ -97,7 +97,7 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
     if output is None:
         summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window)
     else:
-        with TableWriter(output, ["text"], prediction_columns(top_k), "list", source) as writer:
+        with TableWriter(output, ["text"], output_columns(clf, top_k), "list", source) as writer:
             summary = predict_chunks(clf, chunks, writer.write, top_k=top_k, source=source, window=window)
         print(f"wrote {summary.rows} rows to {output}", file=sys.stderr)
     if summary.rows == 0:

@@ -186,12 +186,16 @@ def _report(outcome) -> None:
 
 def _train_with_baselines(job: TrainJob) -> None:
     """After BERT: baselines on the same split, then the comparison on test (or dev)."""
+    from ..baselines.multilabel import run_label_set_baselines
     from ..baselines.pipelines import run_baselines
     from ..evaluation.compare import compare_models
     from .report import print_comparison
 
     out = Path(job.out)
-    run_baselines(job.data, out / "baselines", seed=job.train.seed)
+    if job.data.task != "single-label":
+        run_label_set_baselines(job.data, out / "baselines", None, seed=job.train.seed)
+    else:
+        run_baselines(job.data, out / "baselines", seed=job.train.seed)
     d = job.data
     target = d.test or d.dev
     if target is None:

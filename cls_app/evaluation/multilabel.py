@@ -16,10 +16,21 @@ import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_open, atomic_path, write_json, write_text
+from ..inference.multilabel import task_of
+from ..io.labels import indicator_matrix, load_label_sets
 from ..multilabel import format_multilabel_report
 from .plots import cjk_font_name
 
 log = logging.getLogger(__name__)
+
+
+def evaluate_label_sets(predictor, opts) -> dict:
+    """Metrics of a label-set ``predictor`` on the file ``opts.train`` (read with ``opts``)."""
+    data = load_label_sets(opts.train, opts)
+    y = indicator_matrix(data, list(predictor.labels), "are not known to the model (it knows: {known}); remove "
+                         "those rows or retrain with them")
+    probs = predictor.predict_proba(data.texts)
+    return task_of(predictor).metrics(y, probs, list(predictor.labels))
 
 
 def write_label_set_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str) -> dict[str, Path]:

@@ -14,11 +14,12 @@ import pandas as pd
 
 from ..fileio import atomic_open, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
+from ..inference.multilabel import task_of
 from ..inference.predictor import load_predictor
-from ..io.records import label_ids, load_labeled
+from ..io.records import DataOptions, label_ids, load_labeled
 from ..metrics import compute_metrics, format_report
 from ..multilabel import MULTI_TASKS
-from .multilabel import write_label_set_evaluation
+from .multilabel import evaluate_label_sets, write_label_set_evaluation
 from .plots import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,26 @@ def evaluate_model(
     batch_size: int = EVAL_BATCH_SIZE,
     on_bad_row: str = "error",
     long_text: dict | None = None,
+    label_sep: str | None = None,
+    path_sep: str | None = None,
 ) -> Evaluation:
     """Score ``model_dir`` (BERT or baseline folder) on ``data_path`` and write the report.
 
     A BERT model truncates or chunks long texts as it was trained (its folder's settings);
-    ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`).
+    ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`). A
+    multi-label or hierarchical model reads label cells with its own separators unless
+    ``label_sep`` / ``path_sep`` say otherwise.
     """
     predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text)
+    task = task_of(predictor)
+    if task.multi:
+        opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
+                           on_bad_row=on_bad_row, task=task.task, label_sep=label_sep or task.label_sep,
+                           path_sep=path_sep or task.path_sep)
+        metrics = evaluate_label_sets(predictor, opts)
+        out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
+        title = f"{Path(model_dir).name} on {Path(data_path).name}"
+        return Evaluation(metrics, list(predictor.labels), out, write_evaluation(metrics, predictor.labels, out, title))
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row,

@@ -30,11 +30,13 @@ from ..errors import UserError
 from ..io.records import as_text
 from ..modeling.fast import fast_classifier
 from ..modeling.folder import load_model_dir
+from ..multilabel import LabelSetTask, sigmoid
 from ..runtime.device import configure_threads
 from ..runtime.engine import predict_text_logits, softmax
 from ..text.long_text import LongTextOptions
 from ..text.tokenizer import CharTokenizer
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
+from .multilabel import LabelSetPrediction, label_set_predictions
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class Classifier:
         window: int = DEFAULT_CHUNK_ROWS,
         long_text: LongTextOptions | None = None,
         progress: bool = False,
+        task: LabelSetTask | None = None,
     ) -> None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -81,6 +84,8 @@ class Classifier:
         # the folder's truncation / chunking settings: predict sees texts as training did
         self.long_text = (long_text or LongTextOptions()).resolved(max_len)
         self.progress = progress
+        # multi-label / hierarchical folders: sigmoid probabilities and stored thresholds
+        self.task = task or LabelSetTask()
 
     @classmethod
     def load(
@@ -126,7 +131,7 @@ class Classifier:
         if long_text:
             options = replace(options, **long_text)
         return cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
-                   window, options, progress)
+                   window, options, progress, LabelSetTask.from_settings(loaded.settings))
 
     def __repr__(self) -> str:
         return (f"Classifier({str(self.path)!r}, labels={self.labels}, max_len={self.max_len}, "
@@ -156,12 +161,18 @@ class Classifier:
                 self.model, self.tokenizer, [values[i] for i in keep], self.max_len, self.long_text,
                 self.batch_size,
             )
-            probs[keep] = softmax(logits)
+            probs[keep] = sigmoid(logits) if self.task.multi else softmax(logits)
         return probs
 
-    def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Prediction]:
-        """The most likely label and its probability for each text, plus the ``top_k`` best."""
+    def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Prediction] | list[LabelSetPrediction]:
+        """The most likely label and its probability for each text, plus the ``top_k`` best.
+
+        A multi-label or hierarchical model returns a :class:`LabelSetPrediction` per text: the
+        labels above their thresholds and every label's probability (``top_k`` > 1: the best K).
+        """
         probs = self.predict_proba(texts)
+        if self.task.multi:
+            return label_set_predictions(probs, self.labels, self.task, top_k if top_k > 1 else None)
         return predictions_from_probs(probs, self.labels, top_k)
 
 

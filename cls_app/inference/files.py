@@ -25,6 +25,7 @@ from ..io.records import as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
 from .classifier import check_top_k, top_classes
 from .defaults import DEFAULT_CHUNK_ROWS
+from .multilabel import label_set_columns, label_set_values, task_of
 from .predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,20 @@ def _extra_values(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[
             values += [labels[j], float(p)]
         rows.append(values)
     return rows
+
+
+def output_columns(clf: Predictor, top_k: int) -> list[str]:
+    """The prediction columns ``clf`` writes: :func:`prediction_columns`, or a label-set model's."""
+    task = task_of(clf)
+    return label_set_columns(clf.labels, top_k) if task.multi else prediction_columns(top_k)
+
+
+def output_values(clf: Predictor, probs: np.ndarray, top_k: int) -> list[list[Any]]:
+    """The values of :func:`output_columns` per row."""
+    task = task_of(clf)
+    if task.multi:
+        return label_set_values(probs, clf.labels, task, top_k)
+    return _extra_values(probs, clf.labels, top_k)
 
 
 @dataclass
@@ -116,7 +131,7 @@ def predict_chunks(
         for part in _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS)):
             probs = clf.predict_proba([as_text(t) for t in part.texts])
             _note_empty(part, probs, source, summary)
-            emit(part, _extra_values(probs, clf.labels, top_k))
+            emit(part, output_values(clf, probs, top_k))
             summary.rows += len(part)
             bar.update(len(part))
     finally:
@@ -153,7 +168,7 @@ def predict_file(
     if output_path.resolve() == input_path.resolve():
         raise UserError(f"{output_path}: the output would overwrite the input; choose another file")
     reader = TableReader(input_path, text_col=text_col, encoding=encoding, fmt=fmt, chunk_rows=chunk_rows)
-    extra = prediction_columns(top_k)
+    extra = output_columns(clf, top_k)
     chunks = reader.chunks()
     first = next(chunks, None)
     if first is None:  # a header without rows

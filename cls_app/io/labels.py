@@ -174,9 +174,3 @@ def load_label_set_splits(opts: Any, seed: int) -> tuple[LabelSetData, LabelSetD
     test = load_label_sets(opts.test, opts) if opts.test else None
     return train, dev, test
 
-
-def join_labels(names: list[str] | tuple[str, ...], task: str, label_sep: str, path_sep: str) -> str:
-    """A predicted label set as one cell; hierarchical: only the deepest paths (their prefixes are implied)."""
-    if task == "hierarchical":
-        names = [n for n in names if not any(o != n and o.startswith(n + path_sep) for o in names)]
-    return label_sep.join(names)
