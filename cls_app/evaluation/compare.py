@@ -34,6 +34,7 @@ import pandas as pd
 from ..errors import UserError
 from ..fileio import atomic_open, atomic_path, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
+from ..inference.multilabel import folder_task
 from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
 from ..io.records import load_labeled
 from ..metrics import compute_metrics
@@ -187,6 +188,8 @@ def results_table(results: list[ModelResult], labels: list[str]) -> pd.DataFrame
             "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
             "weighted_f1": r.metrics["weighted_f1"],
         }
+        if "micro_f1" in r.metrics:  # label-set models (evaluation.compare_sets)
+            row["micro_f1"] = r.metrics["micro_f1"]
         for label in labels:
             row[f"f1_{label}"] = r.metrics["per_class"][label]["f1-score"]
         row["train_seconds"] = r.train_seconds
@@ -225,7 +228,7 @@ def _fmt(col: str, value) -> str:
 
 def _header(col: str) -> str:
     fixed = {"model": "model", "kind": "kind", "accuracy": "accuracy", "macro_f1": "macro-F1",
-             "weighted_f1": "weighted-F1", "train_seconds": "train s", "texts_per_s": "texts/s",
+             "weighted_f1": "weighted-F1", "micro_f1": "micro-F1", "train_seconds": "train s", "texts_per_s": "texts/s",
              "size_mb": "size MB"}
     return fixed.get(col, f"F1 {col[3:]}" if col.startswith("f1_") else col)
 
@@ -417,6 +420,18 @@ def compare_models(
     import json
 
     dirs = expand_model_dirs(list(model_dirs))
+    task = folder_task(dirs[0])
+    if task.multi:
+        from ..io.labels import load_label_sets
+        from ..io.records import DataOptions
+        from .compare_sets import run_label_set_models
+
+        opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
+                           on_bad_row=on_bad_row, task=task.task, label_sep=task.label_sep, path_sep=task.path_sep)
+        results, labels = run_label_set_models(dirs, load_label_sets(data_path, opts), batch_size)
+        sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
+        paths = write_report(results, labels, sig, out_dir, Path(data_path).name)
+        return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))
     data = load_labeled(data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
                         on_bad_row=on_bad_row)
     if not len(data):

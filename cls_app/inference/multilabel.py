@@ -7,7 +7,9 @@ hierarchical: the deepest predicted paths) and one ``prob_<label>`` column per l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,6 +22,20 @@ class LabelSetPrediction(NamedTuple):
 
     labels: tuple[str, ...] | None
     probs: tuple[tuple[str, float], ...] = ()
+
+
+def folder_task(path: str | Path) -> LabelSetTask:
+    """The :class:`LabelSetTask` a model folder records (BERT config.json or baseline.json), without loading it."""
+    path = Path(path)
+    for name, key in (("baseline.json", None), ("config.json", "cls_app")):
+        try:
+            info = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict):
+            section = info.get(key) if key else info
+            return LabelSetTask.from_settings(section if isinstance(section, dict) else {})
+    return LabelSetTask()
 
 
 def task_of(predictor: Any) -> LabelSetTask:
