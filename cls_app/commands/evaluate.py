@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> None:
         args.model, args.data, out_dir=args.out, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, batch_size=args.batch_size, on_bad_row=args.on_bad_row,
         long_text=long_text_overrides(args), label_sep=args.label_sep, path_sep=args.path_sep,
+        text_pair_col=args.text_pair_col,
     )
     print_metrics_report("", ev.metrics, ev.labels)
     print(f"\nreport written to {ev.out}/ ({', '.join(p.name for p in ev.paths.values())})")

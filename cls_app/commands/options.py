@@ -19,6 +19,9 @@ LONG_TEXT_KEYS = ("truncation", "head_tokens", "long_text", "chunk_stride", "chu
 def add_reading_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
     """--text-col, --label-col, --encoding, --format (and --on-bad-row for labeled files)."""
     p.add_argument("--text-col", help="name of the text column (CSV/TSV/JSONL; default: guessed from common names)")
+    p.add_argument("--text-pair-col", metavar="NAME",
+                   help="sentence pairs: the column of the second text (THUCNews-style .txt: text<TAB>text_b"
+                   "<TAB>label, any NAME)" + ("" if labels else "; default: as the model was trained"))
     if labels:
         p.add_argument("--label-col", help="name of the label column (CSV/TSV/JSONL)")
     p.add_argument("--encoding", help="file encoding (default: detect utf-8, utf-8-sig, utf-16, gb18030)")
@@ -83,7 +86,7 @@ def data_options(args: argparse.Namespace) -> DataOptions:
     return DataOptions(
         train=args.train, dev=args.dev, test=args.test, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, dev_fraction=args.dev_fraction, on_bad_row=args.on_bad_row,
-        task=args.task, label_sep=args.label_sep, path_sep=args.path_sep,
+        task=args.task, label_sep=args.label_sep, path_sep=args.path_sep, text_pair_col=args.text_pair_col,
     )
 
 

@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
                      "or --text, texts are read from standard input, one per line")
+    p.add_argument("--text-pair", action="append", metavar="TEXT_B",
+                   help="sentence-pair models: the second text of each --text (repeat as often as --text)")
     p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
     add_reading_options(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
@@ -51,18 +53,31 @@ def run(args: argparse.Namespace) -> None:
         raise UserError("--input needs --output FILE (.csv, .tsv or .jsonl)")
     if args.output:
         output_format(args.output)
+    from ..inference.multilabel import folder_text_pair_col
+
+    pair_col = args.text_pair_col or folder_text_pair_col(args.model)
+    if args.text_pair and len(args.text_pair) != len(args.text or []):
+        raise UserError(f"--text-pair given {len(args.text_pair)} time(s) but --text {len(args.text or [])}: "
+                        "give one --text-pair per --text")
     clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
                          window=args.chunk_size)
     if args.input:
         summary = predict_file(
             clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
-            top_k=args.top_k, chunk_rows=args.chunk_size, progress=True,
+            top_k=args.top_k, chunk_rows=args.chunk_size, progress=True, text_pair_col=pair_col,
         )
         empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
         print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
               f"({summary.rows_per_s:.0f} rows/s){empty}")
         return
-    _predict_texts(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
+    texts = args.text
+    if args.text_pair:
+        from ..io.pairs import join_pair
+
+        texts = [join_pair(a, b) or "" for a, b in zip(args.text, args.text_pair, strict=True)]
+    elif pair_col and texts:
+        raise UserError(f"{args.model} classifies sentence pairs: give each --text a --text-pair")
+    _predict_texts(clf, texts, output=args.output, top_k=args.top_k, encoding=args.encoding,
                    chunk_rows=args.chunk_size)
 
 
@@ -71,7 +86,7 @@ def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:
     out = []
     for row, vals in zip(chunk.rows, values, strict=True):
         cells = ["" if v is None else v if isinstance(v, str) else f"{v:.4f}" for v in vals]
-        text = " ".join(row[0].split("\n")).replace("\t", " ")
+        text = " ".join(row[0].split("\n")).replace("\t", " ").replace("\x1e", "\t")
         out.append("\t".join([*cells, text]))
     print("\n".join(out), flush=True)
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..fileio import atomic_open, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
-from ..inference.multilabel import task_of
+from ..inference.multilabel import folder_text_pair_col, task_of
 from ..inference.predictor import load_predictor
 from ..io.records import DataOptions, label_ids, load_labeled
 from ..metrics import compute_metrics, format_report
@@ -73,6 +73,7 @@ def evaluate_model(
     long_text: dict | None = None,
     label_sep: str | None = None,
     path_sep: str | None = None,
+    text_pair_col: str | None = None,
 ) -> Evaluation:
     """Score ``model_dir`` (BERT or baseline folder) on ``data_path`` and write the report.
 
@@ -83,17 +84,18 @@ def evaluate_model(
     """
     predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text)
     task = task_of(predictor)
+    text_pair_col = text_pair_col or folder_text_pair_col(model_dir)
     if task.multi:
         opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
                            on_bad_row=on_bad_row, task=task.task, label_sep=label_sep or task.label_sep,
-                           path_sep=path_sep or task.path_sep)
+                           path_sep=path_sep or task.path_sep, text_pair_col=text_pair_col)
         metrics = evaluate_label_sets(predictor, opts)
         out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
         title = f"{Path(model_dir).name} on {Path(data_path).name}"
         return Evaluation(metrics, list(predictor.labels), out, write_evaluation(metrics, predictor.labels, out, title))
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-        on_bad_row=on_bad_row,
+        on_bad_row=on_bad_row, text_pair_col=text_pair_col,
     )
     label2id = {name: i for i, name in enumerate(predictor.labels)}
     y_true = label_ids(data, label2id, "are not known to the model (it knows: {known}); remove those rows "

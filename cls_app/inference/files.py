@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import UserError, where
+from ..io.pairs import join_pair
 from ..io.records import as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
 from .classifier import check_top_k, top_classes
@@ -154,6 +155,7 @@ def predict_file(
     top_k: int = 1,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
+    text_pair_col: str | None = None,
 ) -> PredictSummary:
     """Classify every row of ``input_path`` into ``output_path`` (CSV/TSV/JSONL by extension).
 
@@ -170,6 +172,8 @@ def predict_file(
     reader = TableReader(input_path, text_col=text_col, encoding=encoding, fmt=fmt, chunk_rows=chunk_rows)
     extra = output_columns(clf, top_k)
     chunks = reader.chunks()
+    if text_pair_col:
+        chunks = pair_chunks(reader, chunks, text_pair_col)
     first = next(chunks, None)
     if first is None:  # a header without rows
         with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path):
@@ -189,6 +193,29 @@ def predict_file(
             top_k=top_k, source=input_path, progress=progress,
         )
     return summary
+
+
+def pair_chunks(reader: TableReader, chunks: Iterable[RowChunk], name: str) -> Iterator[RowChunk]:
+    """The chunks with each text replaced by the sentence pair (text, column ``name``); in a .txt
+    file the pair is ``text<TAB>text_b`` on each line."""
+    index: int | None = None
+    for chunk in chunks:
+        texts: list[str | None] = []
+        for row, text in zip(chunk.rows, chunk.texts, strict=True):
+            if isinstance(row, dict):
+                b = as_text(row.get(name))
+            elif reader.fmt in ("csv", "tsv"):
+                if index is None:
+                    folded = [str(c).lower() for c in reader.columns or []]
+                    if name.lower() not in folded:
+                        raise UserError(f"{reader.path}: no text-pair column {name!r}; the columns are "
+                                        f"{', '.join(map(repr, reader.columns or []))}; pass one to --text-pair-col")
+                    index = folded.index(name.lower())
+                b = as_text(row[index])
+            else:
+                text, _, b = (text or "").partition("\t")
+            texts.append(join_pair(as_text(text), b))
+        yield RowChunk(chunk.rows, texts, chunk.lines)
 
 
 # --------------------------------------------------------------------------- --text and stdin

@@ -24,8 +24,9 @@ class LabelSetPrediction(NamedTuple):
     probs: tuple[tuple[str, float], ...] = ()
 
 
-def folder_task(path: str | Path) -> LabelSetTask:
-    """The :class:`LabelSetTask` a model folder records (BERT config.json or baseline.json), without loading it."""
+def folder_settings(path: str | Path) -> dict:
+    """This app's settings a model folder records (BERT ``config.json`` ``cls_app``, or ``baseline.json``),
+    read without loading the model; {} when there are none."""
     path = Path(path)
     for name, key in (("baseline.json", None), ("config.json", "cls_app")):
         try:
@@ -34,8 +35,18 @@ def folder_task(path: str | Path) -> LabelSetTask:
             continue
         if isinstance(info, dict):
             section = info.get(key) if key else info
-            return LabelSetTask.from_settings(section if isinstance(section, dict) else {})
-    return LabelSetTask()
+            return section if isinstance(section, dict) else {}
+    return {}
+
+
+def folder_task(path: str | Path) -> LabelSetTask:
+    """The :class:`LabelSetTask` a model folder records (single-label when none)."""
+    return LabelSetTask.from_settings(folder_settings(path))
+
+
+def folder_text_pair_col(path: str | Path) -> str | None:
+    """The second text's column of a model trained on sentence pairs, else None."""
+    return folder_settings(path).get("text_pair_col") or None
 
 
 def task_of(predictor: Any) -> LabelSetTask:

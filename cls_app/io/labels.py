@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import UserError, where
 from ..multilabel import MULTI_TASKS
 from .formats import read_table
+from .pairs import join_columns
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def load_label_sets(path: str | os.PathLike, opts: Any) -> LabelSetData:
     df = read_table(path, opts.text_col, opts.label_col, opts.encoding, opts.fmt, require_labels=True,
                     label_lists=True)
     texts, sets, lines, bad = [], [], [], []
-    for line, text, cell in zip(df.index, df["text"], df["label"], strict=True):
+    texts_of_rows = join_columns(df, path, getattr(opts, "text_pair_col", None))
+    for line, text, cell in zip(df.index, texts_of_rows, df["label"], strict=True):
         if text is None or not text.strip():
             if opts.on_bad_row == "error":
                 raise UserError(f"{where(path, int(line))}: empty text; fix the row, or drop such rows with "

@@ -170,6 +170,8 @@ def _run_training(job: TrainJob, resume: bool, info: distributed.DistInfo, devic
     else:
         tokenizer = build_tokenizer(job.model, splits.train)
         model = build_model(job.model, tokenizer, splits.labels)
+        if job.data.text_pair_col:  # segment ids 0/1 from the [SEP] in each row (modeling.bert.segment_ids)
+            model.config.text_pairs, model.config.sep_token_id = True, tokenizer.sep_id
     log.info(
         "model: %s, %d layers, hidden %d, %.1fM parameters; %s, %d CPU thread(s)%s",
         job.model.pretrained or "BERT from scratch", model.config.num_hidden_layers, model.config.hidden_size,
@@ -194,6 +196,8 @@ def _fit(job: TrainJob, splits: _Splits, tokenizer: CharTokenizer, model: BertCl
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "training_args.json", training_args(job, splits.labels, lt))
     settings = {"max_len": max_len, **lt.to_settings()}
+    if job.data.text_pair_col:
+        settings["text_pair_col"] = job.data.text_pair_col
 
     def checkpoint_extra(folder: Path) -> None:
         tokenizer.save(folder)
