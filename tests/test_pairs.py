@@ -4,9 +4,11 @@ the fast path, and train -> evaluate -> predict -> API on a tiny model (docs/tas
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -126,3 +128,25 @@ def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys) -> None:
     assert rc == 0 and "accuracy=" in stdout
     rc, _, err = run_main(capsys, "predict", "--model", str(out), "--text", "球赛")
     assert rc == 2 and "--text-pair" in err
+    # pair baselines: TF-IDF of A, of B, |a-b| and a*b; compare scores every model on the pairs
+    bl = tmp_path / "baselines"
+    rc, _, _ = run_main(capsys, "baseline", "--train", str(tmp_path / "train.csv"), "--dev", str(tmp_path / "dev.csv"),
+                        "--text-pair-col", "second", "--out", str(bl), "--models", "char_lr", "majority")
+    meta = json.loads((bl / "char_lr" / "baseline.json").read_text(encoding="utf-8"))
+    assert rc == 0 and meta["text_pair_col"] == "second" and meta["dev"]["accuracy"] > 0.9
+    rc, _, _ = run_main(capsys, "compare", "--models", str(out), str(bl), "--data", str(tmp_path / "dev.csv"),
+                        "--out", str(tmp_path / "cmp"), "--bootstrap", "20")
+    summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text(encoding="utf-8"))
+    assert rc == 0 and {m["name"]: m["accuracy"] for m in summary["models"]}["char_lr"] > 0.9
+
+
+def test_pair_features_have_four_blocks() -> None:
+    from cls_app.baselines.pairs import PairFeatures
+    from cls_app.baselines.tfidf import CompactTfidfVectorizer
+
+    feats = PairFeatures(CompactTfidfVectorizer(analyzer="char")).fit([join_pair("甲乙", "乙丙")])
+    x = feats.transform([join_pair("甲乙", "乙丙"), "甲"]).toarray()
+    n = x.shape[1] // 4
+    a, b, diff, prod = x[:, :n], x[:, n:2 * n], x[:, 2 * n:3 * n], x[:, 3 * n:]
+    assert np.allclose(diff, abs(a - b)) and np.allclose(prod, a * b)
+    assert prod[0].sum() > 0 and not b[1].any()  # they share 乙; a single text has no B

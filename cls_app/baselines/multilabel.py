@@ -28,13 +28,13 @@ log = logging.getLogger(__name__)
 LABEL_SET_BASELINES = tuple(n for n in BASELINE_NAMES if n != "majority")
 
 
-def build_label_set_pipeline(name: str, seed: int = 42):
+def build_label_set_pipeline(name: str, seed: int = 42, pairs: bool = False):
     """TF-IDF + one binary classifier per label."""
     from sklearn.multiclass import OneVsRestClassifier
 
     if name not in LABEL_SET_BASELINES:
         raise UserError(f"baseline '{name}' has no multi-label version; choose from {', '.join(LABEL_SET_BASELINES)}")
-    pipe = build_pipeline(spec(name), seed)
+    pipe = build_pipeline(spec(name), seed, pairs)
     step, clf = pipe.steps[-1]
     pipe.steps[-1] = (step, OneVsRestClassifier(clf))
     return pipe
@@ -49,10 +49,10 @@ def label_set_scores(estimator, texts: list[str]) -> np.ndarray:
 
 def train_label_set_baseline(name: str, train: LabelSetData, labels: list[str], out_dir: str | Path,
                              task: LabelSetTask, dev: LabelSetData, test: LabelSetData | None = None,
-                             seed: int = 42) -> dict:
+                             seed: int = 42, text_pair_col: str | None = None) -> dict:
     """Fit one one-vs-rest baseline, tune its thresholds on ``dev``; write its folder; return its metadata."""
     s = spec(name)
-    est = build_label_set_pipeline(name, seed)
+    est = build_label_set_pipeline(name, seed, bool(text_pair_col))
     if s.features == "word":
         init_jieba()
     y = indicator_matrix(train, labels).astype(np.int64)
@@ -69,6 +69,8 @@ def train_label_set_baseline(name: str, train: LabelSetData, labels: list[str], 
         "labels": labels, "settings": s.settings(seed), "train_rows": len(train), "train_seconds": round(seconds, 3),
         "task": task.task, "label_sep": task.label_sep, "path_sep": task.path_sep, "thresholds": thresholds,
     }
+    if text_pair_col:
+        meta["text_pair_col"] = text_pair_col
     for split, data in (("dev", dev), ("test", test)):
         if data is not None and len(data):
             m = tuned.metrics(indicator_matrix(data, labels), label_set_scores(est, data.texts), labels)
@@ -99,5 +101,6 @@ def run_label_set_baselines(data_opts, out_root: str | Path, names: list[str] | 
     task = LabelSetTask(data_opts.task, data_opts.label_sep, data_opts.path_sep)
     log.info("%s baselines on %d train, %d dev, %s test rows; %d labels", data_opts.task, len(train), len(dev),
              len(test) if test is not None else "no", len(labels))
-    return [train_label_set_baseline(name, train, labels, Path(out_root) / name, task, dev, test, seed)
+    return [train_label_set_baseline(name, train, labels, Path(out_root) / name, task, dev, test, seed,
+                                     data_opts.text_pair_col)
             for name in tqdm(names, desc="baselines", unit="model", leave=False)]

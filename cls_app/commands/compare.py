@@ -41,4 +41,5 @@ def run(args: argparse.Namespace) -> None:
         args.models, args.data, out, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, on_bad_row=args.on_bad_row,
         batch_size=args.batch_size, reference=args.reference, bootstrap=args.bootstrap, seed=args.seed,
+        text_pair_col=args.text_pair_col,
     ))

@@ -34,7 +34,7 @@ import pandas as pd
 from ..errors import UserError
 from ..fileio import atomic_open, atomic_path, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
-from ..inference.multilabel import folder_task
+from ..inference.multilabel import folder_task, folder_text_pair_col
 from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
 from ..io.records import load_labeled
 from ..metrics import compute_metrics
@@ -415,25 +415,31 @@ def compare_models(
     reference: str | None = None,
     bootstrap: int = 1000,
     seed: int = 42,
+    text_pair_col: str | None = None,
 ) -> Comparison:
-    """Score every model on ``data_path``, write the report, return what it holds."""
+    """Score every model on ``data_path``, write the report, return what it holds.
+
+    Sentence pairs: ``text_pair_col`` defaults to the column the first model was trained with.
+    """
     import json
 
     dirs = expand_model_dirs(list(model_dirs))
     task = folder_task(dirs[0])
+    text_pair_col = text_pair_col or folder_text_pair_col(dirs[0])
     if task.multi:
         from ..io.labels import load_label_sets
         from ..io.records import DataOptions
         from .compare_sets import run_label_set_models
 
         opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-                           on_bad_row=on_bad_row, task=task.task, label_sep=task.label_sep, path_sep=task.path_sep)
+                           on_bad_row=on_bad_row, task=task.task, label_sep=task.label_sep, path_sep=task.path_sep,
+                           text_pair_col=text_pair_col)
         results, labels = run_label_set_models(dirs, load_label_sets(data_path, opts), batch_size)
         sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
         paths = write_report(results, labels, sig, out_dir, Path(data_path).name)
         return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))
     data = load_labeled(data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-                        on_bad_row=on_bad_row)
+                        on_bad_row=on_bad_row, text_pair_col=text_pair_col)
     if not len(data):
         raise UserError(f"{data_path}: no labeled rows to compare on")
     results, labels = run_models(dirs, data.texts, data.labels, data_path, batch_size=batch_size)
