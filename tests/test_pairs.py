@@ -4,8 +4,10 @@ the fast path, and train -> evaluate -> predict -> API on a tiny model (docs/tas
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +99,7 @@ def _rows(n: int, seed: int) -> list[tuple[str, str, str]]:
     return rows
 
 
-def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys) -> None:
+def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys, monkeypatch) -> None:
     for split, n, seed in (("train", 300, 1), ("dev", 60, 2)):
         with (tmp_path / f"{split}.csv").open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
@@ -128,6 +130,9 @@ def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys) -> None:
     assert rc == 0 and "accuracy=" in stdout
     rc, _, err = run_main(capsys, "predict", "--model", str(out), "--text", "球赛")
     assert rc == 2 and "--text-pair" in err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("球赛跑跳泳\t冠泳跑跳\n".encode())))
+    rc, stdout, _ = run_main(capsys, "predict", "--model", str(out))  # stdin lines: text<TAB>text_b
+    assert rc == 0 and stdout.startswith("same\t")
     # pair baselines: TF-IDF of A, of B, |a-b| and a*b; compare scores every model on the pairs
     bl = tmp_path / "baselines"
     rc, _, _ = run_main(capsys, "baseline", "--train", str(tmp_path / "train.csv"), "--dev", str(tmp_path / "dev.csv"),

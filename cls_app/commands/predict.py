@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
     elif pair_col and texts:
         raise UserError(f"{args.model} classifies sentence pairs: give each --text a --text-pair")
     _predict_texts(clf, texts, output=args.output, top_k=args.top_k, encoding=args.encoding,
-                   chunk_rows=args.chunk_size)
+                   chunk_rows=args.chunk_size, pairs=bool(pair_col))
 
 
 def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:
@@ -92,8 +92,11 @@ def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:
 
 
 def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None, top_k: int,
-                   encoding: str | None, chunk_rows: int) -> None:
-    """Classify ``texts`` (or standard input's lines when None); print them or write ``output``."""
+                   encoding: str | None, chunk_rows: int, pairs: bool = False) -> None:
+    """Classify ``texts`` (or standard input's lines when None); print them or write ``output``.
+
+    ``pairs``: each line of standard input is ``text<TAB>text_b``.
+    """
     from ..inference.classifier import check_top_k
     from ..inference.files import output_columns, predict_chunks, stdin_chunks
     from ..io.table_stream import RowChunk, TableWriter
@@ -109,6 +112,11 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
             print("type one text per line; end with Ctrl-D", file=sys.stderr)
             window = 1  # answer each line as it is typed
         chunks = stdin_chunks(encoding, chunk_rows)
+        if pairs:
+            from ..io.pairs import join_pair
+
+            chunks = (RowChunk(c.rows, [join_pair(*t.split("\t", 1)) if "\t" in t else None for t in c.texts],
+                               c.lines) for c in chunks)
     if output is None:
         summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window)
     else:
