@@ -188,7 +188,7 @@ def _train_with_baselines(job: TrainJob) -> None:
     """After BERT: baselines on the same split, then the comparison on test (or dev)."""
     from ..baselines.multilabel import run_label_set_baselines
     from ..baselines.pipelines import run_baselines
-    from ..evaluation.compare import compare_models
+    from ..evaluation.compare_sets import compare_any
     from .report import print_comparison
 
     out = Path(job.out)
@@ -202,7 +202,7 @@ def _train_with_baselines(job: TrainJob) -> None:
         log.warning("no --test or --dev file: the comparison needs a labeled file, skipped "
                     "(run `compare --models %s %s --data FILE`)", out, out / "baselines")
         return
-    print_comparison(compare_models(
+    print_comparison(compare_any(
         [out, out / "baselines"], target, out / "comparison", text_col=d.text_col, label_col=d.label_col,
         encoding=d.encoding, fmt=d.fmt, on_bad_row=d.on_bad_row, seed=job.train.seed,
     ))

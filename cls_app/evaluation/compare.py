@@ -424,20 +424,9 @@ def compare_models(
     import json
 
     dirs = expand_model_dirs(list(model_dirs))
-    task = folder_task(dirs[0])
+    if folder_task(dirs[0]).multi:
+        raise UserError(f"{dirs[0]} is a multi-label model: compare it with evaluation.compare_sets.compare_any")
     text_pair_col = text_pair_col or folder_text_pair_col(dirs[0])
-    if task.multi:
-        from ..io.labels import load_label_sets
-        from ..io.records import DataOptions
-        from .compare_sets import run_label_set_models
-
-        opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-                           on_bad_row=on_bad_row, task=task.task, label_sep=task.label_sep, path_sep=task.path_sep,
-                           text_pair_col=text_pair_col)
-        results, labels = run_label_set_models(dirs, load_label_sets(data_path, opts), batch_size)
-        sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
-        paths = write_report(results, labels, sig, out_dir, Path(data_path).name)
-        return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))
     data = load_labeled(data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
                         on_bad_row=on_bad_row, text_pair_col=text_pair_col)
     if not len(data):

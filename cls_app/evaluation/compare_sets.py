@@ -16,11 +16,12 @@ import numpy as np
 
 from ..errors import UserError
 from ..inference.defaults import EVAL_BATCH_SIZE
-from ..inference.multilabel import task_of
+from ..inference.multilabel import folder_task, folder_text_pair_col, task_of
 from ..inference.predictor import load_predictor, model_size_bytes, train_seconds
-from ..io.labels import LabelSetData, indicator_matrix
+from ..io.labels import LabelSetData, indicator_matrix, load_label_sets
+from ..io.records import DataOptions
 from ..multilabel import LabelSetTask
-from .compare import ModelResult
+from .compare import Comparison, ModelResult, compare_models, expand_model_dirs, significance, write_report
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +59,26 @@ def run_label_set_models(model_dirs: list[Path], data: LabelSetData,
             size_bytes=model_size_bytes(path), train_seconds=train_seconds(path),
         ))
     return results, labels
+
+
+def compare_any(model_dirs: list[str | Path], data_path: str, out_dir: str | Path, *, text_col: str | None = None,
+                label_col: str | None = None, encoding: str | None = None, fmt: str | None = None,
+                on_bad_row: str = "error", batch_size: int = EVAL_BATCH_SIZE, reference: str | None = None,
+                bootstrap: int = 1000, seed: int = 42, text_pair_col: str | None = None) -> Comparison:
+    """:func:`~cls_app.evaluation.compare.compare_models`, or for label-set models (the first folder
+    says) the same report with label-set scores."""
+    import json
+
+    dirs = expand_model_dirs(list(model_dirs))
+    task = folder_task(dirs[0])
+    if not task.multi:
+        return compare_models(dirs, data_path, out_dir, text_col=text_col, label_col=label_col, encoding=encoding,
+                              fmt=fmt, on_bad_row=on_bad_row, batch_size=batch_size, reference=reference,
+                              bootstrap=bootstrap, seed=seed, text_pair_col=text_pair_col)
+    opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
+                       on_bad_row=on_bad_row, task=task.task, label_sep=task.label_sep, path_sep=task.path_sep,
+                       text_pair_col=text_pair_col or folder_text_pair_col(dirs[0]))
+    results, labels = run_label_set_models(dirs, load_label_sets(data_path, opts), batch_size)
+    sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
+    paths = write_report(results, labels, sig, out_dir, Path(data_path).name)
+    return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))
