@@ -17,6 +17,7 @@ _EXPORTS = {
     "detect_encoding": "encoding",
     "detect_format": "formats",
     "iter_lines": "encoding",
+    "join_pair": "pairs",
     "label_ids": "records",
     "label_list": "records",
     "load_label_sets": "labels",
