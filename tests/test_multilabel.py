@@ -254,3 +254,34 @@ def test_a_folder_without_a_task_is_single_label(tmp_path) -> None:
 
     (tmp_path / "config.json").write_text(json.dumps({"cls_app": {"format_version": 1}}), encoding="utf-8")
     assert folder_task(tmp_path) == LabelSetTask() and not folder_task(tmp_path).multi
+
+
+def test_an_interrupted_multilabel_run_resumes_to_the_same_model(tmp_path, capsys, monkeypatch) -> None:
+    from cls_app.training.multilabel import MultiLabelTrainer
+
+    train = _write(tmp_path / "train.csv", _label_set_rows(96, 1, GROUPS))
+    dev = _write(tmp_path / "dev.csv", _label_set_rows(30, 2, GROUPS))
+
+    def args(out: Path) -> list[str]:
+        return ["train", "--task", "multi-label", "--train", str(train), "--dev", str(dev), "--out", str(out),
+                "--class-weight", "balanced", *TINY_MODEL_ARGS, "--epochs", "2", "--batch-size", "8",
+                "--save-every", "5", "--patience", "0", "--no-cache", "--threads", "1", "--seed", "3"]
+
+    assert run_main(capsys, *args(tmp_path / "ref"))[0] == 0
+    original, calls = MultiLabelTrainer.batch_loss, {"n": 0}
+
+    def interrupted(self, logits, rows):
+        calls["n"] += 1
+        if calls["n"] == 18:  # the second epoch, after checkpoints at steps 5, 10 and the first epoch's end
+            raise KeyboardInterrupt
+        return original(self, logits, rows)
+
+    monkeypatch.setattr(MultiLabelTrainer, "batch_loss", interrupted)
+    assert run_main(capsys, *args(tmp_path / "cut"))[0] == 130
+    monkeypatch.setattr(MultiLabelTrainer, "batch_loss", original)
+    rc, _, err = run_main(capsys, "train", "--resume", str(tmp_path / "cut"))
+    assert rc == 0, err
+    ref, cut = (json.loads((tmp_path / d / "metrics.json").read_text(encoding="utf-8")) for d in ("ref", "cut"))
+    assert cut["resumed"] and cut["dev"] == ref["dev"] and cut["steps"] == ref["steps"] == 24
+    assert (json.loads((tmp_path / "cut" / "config.json").read_text(encoding="utf-8"))["cls_app"]["thresholds"]
+            == ref["dev"]["thresholds"])
