@@ -285,3 +285,16 @@ def test_an_interrupted_multilabel_run_resumes_to_the_same_model(tmp_path, capsy
     assert cut["resumed"] and cut["dev"] == ref["dev"] and cut["steps"] == ref["steps"] == 24
     assert (json.loads((tmp_path / "cut" / "config.json").read_text(encoding="utf-8"))["cls_app"]["thresholds"]
             == ref["dev"]["thresholds"])
+
+
+def test_label_sets_of_sentence_pairs(tmp_path) -> None:
+    from cls_app.io.labels import load_label_sets
+    from cls_app.io.pairs import split_pair
+    from cls_app.io.records import DataOptions
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"text": "球赛", "b": "股票", "labels": ["体育", "财经"]}\n{"text": "手机", "b": "芯片", '
+                    '"labels": []}\n', encoding="utf-8")
+    data = load_label_sets(path, DataOptions(train=str(path), task="multi-label", text_pair_col="b"))
+    assert [split_pair(t) for t in data.texts] == [("球赛", "股票"), ("手机", "芯片")]
+    assert data.label_sets == [("体育", "财经"), ()]
