@@ -17,6 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cls_app.errors import UserError
 from cls_app.io.pairs import join_pair, split_pair
 from cls_app.modeling.bert import BertClassifier, scratch_config, segment_ids
 from cls_app.modeling.fast import fast_classifier
@@ -118,6 +119,8 @@ def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys, monkeypatc
     assert clf.model.config.text_pairs
     same, diff, empty = clf.predict([("球赛跑跳泳", "冠泳跑跳"), ("股票基金", "手机芯片电脑"), ("球赛", "")])
     assert (same.label, diff.label, empty.label) == ("same", "diff", None)
+    with pytest.raises(UserError, match="sentence pairs"):
+        clf.predict(["球赛跑跳泳"])
     rc, stdout, _ = run_main(capsys, "predict", "--model", str(out), "--text", "球赛跑跳泳", "--text-pair", "冠泳跑跳")
     assert rc == 0 and stdout.startswith("same\t") and stdout.rstrip().endswith("球赛跑跳泳\t冠泳跑跳")
     pred = tmp_path / "pred.csv"

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..io.pairs import PAIR_SEP
 from ..io.records import as_text
 from ..modeling.fast import fast_classifier
 from ..modeling.folder import load_model_dir
@@ -86,6 +87,8 @@ class Classifier:
         self.progress = progress
         # multi-label / hierarchical folders: sigmoid probabilities and stored thresholds
         self.task = task or LabelSetTask()
+        # trained on sentence pairs: takes (text, text_b) items (config.text_pairs, see modeling.bert)
+        self.pairs = bool(getattr(getattr(model, "config", None), "text_pairs", False))
 
     @classmethod
     def load(
@@ -145,12 +148,20 @@ class Classifier:
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
         values = [as_text(t) for t in texts]
+        self._check_pairs(values)
         probs = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
         starts = range(0, len(values), self.window)
         for start in tqdm(starts, desc="predict", unit="window", disable=not self.progress or len(starts) < 2,
                           leave=False):
             probs[start : start + self.window] = self._window_proba(values[start : start + self.window])
         return probs
+
+    def _check_pairs(self, values: list[str | None]) -> None:
+        given = [v is not None and PAIR_SEP in v for v in values]
+        if not self.pairs and any(given):
+            raise UserError(f"{self.path or 'this model'} classifies single texts, not (text, text_b) pairs")
+        if self.pairs and not all(g for g, v in zip(given, values, strict=True) if v is not None):
+            raise UserError(f"{self.path or 'this model'} classifies sentence pairs: give (text, text_b) items")
 
     def _window_proba(self, values: list[str | None]) -> np.ndarray:
         """Probabilities for one window of texts: length-sorted batches, input order restored."""
