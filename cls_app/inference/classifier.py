@@ -8,7 +8,7 @@
 Speed: texts are encoded, sorted by length within each chunk and batched with their
 neighbours in length (little padding), run under ``torch.inference_mode`` through
 :mod:`cls_app.modeling.fast` (fused QKV, last layer for [CLS] only), and scattered back to their
-input order. ``quantize=True`` adds dynamic int8 quantization (:mod:`cls_app.quantize`).
+input order. ``quantize=True`` adds dynamic int8 quantization (:mod:`cls_app.modeling.quantize`).
 
 Files of any size: :mod:`cls_app.inference.files`.
 """

@@ -2,7 +2,7 @@
 
 ``load_predictor(path)`` looks at the folder and returns a :class:`Predictor`:
 
-* a BERT folder (``config.json`` + ``vocab.txt`` + ``model.safetensors``, see model_dir.py)
+* a BERT folder (``config.json`` + ``vocab.txt`` + ``model.safetensors``, see :mod:`cls_app.modeling.folder`)
   gives a :class:`~cls_app.inference.classifier.Classifier` (char tokenizer -> BertClassifier logits ->
   softmax, long texts truncated or chunked as in training, fast fused inference);
 * a baseline folder (``baseline.json`` + ``model.skops``, see :mod:`cls_app.baselines.storage`) gives a

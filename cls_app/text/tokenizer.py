@@ -500,7 +500,7 @@ class CharTokenizer:
         """``[CLS]`` + token ids + ``[SEP]``, truncated so the total is <= ``max_len``.
 
         ``truncation`` keeps the ``head`` (default), the ``tail`` or ``head+tail`` of a long
-        text (see :func:`cls_app.long_text.truncate`; ``head_tokens`` is the head's share).
+        text (see :func:`cls_app.text.long_text.truncate`; ``head_tokens`` is the head's share).
 
         Raises:
             UserError: if ``max_len`` < 2 (no room for ``[CLS]`` and ``[SEP]``).

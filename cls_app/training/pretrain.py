@@ -1,5 +1,5 @@
 """``run.py pretrain``: masked-language-model (+ next-sentence) pre-training of a small BERT,
-or ELECTRA-style replaced-token detection (``--objective electra``, see :mod:`cls_app.electra`).
+or ELECTRA-style replaced-token detection (``--objective electra``, see :mod:`cls_app.modeling.electra`).
 
 The model is :class:`transformers.BertForPreTraining` with a cheaper forward: the MLM head
 (transform + vocabulary projection) runs only on the hidden states of the masked positions,
