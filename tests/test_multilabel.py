@@ -241,6 +241,9 @@ def test_label_set_mistakes_are_one_line_errors(tmp_path, capsys) -> None:
     err = _fails(capsys, "train", "--metric", "micro_f1", "--train", str(good), "--out", str(tmp_path / "m"),
                  *TRAIN_ARGS)
     assert "--task multi-label" in err
+    err = _fails(capsys, "train", "--task", "hierarchical", "--label-sep", "#", "--train", str(good), "--out",
+                 str(tmp_path / "m"), *TRAIN_ARGS)
+    assert "overlap" in err
 
 
 def test_unknown_labels_at_evaluation_name_the_row(ml, tmp_path, capsys) -> None:

@@ -33,10 +33,14 @@ def check_task(task: str) -> str:
     return task
 
 
-def check_separator(sep: str, flag: str) -> str:
-    if not sep:
-        raise UserError(f"{flag} must be a non-blank string, got {sep!r}")
-    return sep
+def check_separators(opts: Any) -> None:
+    """--label-sep and --path-sep must be non-empty and (hierarchical) differ."""
+    for sep, flag in ((opts.label_sep, "--label-sep"), (opts.path_sep, "--path-sep")):
+        if not sep:
+            raise UserError(f"{flag} must be a non-empty string, got {sep!r}")
+    if opts.task == "hierarchical" and (opts.label_sep in opts.path_sep or opts.path_sep in opts.label_sep):
+        raise UserError(f"--label-sep {opts.label_sep!r} and --path-sep {opts.path_sep!r} overlap; choose "
+                        "separators that cannot be mistaken for each other")
 
 
 @dataclass
@@ -98,6 +102,7 @@ def load_label_sets(path: str | os.PathLike, opts: Any) -> LabelSetData:
 
     Empty texts follow ``opts.on_bad_row``; an empty label cell is a row with no label.
     """
+    check_separators(opts)
     path = Path(path)
     df = read_table(path, opts.text_col, opts.label_col, opts.encoding, opts.fmt, require_labels=True,
                     label_lists=True)
