@@ -377,6 +377,7 @@ def write_report(
             {"name": r.name, "kind": r.kind, "path": str(r.path), "floor": r.floor,
              "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
              "weighted_f1": r.metrics["weighted_f1"],
+             **({"micro_f1": r.metrics["micro_f1"]} if "micro_f1" in r.metrics else {}),
              "per_class_f1": {k: r.metrics["per_class"][k]["f1-score"] for k in labels},
              "train_seconds": r.train_seconds, "predict_seconds": round(r.predict_seconds, 4),
              "texts_per_s": round(r.texts_per_s, 1), "size_bytes": r.size_bytes}
