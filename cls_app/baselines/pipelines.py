@@ -100,8 +100,9 @@ def spec(name: str) -> BaselineSpec:
     return BaselineSpec(name, feat, clf)
 
 
-def build_pipeline(s: BaselineSpec, seed: int = 42):
-    """An unfitted scikit-learn estimator that takes raw texts."""
+def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False):
+    """An unfitted scikit-learn estimator that takes raw texts (``pairs``: sentence-pair texts,
+    featurized by :class:`~cls_app.baselines.pairs.PairFeatures`)."""
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import MultinomialNB
@@ -116,6 +117,10 @@ def build_pipeline(s: BaselineSpec, seed: int = 42):
         vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
     else:
         vec = CompactTfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, sublinear_tf=True)
+    if pairs:
+        from .pairs import PairFeatures
+
+        vec = PairFeatures(vec)
     cfg = s.settings(seed)["clf"]
     clf = {"lr": LogisticRegression, "svm": LinearSVC, "nb": MultinomialNB}[s.classifier](**cfg)
     return Pipeline([("tfidf", vec), ("clf", clf)])
@@ -151,6 +156,7 @@ def train_baseline(
     dev: LabeledData | None = None,
     test: LabeledData | None = None,
     seed: int = 42,
+    text_pair_col: str | None = None,
 ) -> dict:
     """Fit one baseline on ``train``; write its folder; return the metadata written."""
     from ..metrics import compute_metrics
@@ -158,7 +164,7 @@ def train_baseline(
     s = spec(name)
     label2id = {n: i for i, n in enumerate(labels)}
     y = np.array([label2id[n] for n in train.labels])
-    est = build_pipeline(s, seed)
+    est = build_pipeline(s, seed, pairs=bool(text_pair_col))
     if s.features == "word":
         init_jieba()
     t0 = time.perf_counter()
@@ -176,6 +182,9 @@ def train_baseline(
         "train_rows": len(train),
         "train_seconds": round(seconds, 3),
     }
+    if text_pair_col:
+        meta["text_pair_col"] = text_pair_col
+        meta["features"] += " of A, of B, |a-b| and a*b (sentence pairs)"
     for split, data in (("dev", dev), ("test", test)):
         if data is not None and len(data):
             pred = scores_as_proba(est, data.texts, len(labels)).argmax(axis=1)
@@ -195,6 +204,7 @@ def train_baselines(
     dev: LabeledData | None = None,
     test: LabeledData | None = None,
     seed: int = 42,
+    text_pair_col: str | None = None,
 ) -> list[Path]:
     """Train each named baseline (default: all) into ``out_root/NAME``; return the folders."""
     from tqdm.auto import tqdm
@@ -205,7 +215,8 @@ def train_baselines(
     out_root = Path(out_root)
     folders = []
     for name in tqdm(names, desc="baselines", unit="model", leave=False):
-        train_baseline(name, train, labels, out_root / name, dev=dev, test=test, seed=seed)
+        train_baseline(name, train, labels, out_root / name, dev=dev, test=test, seed=seed,
+                       text_pair_col=text_pair_col)
         folders.append(out_root / name)
     return folders
 
@@ -215,6 +226,8 @@ def run_baselines(data_opts, out_root: str | Path, names: list[str] | None = Non
     train the baselines into ``out_root``; return each baseline's metadata."""
     from ..io.records import label_ids, label_list, load_splits
 
+    if data_opts.task != "single-label":
+        raise UserError(f"--task {data_opts.task}: train the baselines with run_label_set_baselines")
     train, dev, test = load_splits(data_opts, seed)
     labels = label_list(train)
     label2id = {n: i for i, n in enumerate(labels)}
@@ -223,5 +236,6 @@ def run_baselines(data_opts, out_root: str | Path, names: list[str] | None = Non
             label_ids(part, label2id)  # a label train never saw is a user error
     log.info("baselines on %d train, %d dev, %s test rows; %d classes", len(train), len(dev),
              len(test) if test is not None else "no", len(labels))
-    folders = train_baselines(train, labels, out_root, names=names, dev=dev, test=test, seed=seed)
+    folders = train_baselines(train, labels, out_root, names=names, dev=dev, test=test, seed=seed,
+                              text_pair_col=data_opts.text_pair_col)
     return [json.loads((f / META_FILE).read_text(encoding="utf-8")) for f in folders]

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io.records import as_text
+from ..multilabel import LabelSetTask
+from .multilabel import label_set_scores
 from .pipelines import scores_as_proba
 from .storage import load_baseline
 
@@ -26,6 +28,7 @@ class BaselinePredictor:
         self.estimator, self.meta = load_baseline(path)
         self.labels = list(self.meta["labels"])
         self.path = Path(path)
+        self.task = LabelSetTask.from_settings(self.meta)
 
     def predict_proba(self, texts: Sequence[str | None]) -> np.ndarray:
         """Class probabilities in input order; all-NaN rows for empty or missing texts."""
@@ -33,5 +36,9 @@ class BaselinePredictor:
         probs = np.full((len(values), len(self.labels)), np.nan)
         keep = [i for i, t in enumerate(values) if t is not None]
         if keep:
-            probs[keep] = scores_as_proba(self.estimator, [values[i] for i in keep], len(self.labels))
+            texts = [values[i] for i in keep]
+            if self.task.multi:
+                probs[keep] = label_set_scores(self.estimator, texts)
+            else:
+                probs[keep] = scores_as_proba(self.estimator, texts, len(self.labels))
         return probs

@@ -30,7 +30,8 @@ KIND = "baseline"
 
 # Types a baseline file may contain beyond what skops trusts by default. Anything else in a
 # model.skops file is refused at load time.
-TRUSTED_TYPES = ["cls_app.baselines.jieba_tokens", "cls_app.baselines.tfidf.CompactTfidfVectorizer"]
+TRUSTED_TYPES = ["cls_app.baselines.jieba_tokens", "cls_app.baselines.tfidf.CompactTfidfVectorizer",
+                 "cls_app.baselines.pairs.PairFeatures"]
 # Folders written before the package was split name the vectorizer by its old module.
 LEGACY_TYPES = {"cls_app.tfidf.CompactTfidfVectorizer": "cls_app.baselines.tfidf"}
 

@@ -30,12 +30,17 @@ def run(args: argparse.Namespace) -> None:
     from ..baselines.pipelines import run_baselines
 
     use_default_data_if_needed(args)
+    if args.task != "single-label":
+        from ..baselines.multilabel import run_label_set_baselines as run_baselines
     with output_lock(args.out):
         metas = run_baselines(data_options(args), args.out, names=args.models, seed=args.seed)
     split = "test" if args.test else "dev"
-    print(f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}")
+    micro = args.task != "single-label"
+    head = f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}"
+    print(head + (f"{'micro-F1':>10}" if micro else ""))
     for m in metas:
         s = m.get(split, {})
-        print(f"{m['name']:<12}{m['train_seconds']:>9.2f}{s.get('accuracy', float('nan')):>11.4f}"
-              f"{s.get('macro_f1', float('nan')):>10.4f}")
+        line = (f"{m['name']:<12}{m['train_seconds']:>9.2f}{s.get('accuracy', float('nan')):>11.4f}"
+                f"{s.get('macro_f1', float('nan')):>10.4f}")
+        print(line + (f"{s.get('micro_f1', float('nan')):>10.4f}" if micro else ""))
     print(f"baselines saved to {args.out}/ (one folder each)")

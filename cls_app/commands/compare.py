@@ -32,13 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..evaluation.compare import compare_models
+    from ..evaluation.compare_sets import compare_any
 
     if args.bootstrap < 1:
         raise UserError("--bootstrap must be at least 1")
     out = args.out or f"saved_models/comparison_{Path(args.data).stem}"
-    print_comparison(compare_models(
+    print_comparison(compare_any(
         args.models, args.data, out, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, on_bad_row=args.on_bad_row,
         batch_size=args.batch_size, reference=args.reference, bootstrap=args.bootstrap, seed=args.seed,
+        text_pair_col=args.text_pair_col,
     ))

@@ -11,6 +11,7 @@ from .options import (
     add_long_text_options,
     add_model_option,
     add_reading_options,
+    add_task_options,
     long_text_overrides,
 )
 from .report import print_metrics_report
@@ -29,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="report.html: highlight the characters of the N most confident errors with explain's "
                    "scores (0: none; default: %(default)s)")
     add_reading_options(p)
+    add_task_options(p, training=False)
     add_long_text_options(p, training=False)
     add_backend_option(p)
     return p
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> None:
         encoding=args.encoding, fmt=args.fmt, batch_size=args.batch_size, on_bad_row=args.on_bad_row,
         long_text=long_text_overrides(args), backend=args.backend,
         options=ReportOptions(explain_top=args.explain_errors), follow=args.follow,
+        label_sep=args.label_sep, path_sep=args.path_sep, text_pair_col=args.text_pair_col,
     )
     print_metrics_report("", ev.metrics, ev.labels)
     print("\n" + format_analysis(ev.metrics))

@@ -19,6 +19,9 @@ LONG_TEXT_KEYS = ("truncation", "head_tokens", "long_text", "chunk_stride", "chu
 def add_reading_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
     """--text-col, --label-col, --encoding, --format (and --on-bad-row for labeled files)."""
     p.add_argument("--text-col", help="name of the text column (CSV/TSV/JSONL; default: guessed from common names)")
+    p.add_argument("--text-pair-col", metavar="NAME",
+                   help="sentence pairs: the column of the second text (THUCNews-style .txt: text<TAB>text_b"
+                   "<TAB>label, any NAME)" + ("" if labels else "; default: as the model was trained"))
     if labels:
         p.add_argument("--label-col", help="name of the label column (CSV/TSV/JSONL)")
     p.add_argument("--encoding", help="file encoding (default: detect utf-8, utf-8-sig, utf-16, gb18030)")
@@ -46,6 +49,25 @@ def add_split_options(p: argparse.ArgumentParser, train_help: str) -> None:
     p.add_argument("--dev-fraction", type=float, default=default(DataOptions, "dev_fraction"),
                    help="share of train held out as dev when there is no --dev (default: %(default)s)")
     add_reading_options(p)
+    add_task_options(p)
+
+
+def add_task_options(p: argparse.ArgumentParser, training: bool = True) -> None:
+    """--task (training only), --label-sep and --path-sep: how a label cell reads (docs/tasks.md)."""
+    from ..io.labels import TASKS
+
+    g = p.add_argument_group("label sets (docs/tasks.md)")
+    dflt = (lambda name: default(DataOptions, name)) if training else (lambda name: None)
+    suffix = " (default: %(default)s)" if training else " (default: as the model was trained)"
+    if training:
+        g.add_argument("--task", choices=TASKS, default=dflt("task"),
+                       help="single-label (one class per row), multi-label (a set of labels per row, maybe "
+                       "empty) or hierarchical (label paths such as 体育##足球)" + suffix)
+    g.add_argument("--label-sep", default=dflt("label_sep"),
+                   help="multi-label / hierarchical: separator between the labels of a cell (JSONL may hold "
+                   "a JSON list instead)" + suffix)
+    g.add_argument("--path-sep", default=dflt("path_sep"),
+                   help="hierarchical: separator between the levels of a label path" + suffix)
 
 
 MODEL_HELP = ("model folder written by train, baseline or ensemble; a train folder holding best.json "
@@ -91,6 +113,7 @@ def data_options(args: argparse.Namespace) -> DataOptions:
     return DataOptions(
         train=args.train, dev=args.dev, test=args.test, text_col=args.text_col, label_col=args.label_col,
         encoding=args.encoding, fmt=args.fmt, dev_fraction=args.dev_fraction, on_bad_row=args.on_bad_row,
+        task=args.task, label_sep=args.label_sep, path_sep=args.path_sep, text_pair_col=args.text_pair_col,
     )
 
 

@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      "or --text, texts are read from standard input, one per line")
     src.add_argument("--merge", nargs="+", metavar="PART",
                      help="join the outputs of --shard 1/N ... N/N (in that order) into --output; needs no model")
+    p.add_argument("--text-pair", action="append", metavar="TEXT_B",
+                   help="sentence-pair models: the second text of each --text (repeat as often as --text)")
     p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
     p.add_argument("--shard", metavar="K/N", help="score only the K-th of N equal runs of rows (whole "
                    "--chunk-size windows) of --input, e.g. for a job array; join the N outputs with --merge")
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _run_locked(args: argparse.Namespace) -> None:
+    from ..inference.multilabel import folder_text_pair_col
     from ..inference.predictor import load_predictor
     from ..runtime.distributed import env_info
 
@@ -70,6 +73,10 @@ def _run_locked(args: argparse.Namespace) -> None:
     if not args.model:
         raise UserError("--model is required (the model folder written by train or baseline)")
     args.shard = _parse_shard(args.shard, args.input)
+    args.text_pair_col = args.text_pair_col or folder_text_pair_col(args.model)
+    if args.text_pair and len(args.text_pair) != len(args.text or []):
+        raise UserError(f"--text-pair given {len(args.text_pair)} time(s) but --text {len(args.text or [])}: "
+                        "give one --text-pair per --text")
     info = env_info()
     if info.enabled:
         _run_distributed(args, info)
@@ -79,8 +86,15 @@ def _run_locked(args: argparse.Namespace) -> None:
     if args.input:
         _predict_input(clf, args)
         return
-    _predict_texts(clf, args.text, output=args.output, top_k=args.top_k, encoding=args.encoding,
-                   chunk_rows=args.chunk_size)
+    texts = args.text
+    if args.text_pair:
+        from ..io.pairs import join_pair
+
+        texts = [join_pair(a, b) or "" for a, b in zip(args.text, args.text_pair, strict=True)]
+    elif args.text_pair_col and texts:
+        raise UserError(f"{args.model} classifies sentence pairs: give each --text a --text-pair")
+    _predict_texts(clf, texts, output=args.output, top_k=args.top_k, encoding=args.encoding,
+                   chunk_rows=args.chunk_size, pairs=bool(args.text_pair_col))
 
 
 def _parse_shard(value: str | None, has_input: bool) -> tuple[int, int] | None:
@@ -102,6 +116,7 @@ def _predict_input(clf: Any, args: argparse.Namespace) -> None:
     summary = predict_file(
         clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
         top_k=args.top_k, chunk_rows=args.chunk_size, progress=True, shard=args.shard,
+        text_pair_col=args.text_pair_col,
     )
     rank, world = rank_world()
     if rank != 0:
@@ -140,16 +155,19 @@ def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:
     out = []
     for row, vals in zip(chunk.rows, values, strict=True):
         cells = ["" if v is None else v if isinstance(v, str) else f"{v:.4f}" for v in vals]
-        text = " ".join(row[0].split("\n")).replace("\t", " ")
+        text = " ".join(row[0].split("\n")).replace("\t", " ").replace("\x1e", "\t")
         out.append("\t".join([*cells, text]))
     print("\n".join(out), flush=True)
 
 
 def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None, top_k: int,
-                   encoding: str | None, chunk_rows: int) -> None:
-    """Classify ``texts`` (or standard input's lines when None); print them or write ``output``."""
+                   encoding: str | None, chunk_rows: int, pairs: bool = False) -> None:
+    """Classify ``texts`` (or standard input's lines when None); print them or write ``output``.
+
+    ``pairs``: each line of standard input is ``text<TAB>text_b``.
+    """
     from ..inference.classifier import check_top_k
-    from ..inference.files import predict_chunks, prediction_columns, stdin_chunks
+    from ..inference.files import output_columns, predict_chunks, stdin_chunks
     from ..io.table_stream import RowChunk, TableWriter
 
     top_k = check_top_k(top_k, clf.labels)
@@ -163,10 +181,15 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
             print("type one text per line; end with Ctrl-D", file=sys.stderr)
             window = 1  # answer each line as it is typed
         chunks = stdin_chunks(encoding, chunk_rows)
+        if pairs:
+            from ..io.pairs import join_pair
+
+            chunks = (RowChunk(c.rows, [join_pair(*t.split("\t", 1)) if "\t" in t else None for t in c.texts],
+                               c.lines) for c in chunks)
     if output is None:
         summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window)
     else:
-        with TableWriter(output, ["text"], prediction_columns(top_k), "list", source) as writer:
+        with TableWriter(output, ["text"], output_columns(clf, top_k), "list", source) as writer:
             summary = predict_chunks(clf, chunks, writer.write, top_k=top_k, source=source, window=window)
         print(f"wrote {summary.rows} rows to {output}", file=sys.stderr)
     if summary.rows == 0:

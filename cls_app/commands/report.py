@@ -6,10 +6,12 @@ from __future__ import annotations
 def print_metrics_report(title: str, metrics: dict, labels: list[str]) -> None:
     """A title line (if any), then per-class precision/recall/F1 and the headline figures."""
     from ..metrics import format_report
+    from ..multilabel import MULTI_TASKS, format_multilabel_report
 
     if title:
         print(title)
-    print(format_report(metrics, labels))
+    label_sets = metrics.get("task") in MULTI_TASKS
+    print(format_multilabel_report(metrics, labels) if label_sets else format_report(metrics, labels))
 
 
 def print_train_summary(metrics: dict) -> None:
@@ -19,6 +21,8 @@ def print_train_summary(metrics: dict) -> None:
         if split in metrics:
             m = metrics[split]
             summary += f" | {split} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}"
+            if "micro_f1" in m:
+                summary += f" micro-F1 {m['micro_f1']:.4f}"
     skipped = {k: v for k, v in metrics.get("skipped_rows", {}).items() if v}
     if skipped:
         summary += " | skipped bad rows: " + ", ".join(f"{k} {v}" for k, v in skipped.items())

@@ -14,6 +14,7 @@ from ..training.settings import (
     EMBEDDED_DATA_DEFAULTS,
     METRICS,
     PRETRAINED_LR,
+    TASK_METRICS,
     ModelOptions,
     TrainJob,
     TrainSettings,
@@ -87,8 +88,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=_d("group_by_length"),
                    help="batch texts of similar length together (default: on)")
     add_seed(t)
-    t.add_argument("--metric", choices=METRICS, default=_d("metric"),
-                   help="dev metric that picks the best model and drives early stopping (default: %(default)s)")
+    t.add_argument("--metric", choices=METRICS,
+                   help="dev metric that picks the best model and drives early stopping (default: "
+                   + ", ".join(f"{m} for {task}" for task, m in TASK_METRICS.items()) + ")")
     i = p.add_argument_group("imbalanced classes")
     i.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=_d("class_weight"),
                    help="balanced: weight the loss by n / (classes x class count)")
@@ -145,7 +147,8 @@ def _job(args: argparse.Namespace, default_data: bool) -> TrainJob:
             epochs=epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,
             warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm,
             eval_every=args.eval_every, patience=args.patience, seed=args.seed,
-            group_by_length=args.group_by_length, metric=args.metric, class_weight=args.class_weight,
+            group_by_length=args.group_by_length, metric=args.metric or TASK_METRICS[args.task],
+            class_weight=args.class_weight,
             oversample=args.oversample, save_every=args.save_every,
             layer_lr_decay=args.layer_lr_decay, device=args.device,
             precision=args.precision, compile=args.compile,
@@ -205,12 +208,15 @@ def _report(outcome) -> None:
 
 def _train_with_baselines(job: TrainJob) -> None:
     """After BERT: baselines on the same split, their ensemble with BERT, the recommendation on dev,
-    and the comparison on test (or dev)."""
+    and the comparison on test (or dev). Multi-label / hierarchical tasks: baselines and comparison."""
     from ..baselines.pipelines import run_baselines
     from ..evaluation.recommend import recommend
     from .report import print_comparison, print_recommendation
 
     out = Path(job.out)
+    if job.data.task != "single-label":
+        _train_label_set_baselines(job)
+        return
     run_baselines(job.data, out / "baselines", seed=job.train.seed)
     pointer, comparison = recommend(out, job.data, job.train.seed, job.train.metric)
     if comparison is None:
@@ -219,3 +225,23 @@ def _train_with_baselines(job: TrainJob) -> None:
     else:
         print_comparison(comparison)
     print_recommendation(pointer, out)
+
+
+def _train_label_set_baselines(job: TrainJob) -> None:
+    """Multi-label / hierarchical: the one-vs-rest baselines, then the comparison (no ensemble yet)."""
+    from ..baselines.multilabel import run_label_set_baselines
+    from ..evaluation.compare_sets import compare_any
+    from .report import print_comparison
+
+    out = Path(job.out)
+    run_label_set_baselines(job.data, out / "baselines", None, seed=job.train.seed)
+    d = job.data
+    target = d.test or d.dev
+    if target is None:
+        log.warning("no --test or --dev file: the comparison needs a labeled file, skipped "
+                    "(run `compare --models %s %s --data FILE`)", out, out / "baselines")
+        return
+    print_comparison(compare_any(
+        [out, out / "baselines"], target, out / "comparison", text_col=d.text_col, label_col=d.label_col,
+        encoding=d.encoding, fmt=d.fmt, on_bad_row=d.on_bad_row, seed=job.train.seed,
+    ))

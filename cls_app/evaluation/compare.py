@@ -35,6 +35,7 @@ import pandas as pd
 from ..errors import UserError
 from ..fileio import atomic_files, atomic_open, atomic_path, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
+from ..inference.multilabel import folder_task, folder_text_pair_col
 from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
 from ..io.records import load_labeled
 from ..metrics import compute_metrics
@@ -189,6 +190,8 @@ def results_table(results: list[ModelResult], labels: list[str]) -> pd.DataFrame
             "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
             "weighted_f1": r.metrics["weighted_f1"],
         }
+        if "micro_f1" in r.metrics:  # label-set models (evaluation.compare_sets)
+            row["micro_f1"] = r.metrics["micro_f1"]
         for label in labels:
             row[f"f1_{label}"] = r.metrics["per_class"][label]["f1-score"]
         row["train_seconds"] = r.train_seconds
@@ -227,7 +230,7 @@ def _fmt(col: str, value) -> str:
 
 def _header(col: str) -> str:
     fixed = {"model": "model", "kind": "kind", "accuracy": "accuracy", "macro_f1": "macro-F1",
-             "weighted_f1": "weighted-F1", "train_seconds": "train s", "texts_per_s": "texts/s",
+             "weighted_f1": "weighted-F1", "micro_f1": "micro-F1", "train_seconds": "train s", "texts_per_s": "texts/s",
              "size_mb": "size MB"}
     return fixed.get(col, f"F1 {col[3:]}" if col.startswith("f1_") else col)
 
@@ -441,6 +444,7 @@ def _write_report_files(
             {"name": r.name, "kind": r.kind, "path": str(r.path), "floor": r.floor,
              "accuracy": r.metrics["accuracy"], "macro_f1": r.metrics["macro_f1"],
              "weighted_f1": r.metrics["weighted_f1"],
+             **({"micro_f1": r.metrics["micro_f1"]} if "micro_f1" in r.metrics else {}),
              "per_class_f1": {k: r.metrics["per_class"][k]["f1-score"] for k in labels},
              "train_seconds": r.train_seconds, "predict_seconds": round(r.predict_seconds, 4),
              "texts_per_s": round(r.texts_per_s, 1), "size_bytes": r.size_bytes}
@@ -487,17 +491,22 @@ def compare_models(
     bootstrap: int = 1000,
     seed: int = 42,
     recommended: dict | None = None,
+    text_pair_col: str | None = None,
 ) -> Comparison:
     """Score every model on ``data_path``, write the report, return what it holds.
 
     ``recommended`` (``{"path": model folder, "why": text}``, the model chosen on dev) adds a
     "Recommended model" section: its figures and McNemar's test against every other model.
+    Sentence pairs: ``text_pair_col`` defaults to the column the first model was trained with.
     """
     import json
 
     dirs = expand_model_dirs(list(model_dirs))
+    if folder_task(dirs[0]).multi:
+        raise UserError(f"{dirs[0]} is a multi-label model: compare it with evaluation.compare_sets.compare_any")
+    text_pair_col = text_pair_col or folder_text_pair_col(dirs[0])
     data = load_labeled(data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-                        on_bad_row=on_bad_row)
+                        on_bad_row=on_bad_row, text_pair_col=text_pair_col)
     if not len(data):
         raise UserError(f"{data_path}: no labeled rows to compare on")
     results, labels = run_models(dirs, data.texts, data.labels, data_path, batch_size=batch_size)

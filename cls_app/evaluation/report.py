@@ -10,7 +10,7 @@ always ``report.html``, the whole report on one self-contained page.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,11 @@ import pandas as pd
 
 from ..fileio import atomic_files, atomic_open, write_json, write_text
 from ..inference.defaults import EVAL_BATCH_SIZE
+from ..inference.multilabel import folder_text_pair_col, task_of
 from ..inference.predictor import load_predictor
-from ..io.records import label_ids, load_labeled
+from ..io.records import DataOptions, label_ids, load_labeled
 from ..metrics import compute_metrics, format_report
+from ..multilabel import MULTI_TASKS
 from .analysis import (
     ReportOptions,
     Scored,
@@ -29,6 +31,7 @@ from .analysis import (
     write_analysis,
     write_report_html,
 )
+from .multilabel import evaluate_label_sets, write_label_set_evaluation
 from .plots import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ def write_evaluation(
     The files are written aside first and moved in together (metrics.json last), so a failed
     write leaves an earlier report in ``out_dir`` whole.
     """
+    if metrics.get("task") in MULTI_TASKS:  # label-set tasks: see :mod:`cls_app.evaluation.multilabel`
+        return write_label_set_evaluation(metrics, labels, out_dir, title)
     options = options or ReportOptions()
     out_dir = Path(out_dir)
     names = {"report": "report.txt", "confusion_csv": "confusion_matrix.csv", "confusion_png": "confusion_matrix.png"}
@@ -97,6 +102,9 @@ def evaluate_model(
     backend: str = "torch",
     options: ReportOptions | None = None,
     follow: bool = False,
+    label_sep: str | None = None,
+    path_sep: str | None = None,
+    text_pair_col: str | None = None,
 ) -> Evaluation:
     """Score ``model_dir`` (BERT, baseline or ensemble folder) on ``data_path`` and write the report.
 
@@ -106,14 +114,25 @@ def evaluate_model(
     A BERT model truncates or chunks long texts as it was trained (its folder's settings);
     ``long_text`` overrides some of those settings (keys of :class:`LongTextOptions`); ``backend``
     ``onnx`` scores the folder's exported ``model.onnx`` in ONNX Runtime. ``options``: what the
-    report adds (errors, highlights; :class:`ReportOptions`).
+    report adds (errors, highlights; :class:`ReportOptions`). A multi-label or hierarchical model
+    reads label cells with its own separators unless ``label_sep`` / ``path_sep`` say otherwise.
     """
     predictor = load_predictor(model_dir, batch_size=batch_size, progress=True, long_text=long_text,
                                backend=backend, follow=follow)
     model_dir = str(predictor.path)
+    task = task_of(predictor)
+    text_pair_col = text_pair_col or folder_text_pair_col(model_dir)
+    if task.multi:
+        opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
+                           on_bad_row=on_bad_row, task=task.task, label_sep=label_sep or task.label_sep,
+                           path_sep=path_sep or task.path_sep, text_pair_col=text_pair_col)
+        metrics = evaluate_label_sets(predictor, opts)
+        out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
+        title = f"{Path(model_dir).name} on {Path(data_path).name}"
+        return Evaluation(metrics, list(predictor.labels), out, write_evaluation(metrics, predictor.labels, out, title))
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-        on_bad_row=on_bad_row,
+        on_bad_row=on_bad_row, text_pair_col=text_pair_col,
     )
     label2id = {name: i for i, name in enumerate(predictor.labels)}
     y_true = label_ids(data, label2id, "are not known to the model (it knows: {known}); remove those rows "
@@ -122,6 +141,8 @@ def evaluate_model(
     metrics = compute_metrics(y_true, proba.argmax(axis=1), predictor.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
     scored = Scored(list(data.texts), np.asarray(y_true), proba, data.lines)
+    if text_pair_col:  # explain highlights characters of single texts
+        options = replace(options or ReportOptions(), explain_top=0)
     paths = write_evaluation(metrics, predictor.labels, out, f"{Path(model_dir).name} on {Path(data_path).name}",
                              scored=scored, model_dir=model_dir, options=options)
     return Evaluation(metrics, list(predictor.labels), out, paths)

@@ -27,14 +27,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..io.pairs import PAIR_SEP
 from ..io.records import as_text
 from ..modeling.fast import fast_classifier
 from ..modeling.folder import load_folder_meta, load_model_dir
+from ..multilabel import LabelSetTask, sigmoid
 from ..runtime.device import configure_threads
 from ..runtime.engine import predict_text_logits, softmax
 from ..text.long_text import LongTextOptions
 from ..text.tokenizer import CharTokenizer
 from .defaults import BACKENDS, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
+from .multilabel import LabelSetPrediction, label_set_predictions
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class Classifier:
         window: int = DEFAULT_CHUNK_ROWS,
         long_text: LongTextOptions | None = None,
         progress: bool = False,
+        task: LabelSetTask | None = None,
     ) -> None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -82,6 +86,10 @@ class Classifier:
         self.long_text = (long_text or LongTextOptions()).resolved(max_len)
         self.progress = progress
         self.backend = "torch"
+        # multi-label / hierarchical folders: sigmoid probabilities and stored thresholds
+        self.task = task or LabelSetTask()
+        # trained on sentence pairs: takes (text, text_b) items (config.text_pairs, see modeling.bert)
+        self.pairs = bool(getattr(getattr(model, "config", None), "text_pairs", False))
 
     @classmethod
     def load(
@@ -127,6 +135,9 @@ class Classifier:
             from .onnx_runtime import OnnxLogits, onnx_path
 
             loaded = load_folder_meta(path)
+            if loaded.settings.get("text_pair_col"):
+                raise UserError(f"{path} classifies sentence pairs: the ONNX export takes single texts only; "
+                                "use --backend torch")
             model = OnnxLogits(onnx_path(path, quantize), threads=n)
         else:
             loaded = load_model_dir(path)
@@ -139,7 +150,7 @@ class Classifier:
         if long_text:
             options = replace(options, **long_text)
         clf = cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
-                  window, options, progress)
+                  window, options, progress, LabelSetTask.from_settings(loaded.settings))
         clf.backend = backend
         return clf
 
@@ -155,12 +166,20 @@ class Classifier:
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
         values = [as_text(t) for t in texts]
+        self._check_pairs(values)
         probs = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
         starts = range(0, len(values), self.window)
         for start in tqdm(starts, desc="predict", unit="window", disable=not self.progress or len(starts) < 2,
                           leave=False):
             probs[start : start + self.window] = self._window_proba(values[start : start + self.window])
         return probs
+
+    def _check_pairs(self, values: list[str | None]) -> None:
+        given = [v is not None and PAIR_SEP in v for v in values]
+        if not self.pairs and any(given):
+            raise UserError(f"{self.path or 'this model'} classifies single texts, not (text, text_b) pairs")
+        if self.pairs and not all(g for g, v in zip(given, values, strict=True) if v is not None):
+            raise UserError(f"{self.path or 'this model'} classifies sentence pairs: give (text, text_b) items")
 
     def _window_proba(self, values: list[str | None]) -> np.ndarray:
         """Probabilities for one window of texts: length-sorted batches, input order restored."""
@@ -171,12 +190,18 @@ class Classifier:
                 self.model, self.tokenizer, [values[i] for i in keep], self.max_len, self.long_text,
                 self.batch_size,
             )
-            probs[keep] = softmax(logits)
+            probs[keep] = sigmoid(logits) if self.task.multi else softmax(logits)
         return probs
 
-    def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Prediction]:
-        """The most likely label and its probability for each text, plus the ``top_k`` best."""
+    def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Prediction] | list[LabelSetPrediction]:
+        """The most likely label and its probability for each text, plus the ``top_k`` best.
+
+        A multi-label or hierarchical model returns a :class:`LabelSetPrediction` per text: the
+        labels above their thresholds and every label's probability (``top_k`` > 1: the best K).
+        """
         probs = self.predict_proba(texts)
+        if self.task.multi:
+            return label_set_predictions(probs, self.labels, self.task, top_k if top_k > 1 else None)
         return predictions_from_probs(probs, self.labels, top_k)
 
 

@@ -24,11 +24,13 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError, where
 from ..fileio import atomic_open
+from ..io.pairs import join_pair
 from ..io.records import as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
 from ..runtime.distributed import gather_to_main, rank_world
 from .classifier import check_top_k, top_classes
 from .defaults import DEFAULT_CHUNK_ROWS
+from .multilabel import label_set_columns, label_set_values, task_of
 from .predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,20 @@ def _extra_values(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[
             values += [labels[j], float(p)]
         rows.append(values)
     return rows
+
+
+def output_columns(clf: Predictor, top_k: int) -> list[str]:
+    """The prediction columns ``clf`` writes: :func:`prediction_columns`, or a label-set model's."""
+    task = task_of(clf)
+    return label_set_columns(clf.labels, top_k) if task.multi else prediction_columns(top_k)
+
+
+def output_values(clf: Predictor, probs: np.ndarray, top_k: int) -> list[list[Any]]:
+    """The values of :func:`output_columns` per row."""
+    task = task_of(clf)
+    if task.multi:
+        return label_set_values(probs, clf.labels, task, top_k)
+    return _extra_values(probs, clf.labels, top_k)
 
 
 @dataclass
@@ -153,7 +169,7 @@ def predict_chunks(
     try:
         for part, probs in _scored_windows(clf, _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS))):
             _note_empty(part, probs, source, summary)
-            emit(part, _extra_values(probs, clf.labels, top_k))
+            emit(part, output_values(clf, probs, top_k))
             summary.rows += len(part)
             bar.update(len(part))
     finally:
@@ -187,6 +203,7 @@ def predict_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
     shard: tuple[int, int] | None = None,
+    text_pair_col: str | None = None,
 ) -> PredictSummary:
     """Classify every row of ``input_path`` into ``output_path`` (CSV/TSV/JSONL by extension).
 
@@ -205,13 +222,15 @@ def predict_file(
     if _same_file(input_path, output_path):
         raise UserError(f"{output_path}: the output would overwrite the input {input_path}; choose another file")
     reader = TableReader(input_path, text_col=text_col, encoding=encoding, fmt=fmt, chunk_rows=chunk_rows)
-    extra = prediction_columns(top_k)
+    extra = output_columns(clf, top_k)
     chunks = reader.chunks()
     if shard is not None:
         window = getattr(clf, "window", DEFAULT_CHUNK_ROWS)
         start, stop = shard_rows(sum(len(c) for c in reader.chunks()), window, shard)
         log.info("%s: shard %d/%d, rows %d to %d", input_path, *shard, start + 1, stop)
         chunks = _row_slice(chunks, start, stop)
+    if text_pair_col:
+        chunks = pair_chunks(reader, chunks, text_pair_col)
     first = next(chunks, None)
     main = rank_world()[0] == 0
     if first is None:  # a header without rows
@@ -296,6 +315,29 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -
                         raise UserError(f"{path}: its columns differ from {paths[0]}'s; merge the parts of one run")
                 shutil.copyfileobj(fh, out)
     return len(paths)
+
+
+def pair_chunks(reader: TableReader, chunks: Iterable[RowChunk], name: str) -> Iterator[RowChunk]:
+    """The chunks with each text replaced by the sentence pair (text, column ``name``); in a .txt
+    file the pair is ``text<TAB>text_b`` on each line."""
+    index: int | None = None
+    for chunk in chunks:
+        texts: list[str | None] = []
+        for row, text in zip(chunk.rows, chunk.texts, strict=True):
+            if isinstance(row, dict):
+                b = as_text(row.get(name))
+            elif reader.fmt in ("csv", "tsv"):
+                if index is None:
+                    folded = [str(c).lower() for c in reader.columns or []]
+                    if name.lower() not in folded:
+                        raise UserError(f"{reader.path}: no text-pair column {name!r}; the columns are "
+                                        f"{', '.join(map(repr, reader.columns or []))}; pass one to --text-pair-col")
+                    index = folded.index(name.lower())
+                b = as_text(row[index])
+            else:
+                text, _, b = (text or "").partition("\t")
+            texts.append(join_pair(as_text(text), b))
+        yield RowChunk(chunk.rows, texts, chunk.lines)
 
 
 # --------------------------------------------------------------------------- --text and stdin

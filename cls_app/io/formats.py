@@ -450,11 +450,15 @@ def _choose_columns(
     return text, label
 
 
-def _as_optional_str(series: pd.Series, path: Path) -> list[str | None]:
-    out: list[str | None] = []
+def _as_optional_str(series: pd.Series, path: Path, lists: bool = False) -> list[Any]:
+    """Cells as text (None when empty); with ``lists``, a JSON list stays a list of texts."""
+    out: list[Any] = []
     for line, value in series.items():
         if value is None or (isinstance(value, float) and pd.isna(value)):
             out.append(None)
+            continue
+        if lists and isinstance(value, list):
+            out.append([cell_text(v, path, int(line), str(series.name)) for v in value])
             continue
         value = cell_text(value, path, int(line), str(series.name))
         out.append(None if value == "" else value)
@@ -485,6 +489,7 @@ def read_table(
     encoding: str | None = None,
     fmt: str | None = None,
     require_labels: bool = True,
+    label_lists: bool = False,
 ) -> pd.DataFrame:
     """Read ``path`` into a DataFrame with a ``text`` column and, when present, ``label``.
 
@@ -493,7 +498,8 @@ def read_table(
     chosen column). The index (``line``) is the 1-based line each row starts on in the file.
     Without ``text_col``/``label_col`` the columns are guessed from common names
     (:data:`TEXT_COLUMNS`, :data:`LABEL_COLUMNS`); the text column may also be the only
-    non-numeric column. ``require_labels=False`` allows files without labels.
+    non-numeric column. ``require_labels=False`` allows files without labels; ``label_lists=True``
+    keeps a JSON list in the label column as a list of texts (multi-label data).
     """
     path = Path(path)
     if encoding is not None:
@@ -524,7 +530,7 @@ def read_table(
         text_name, label_name = _choose_columns(df, path, text_col, label_col, require_labels)
 
     texts = _as_optional_str(df[text_name], path)
-    labels = _as_optional_str(df[label_name], path) if label_name is not None else None
+    labels = _as_optional_str(df[label_name], path, label_lists) if label_name is not None else None
     if text_name != "text" and "text" in df.columns:
         log.info("%s: column 'text' is replaced by the text column %r", path, text_name)
     df["text"] = pd.Series(texts, index=df.index, dtype=object)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import UserError, where
 from .formats import read_table
+from .pairs import join_columns, join_pair
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,15 @@ def load_labeled(
     encoding: str | None = None,
     fmt: str | None = None,
     on_bad_row: str = "error",
+    text_pair_col: str | None = None,
 ) -> LabeledData:
     """Read a labelled file into :class:`LabeledData`.
 
     Rows with an empty (or whitespace-only) text or label are an error naming the file and
     row with ``on_bad_row="error"``; with ``"skip"`` or ``"warn"`` they are dropped and
     counted in a logged warning (``"warn"`` also lists the first few rows). Labels are
-    stripped; texts only lose line breaks at their ends.
+    stripped; texts only lose line breaks at their ends. With ``text_pair_col`` each text is a
+    sentence pair (see :mod:`cls_app.io.pairs`); a row missing either text is an empty text.
     """
     if on_bad_row not in ON_BAD_ROW:
         raise UserError(f"unknown on_bad_row {on_bad_row!r}; choose one of {', '.join(ON_BAD_ROW)}")
@@ -83,7 +86,7 @@ def load_labeled(
     labels: list[str] = []
     lines: list[int] = []
     bad: list[tuple[int, str]] = []
-    for line, text, label in zip(df.index, df["text"], df["label"], strict=True):
+    for line, text, label in zip(df.index, join_columns(df, path, text_pair_col), df["label"], strict=True):
         problem = _problem(text, label)
         if problem is not None:
             if on_bad_row == "error":
@@ -178,6 +181,8 @@ def as_text(value: Any) -> str | None:
     """The text to classify, or None when the value is missing/empty (None, NaN, blank)."""
     if value is None:
         return None
+    if isinstance(value, tuple | list) and len(value) == 2:  # a sentence pair (A, B)
+        return join_pair(as_text(value[0]), as_text(value[1]))
     if isinstance(value, float) and math.isnan(value):
         return None
     text = value if isinstance(value, str) else str(value)
@@ -210,11 +215,15 @@ class DataOptions:
     fmt: str | None = None  # None: from the extension and content
     dev_fraction: float = 0.1
     on_bad_row: str = "error"  # error, skip or warn
+    task: str = "single-label"  # or multi-label / hierarchical (label sets: see io.labels)
+    label_sep: str = ","  # multi-label / hierarchical: separator between the labels of one cell
+    path_sep: str = "##"  # hierarchical: separator between the levels of a label path
+    text_pair_col: str | None = None  # sentence pairs: the second text's column (THUCNews .txt: any name)
 
     def read(self, path: str) -> LabeledData:
         """One labeled file, read with these options."""
         return load_labeled(path, text_col=self.text_col, label_col=self.label_col, encoding=self.encoding,
-                            fmt=self.fmt, on_bad_row=self.on_bad_row)
+                            fmt=self.fmt, on_bad_row=self.on_bad_row, text_pair_col=self.text_pair_col)
 
 
 def load_splits(opts: DataOptions, seed: int) -> tuple[LabeledData, LabeledData, LabeledData | None]:

@@ -42,12 +42,25 @@ class BertClassifier(BertPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Return class logits of shape ``(batch, num_labels)``."""
+        """Return class logits of shape ``(batch, num_labels)``.
+
+        A model trained on sentence pairs (``config.text_pairs``) takes its segment ids from the
+        input when none are given (:func:`segment_ids`).
+        """
+        if token_type_ids is None and getattr(self.config, "text_pairs", False):
+            token_type_ids = segment_ids(input_ids, self.config.sep_token_id)
         hidden = self.bert(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state
         cls_state = hidden[:, 0]  # the [CLS] token's final hidden state
         return self.classifier(self.dropout(cls_state))
+
+
+def segment_ids(input_ids: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """BERT's token type ids of ``[CLS] A [SEP] B [SEP]`` rows: 0 up to and including the first
+    ``[SEP]``, 1 after it (a single text: 0 everywhere up to its ``[SEP]``; padding does not matter)."""
+    is_sep = (input_ids == sep_id).long()
+    return ((is_sep.cumsum(dim=1) - is_sep) > 0).long()
 
 
 def label_maps(labels: list[str]) -> tuple[dict[int, str], dict[str, int]]:

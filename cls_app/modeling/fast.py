@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bert import segment_ids
+
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +89,12 @@ class FastBertClassifier(nn.Module):
         self.register_buffer(
             "pos_type", (emb.position_embeddings.weight + emb.token_type_embeddings.weight[0]).detach().clone()
         )
+        # sentence pairs: segment 1 adds the difference of the two token-type embeddings
+        self.sep_id = config_sep = getattr(model.config, "sep_token_id", None)
+        self.pairs = bool(getattr(model.config, "text_pairs", False)) and config_sep is not None
+        if self.pairs:
+            types = emb.token_type_embeddings.weight
+            self.register_buffer("type_delta", (types[1] - types[0]).detach().clone())
         self.emb_norm = emb.LayerNorm
         layers = list(bert.encoder.layer)
         self.layers = nn.ModuleList(
@@ -98,7 +106,10 @@ class FastBertClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits ``(batch, num_labels)`` for right-padded ``input_ids``."""
         t = input_ids.shape[1]
-        x = self.emb_norm(self.word(input_ids) + self.pos_type[:t])
+        x = self.word(input_ids) + self.pos_type[:t]
+        if self.pairs:
+            x = x + segment_ids(input_ids, self.sep_id).unsqueeze(-1).to(x.dtype) * self.type_delta
+        x = self.emb_norm(x)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UserError
+from ..io.pairs import PAIR_SEP
+from .pairs import encode_pair
 
 TRUNCATIONS = ("head", "tail", "head+tail")
 LONG_TEXT_MODES = ("truncate", "chunks")
@@ -169,6 +171,12 @@ def encode_texts(tokenizer, texts: Sequence[str], max_len: int, options: LongTex
     room = max_len - 2
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     seqs: list[list[int]] = []
+    if any(PAIR_SEP in text for text in texts):  # sentence pairs: one window each, longest_first truncation
+        seqs = [encode_pair(tokenizer, t, max_len) if PAIR_SEP in t else
+                [cls_id, *truncate(tokenizer.token_ids(t), room, opts.truncation, opts.head_tokens), sep_id]
+                for t in texts]
+        owners = None if opts.long_text == "truncate" else np.arange(len(texts), dtype=np.int64)
+        return EncodedTexts(seqs, owners, len(texts))
     if opts.long_text == "truncate":
         for text in texts:
             body = truncate(tokenizer.token_ids(text), room, opts.truncation, opts.head_tokens)

@@ -16,6 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +25,12 @@ from transformers import BertConfig
 from ..errors import UserError
 from ..fileio import write_json
 from ..interrupts import Interrupted
+from ..io.labels import LabelSetData, indicator_matrix, label_vocabulary, load_label_set_splits
 from ..io.records import LabeledData, label_ids, label_list, load_splits
 from ..metrics import compute_metrics
 from ..modeling.bert import BertClassifier
 from ..modeling.folder import save_model_dir
+from ..multilabel import MULTI_LABEL_HEADLINE, MULTI_TASKS
 from ..runtime import distributed
 from ..runtime.device import configure_threads, resolve_device
 from ..runtime.engine import softmax
@@ -35,6 +38,7 @@ from ..text.long_text import LongTextOptions
 from ..text.tokenizer import CharTokenizer
 from .checkpoint import checkpoint_path, find_checkpoint
 from .components import build_model, build_tokenizer, encode, encode_train, pooled_logits
+from .multilabel import MultiLabelTrainer, folder_settings, score_test
 from .outdir import check_out_dir, clear_out_dir, data_fingerprint, read_run_info, remove_stale_temps
 from .settings import TrainJob, check_job, job_from_args, training_args
 from .trainer import TrainData, Trainer, TrainHooks, TrainResult, set_seed
@@ -60,13 +64,15 @@ class TrainOutcome:
 
 @dataclass
 class _Splits:
-    train: LabeledData
-    dev: LabeledData
-    test: LabeledData | None
+    """Single-label: label-id lists; multi-label / hierarchical: (rows, labels) 0/1 matrices."""
+
+    train: LabeledData | LabelSetData
+    dev: LabeledData | LabelSetData
+    test: LabeledData | LabelSetData | None
     labels: list[str]
-    train_y: list[int]
-    dev_y: list[int]
-    test_y: list[int] | None
+    train_y: Any
+    dev_y: Any
+    test_y: Any
 
 
 def resume_training(out: str | Path, threads: int | None = None) -> TrainOutcome:
@@ -108,6 +114,8 @@ def run_training(job: TrainJob, resume: bool = False) -> TrainOutcome:
 
 
 def _read_splits(job: TrainJob) -> _Splits:
+    if job.data.task in MULTI_TASKS:
+        return _read_label_set_splits(job)
     train, dev, test = load_splits(job.data, job.train.seed)
     labels = label_list(train)
     label2id = {name: i for i, name in enumerate(labels)}
@@ -122,6 +130,15 @@ def _read_splits(job: TrainJob) -> _Splits:
         )
     return _Splits(train, dev, test, labels, label_ids(train, label2id), label_ids(dev, label2id),
                    label_ids(test, label2id) if test is not None else None)
+
+
+def _read_label_set_splits(job: TrainJob) -> _Splits:
+    train, dev, test = load_label_set_splits(job.data, job.train.seed)
+    labels = label_vocabulary(train)
+    log.info("data (%s): %d train, %d dev, %s test rows; %d labels: %s", job.data.task, len(train), len(dev),
+             len(test) if test is not None else "no", len(labels), ", ".join(labels))
+    return _Splits(train, dev, test, labels, indicator_matrix(train, labels), indicator_matrix(dev, labels),
+                   indicator_matrix(test, labels) if test is not None else None)
 
 
 def _resumed_components(job: TrainJob, out: Path, fingerprint: str, main: bool) -> tuple[CharTokenizer, BertClassifier]:
@@ -157,6 +174,8 @@ def _run_training(job: TrainJob, resume: bool, info: distributed.DistInfo, devic
     else:
         tokenizer = build_tokenizer(job.model, splits.train)
         model = build_model(job.model, tokenizer, splits.labels)
+        if job.data.text_pair_col:  # segment ids 0/1 from the [SEP] in each row (modeling.bert.segment_ids)
+            model.config.text_pairs, model.config.sep_token_id = True, tokenizer.sep_id
     log.info(
         "model: %s, %d layers, hidden %d, %.1fM parameters; %s, %d CPU thread(s)%s",
         job.model.pretrained or "BERT from scratch", model.config.num_hidden_layers, model.config.hidden_size,
@@ -181,18 +200,30 @@ def _fit(job: TrainJob, splits: _Splits, tokenizer: CharTokenizer, model: BertCl
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "training_args.json", training_args(job, splits.labels, lt))
     settings = {"max_len": max_len, **lt.to_settings()}
+    if job.data.text_pair_col:
+        settings["text_pair_col"] = job.data.text_pair_col
 
     def checkpoint_extra(folder: Path) -> None:
         tokenizer.save(folder)
         write_json(folder / "run.json", {"fingerprint": fingerprint})
 
-    hooks = TrainHooks(on_best=lambda m, _dev: save_model_dir(m, tokenizer, out, settings),
+    d = job.data
+
+    def on_best(m: torch.nn.Module, dev: dict) -> None:
+        extra = folder_settings(d.task, dev, d.label_sep, d.path_sep) if d.task in MULTI_TASKS else {}
+        save_model_dir(m, tokenizer, out, {**settings, **extra})
+
+    hooks = TrainHooks(on_best=on_best,
                        log_path=out / "train_log.csv", checkpoint_dir=checkpoint_path(out),
                        checkpoint_extra=checkpoint_extra)
     data = TrainData(train_seqs, train_rows_y, dev_enc.seqs, splits.dev_y, splits.labels, tokenizer.pad_id,
                      dev_enc.owners, lt.chunk_pool)
+    if d.task in MULTI_TASKS:
+        trainer: Trainer = MultiLabelTrainer(model, data, job.train, hooks, task=d.task, path_sep=d.path_sep)
+    else:
+        trainer = Trainer(model, data, job.train, hooks)
     try:
-        return Trainer(model, data, job.train, hooks).run(resume)
+        return trainer.run(resume)
     except KeyboardInterrupt as exc:
         if find_checkpoint(out) is not None:
             hint = f"continue this run with `python run.py train --resume {out}`"
@@ -224,7 +255,11 @@ def _finish(job: TrainJob, splits: _Splits, result: TrainResult, model: BertClas
     if test is not None:
         test_enc = encode(tokenizer, test.texts, job.model.max_len, lt, job.cache_dir)
         logits = pooled_logits(model, test_enc, tokenizer.pad_id, job.train.eval_batch_size, lt, device)
-        outcome.test = compute_metrics(splits.test_y, np.asarray(logits).argmax(axis=1), splits.labels)
+        if job.data.task in MULTI_TASKS:
+            outcome.test = score_test(job.data.task, splits.test_y, logits, splits.labels, result.best_dev,
+                                      job.data.path_sep)
+        else:
+            outcome.test = compute_metrics(splits.test_y, np.asarray(logits).argmax(axis=1), splits.labels)
         outcome.test_source = test.source
         outcome.test_data, outcome.test_proba = test, softmax(np.asarray(logits, dtype=np.float64))
         metrics["test"] = headline(outcome.test)
@@ -255,7 +290,7 @@ def warn_collapsed(m: dict, split: str) -> None:
 
 def headline(m: dict) -> dict:
     """The figures of a metrics dict that metrics.json keeps (per class: recall only)."""
-    head = {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1") if k in m}
+    head = {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", *MULTI_LABEL_HEADLINE) if k in m}
     if "per_class" in m:
         head["per_class_recall"] = {name: round(float(row["recall"]), 5) for name, row in m["per_class"].items()}
     return head

@@ -11,6 +11,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import UserError
+from ..io.labels import check_task
 from ..io.records import DataOptions
 from ..text.long_text import LongTextOptions
 from ..text.token_cache import DEFAULT_CACHE_DIR
@@ -18,7 +19,10 @@ from ..version import __version__
 
 log = logging.getLogger(__name__)
 
-METRICS = ("macro_f1", "accuracy", "weighted_f1")
+METRICS = ("macro_f1", "accuracy", "weighted_f1", "micro_f1", "samples_f1")
+LABEL_SET_METRICS = ("micro_f1", "samples_f1")  # multi-label / hierarchical tasks only
+# the model-selection metric when --metric is not given; TrainSettings.metric is the single-label one
+TASK_METRICS = {"single-label": "macro_f1", "multi-label": "micro_f1", "hierarchical": "micro_f1"}
 CLASS_WEIGHTS = ("none", "balanced")
 PRETRAINED_LR = 3e-5  # default peak learning rate when starting from a pretrained BERT
 DEFAULT_OUT = "saved_models/default"
@@ -119,6 +123,10 @@ def check_job(job: TrainJob) -> LongTextOptions:
     if t.class_weight == "balanced" and t.oversample:
         log.warning("--class-weight balanced and --oversample both correct for imbalance; together they "
                     "over-correct (the former majority class can collapse): usually pick one")
+    check_task(job.data.task)
+    if job.data.task == "single-label" and t.metric in LABEL_SET_METRICS:
+        raise UserError(f"--metric {t.metric} is for --task multi-label / hierarchical; single-label tasks pick "
+                        "macro_f1, accuracy or weighted_f1")
     if job.model.max_len > 512 and not job.model.pretrained:
         raise UserError(f"--max-len {job.model.max_len} is above the model's position limit of 512")
     return job.long_text.resolved(job.model.max_len)

@@ -303,7 +303,7 @@ class Trainer:
         st, world, device = self.state, self.world, self.device
         # this rank's share of the global batch; the loss is divided by the global batch's
         # weight / world, and DDP's gradient averaging (/ world) completes the batch mean
-        denom = float(self.sample_weight[self.y[idx]].sum()) / world
+        denom = self.batch_weight(idx) / world
         mine, scale = (distributed.shard(idx, self.rank, world), 1.0) if world > 1 else (idx, 1.0)
         if len(mine) == 0:  # a last batch smaller than the world: take part with zero weight
             mine, scale = idx[:1], 0.0
@@ -311,7 +311,7 @@ class Trainer:
         ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
         with autocast(device, self.amp_dtype):
             logits = self.net(ids, attention_mask=mask)
-        loss = self.loss_fn(logits.float(), self.y[mine].to(device)) * scale
+        loss = self.batch_loss(logits.float(), mine) * scale
         self.scaler.scale(loss / denom).backward()
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
@@ -323,7 +323,15 @@ class Trainer:
         st.seen += len(idx)
         st.tokens += int(mask.sum()) if scale else 0
         st.running_loss += loss.item()
-        st.running_n += float(self.sample_weight[self.y[mine]].sum()) * scale
+        st.running_n += self.batch_weight(mine) * scale
+
+    def batch_weight(self, rows: np.ndarray) -> float:
+        """The total loss weight of training ``rows`` (the divisor of their summed loss)."""
+        return float(self.sample_weight[self.y[rows]].sum())
+
+    def batch_loss(self, logits: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """The summed loss of training ``rows`` given their ``logits``."""
+        return self.loss_fn(logits, self.y[rows].to(self.device))
 
     def _dev_metrics(self) -> dict:
         d = self.data
