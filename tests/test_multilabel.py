@@ -147,6 +147,17 @@ def test_evaluate_reads_the_models_separator_and_writes_the_label_set_report(ml,
     table = pd.read_csv(out / "label_confusion.csv")
     assert list(table["label"]) == sorted(GROUPS)
     assert (table[["tn", "fp", "fn", "tp"]].sum(axis=1) == 60).all()
+    # per-label error lists: one row per wrong decision, as many as the confusion tables' fp + fn
+    errors = pd.read_csv(out / "errors.csv", keep_default_na=False)
+    by_label = table.set_index("label")
+    for name in sorted(GROUPS):
+        mine = errors[errors["label"] == name]
+        assert (mine["error"] == "extra").sum() == by_label.loc[name, "fp"]
+        assert (mine["error"] == "missed").sum() == by_label.loc[name, "fn"]
+        assert report["label_errors"][name] == {"missed": int(by_label.loc[name, "fn"]),
+                                                "extra": int(by_label.loc[name, "fp"])}
+    assert list(errors["confidence"]) == sorted(errors["confidence"], reverse=True)
+    assert ((errors["error"] == "extra") == (errors["prob"] == errors["confidence"])).all()
 
 
 def test_predict_writes_pred_labels_and_a_probability_per_label(ml, capsys) -> None:

@@ -24,17 +24,44 @@ from .plots import cjk_font_name
 log = logging.getLogger(__name__)
 
 
-def evaluate_label_sets(predictor, opts) -> dict:
-    """Metrics of a label-set ``predictor`` on the file ``opts.train`` (read with ``opts``)."""
+def evaluate_label_sets(predictor, opts) -> tuple[dict, pd.DataFrame]:
+    """Metrics of a label-set ``predictor`` on the file ``opts.train`` (read with ``opts``), and its
+    per-label errors (:func:`label_errors`)."""
     data = load_label_sets(opts.train, opts)
-    y = indicator_matrix(data, list(predictor.labels), "are not known to the model (it knows: {known}); remove "
+    labels = list(predictor.labels)
+    y = indicator_matrix(data, labels, "are not known to the model (it knows: {known}); remove "
                          "those rows or retrain with them")
     probs = predictor.predict_proba(data.texts)
-    return task_of(predictor).metrics(y, probs, list(predictor.labels))
+    task = task_of(predictor)
+    return task.metrics(y, probs, labels), label_errors(data, y, probs, task.decide(probs, labels), labels)
 
 
-def write_label_set_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str) -> dict[str, Path]:
-    """Write metrics.json, report.txt, label_confusion.csv and label_confusion.png into ``out_dir``."""
+ERROR_COLUMNS = ["row", "label", "error", "prob", "confidence", "gold", "predicted", "text"]
+
+
+def label_errors(data, y: np.ndarray, probs: np.ndarray, pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """One row per wrong (text, label) decision: ``missed`` (a gold label not predicted) or ``extra``
+    (predicted, not gold), with the label's probability; most confident mistakes first (``confidence``:
+    the probability of an extra label, one minus that of a missed one)."""
+    y, pred = np.asarray(y, dtype=bool), np.asarray(pred, dtype=bool)
+    rows = []
+    for i, j in zip(*np.nonzero(y != pred), strict=True):
+        p = float(probs[i, j])
+        rows.append({
+            "row": data.lines[i] if data.lines is not None else i + 1, "label": labels[j],
+            "error": "extra" if pred[i, j] else "missed", "prob": round(p, 6),
+            "confidence": round(p if pred[i, j] else 1.0 - p, 6),
+            "gold": " | ".join(labels[k] for k in np.flatnonzero(y[i])),
+            "predicted": " | ".join(labels[k] for k in np.flatnonzero(pred[i])), "text": data.texts[i],
+        })
+    frame = pd.DataFrame(rows, columns=ERROR_COLUMNS)
+    return frame.sort_values(["confidence", "row"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def write_label_set_evaluation(metrics: dict, labels: list[str], out_dir: str | Path, title: str,
+                               errors: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write metrics.json, report.txt, label_confusion.csv and label_confusion.png into ``out_dir``;
+    with ``errors`` (:func:`label_errors`) also errors.csv, and their count per label in metrics.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -43,6 +70,13 @@ def write_label_set_evaluation(metrics: dict, labels: list[str], out_dir: str | 
         "confusion_csv": out_dir / "label_confusion.csv",
         "confusion_png": out_dir / "label_confusion.png",
     }
+    if errors is not None:
+        paths["errors"] = out_dir / "errors.csv"
+        with atomic_open(paths["errors"], "w", newline="") as fh:
+            errors.to_csv(fh, index=False)
+        counts = errors.groupby(["label", "error"]).size()
+        metrics["label_errors"] = {name: {kind: int(counts.get((name, kind), 0)) for kind in ("missed", "extra")}
+                                   for name in labels}
     write_json(paths["metrics"], metrics)
     write_text(paths["report"], format_multilabel_report(metrics, labels) + "\n")
     rows = []

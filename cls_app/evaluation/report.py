@@ -126,10 +126,11 @@ def evaluate_model(
         opts = DataOptions(train=data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
                            on_bad_row=on_bad_row, task=task.task, label_sep=label_sep or task.label_sep,
                            path_sep=path_sep or task.path_sep, text_pair_col=text_pair_col)
-        metrics = evaluate_label_sets(predictor, opts)
+        metrics, errors = evaluate_label_sets(predictor, opts)
         out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
         title = f"{Path(model_dir).name} on {Path(data_path).name}"
-        return Evaluation(metrics, list(predictor.labels), out, write_evaluation(metrics, predictor.labels, out, title))
+        paths = write_label_set_evaluation(metrics, predictor.labels, out, title, errors)
+        return Evaluation(metrics, list(predictor.labels), out, paths)
     data = load_labeled(
         data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
         on_bad_row=on_bad_row, text_pair_col=text_pair_col,
