@@ -27,10 +27,9 @@ MODEL_FILES = ("config.json", "vocab.txt", "model.safetensors")
 
 
 @dataclass
-class LoadedModel:
-    """A model folder loaded for inference."""
+class FolderMeta:
+    """What a BERT folder says besides its weights: enough to run an exported ONNX model."""
 
-    model: BertClassifier
     tokenizer: CharTokenizer
     labels: list[str]
     path: Path
@@ -44,6 +43,13 @@ class LoadedModel:
     def long_text(self) -> LongTextOptions:
         """Truncation / chunking as the model was trained (head truncation for older folders)."""
         return LongTextOptions.from_settings(self.settings).resolved(self.max_len)
+
+
+@dataclass(kw_only=True)
+class LoadedModel(FolderMeta):
+    """A model folder loaded for inference: its :class:`FolderMeta` and the model."""
+
+    model: BertClassifier
 
 
 def write_bert_files(
@@ -106,20 +112,6 @@ def _check_vocab(path: Path, tokenizer: CharTokenizer, vocab_size: object) -> No
             f"{path}: vocab.txt has {len(tokenizer)} tokens but the model expects "
             f"{vocab_size}; vocab.txt does not belong to this model: copy the folder again"
         )
-
-
-@dataclass
-class FolderMeta:
-    """What a BERT folder says besides its weights: enough to run an exported ONNX model."""
-
-    tokenizer: CharTokenizer
-    labels: list[str]
-    path: Path
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def max_len(self) -> int:
-        return int(self.settings.get("max_len", 128))
 
 
 def load_folder_meta(path: str | Path) -> FolderMeta:

@@ -16,9 +16,6 @@ import torch
 
 from ..errors import UserError
 from ..multilabel import sigmoid, task_metrics, tune_thresholds
-from ..runtime import distributed
-from ..runtime.device import autocast
-from ..text.long_text import pool_logits
 from .settings import TrainSettings
 from .trainer import TrainData, Trainer, TrainHooks
 
@@ -68,12 +65,7 @@ class MultiLabelTrainer(Trainer):
 
     def _dev_metrics(self) -> dict:
         d = self.data
-        with autocast(self.device, self.amp_dtype):
-            logits = distributed.predict_sharded(self.model, d.dev_ids, d.pad_id, self.settings.eval_batch_size,
-                                                 self.device)
-        if self.dev_owners is not None:
-            logits = pool_logits(logits, self.dev_owners, len(self.dev_matrix), d.pool)
-        probs = sigmoid(logits)
+        probs = sigmoid(self.dev_logits(len(self.dev_matrix)))
         thresholds = tune_thresholds(probs, self.dev_matrix)
         m = task_metrics(self.task, self.dev_matrix, probs, d.labels, thresholds, self.path_sep)
         m["thresholds"] = thresholds

@@ -333,14 +333,19 @@ class Trainer:
         """The summed loss of training ``rows`` given their ``logits``."""
         return self.loss_fn(logits, self.y[rows].to(self.device))
 
-    def _dev_metrics(self) -> dict:
+    def dev_logits(self, n_texts: int) -> np.ndarray:
+        """Logits of the ``n_texts`` dev texts (long texts' windows pooled), scored by all ranks together."""
         d = self.data
         with autocast(self.device, self.amp_dtype):
             logits = distributed.predict_sharded(self.model, d.dev_ids, d.pad_id, self.settings.eval_batch_size,
                                                  self.device)
         if self.dev_owners is not None:
-            logits = pool_logits(logits, self.dev_owners, len(d.dev_y), d.pool)
-        return compute_metrics(d.dev_y, logits.argmax(axis=1), d.labels)
+            logits = pool_logits(logits, self.dev_owners, n_texts, d.pool)
+        return logits
+
+    def _dev_metrics(self) -> dict:
+        d = self.data
+        return compute_metrics(d.dev_y, self.dev_logits(len(d.dev_y)).argmax(axis=1), d.labels)
 
     def _evaluate(self, epoch_pos: float) -> bool:
         """Score dev, log it, keep the best; return True when training should stop (then ``state.done``).
