@@ -186,17 +186,13 @@ def _report(outcome) -> None:
 
     from ..evaluation.analysis import Scored, format_analysis
     from ..evaluation.report import write_evaluation
-    from ..multilabel import MULTI_TASKS
 
     if outcome.test is not None:
         name = Path(outcome.test_source).name
         scored = None
-        single = outcome.test.get("task") not in MULTI_TASKS  # label sets have their own report
-        if single and outcome.test_data is not None and outcome.test_proba is not None:
-            label2id = {n: i for i, n in enumerate(outcome.labels)}
+        if outcome.test_proba is not None:  # single-label runs
             data = outcome.test_data
-            scored = Scored(list(data.texts), np.array([label2id[n] for n in data.labels]), outcome.test_proba,
-                            data.lines)
+            scored = Scored(list(data.texts), np.asarray(outcome.test_y), outcome.test_proba, data.lines)
         write_evaluation(outcome.test, outcome.labels, outcome.out / "test_eval", f"{outcome.out.name} on {name}",
                          scored=scored, model_dir=outcome.out)
         print_metrics_report(f"test ({name}):", outcome.test, outcome.labels)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_open, write_text
+from ..io.pairs import PAIR_SEP
 from .calibration import calibration, format_calibration, plot_reliability
 from .errors import ErrorOptions, confused_pairs, error_table, format_pairs, pairs_frame, top_k_accuracy
 
@@ -100,8 +101,11 @@ def write_analysis(out_dir: Path, metrics: dict, labels: list[str], scored: Scor
 
 def error_highlights(model_dir: str | Path | None, errors: pd.DataFrame, top: int) -> dict[int, str]:
     """explain's character highlights (toward the predicted class) of the ``top`` most confident
-    errors, as HTML by row; empty when there is no model folder or ``top`` is 0."""
+    errors, as HTML by row; empty when there is no model folder or ``top`` is 0, and for sentence
+    pairs (explain scores the characters of single texts)."""
     if model_dir is None or top <= 0 or not len(errors):
+        return {}
+    if any(PAIR_SEP in text for text in errors["text"]):
         return {}
     from ..inference.explain import explain_texts, highlight_html, load_explainer
 

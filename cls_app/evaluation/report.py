@@ -10,7 +10,7 @@ always ``report.html``, the whole report on one self-contained page.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +142,6 @@ def evaluate_model(
     metrics = compute_metrics(y_true, proba.argmax(axis=1), predictor.labels)
     out = Path(out_dir) if out_dir else Path(model_dir) / f"eval_{Path(data_path).stem}"
     scored = Scored(list(data.texts), np.asarray(y_true), proba, data.lines)
-    if text_pair_col:  # explain highlights characters of single texts
-        options = replace(options or ReportOptions(), explain_top=0)
     paths = write_evaluation(metrics, predictor.labels, out, f"{Path(model_dir).name} on {Path(data_path).name}",
                              scored=scored, model_dir=model_dir, options=options)
     return Evaluation(metrics, list(predictor.labels), out, paths)

@@ -58,6 +58,7 @@ class TrainOutcome:
     test: dict | None = None
     test_source: str | None = None
     test_data: LabeledData | None = None  # the test rows (texts, labels, file lines) ...
+    test_y: list[int] | None = None  # ... their label ids (single-label runs; label sets have their own report)
     test_proba: np.ndarray | None = None  # ... and the best model's class probabilities for them
     is_main: bool = True
 
@@ -260,8 +261,9 @@ def _finish(job: TrainJob, splits: _Splits, result: TrainResult, model: BertClas
                                       job.data.path_sep)
         else:
             outcome.test = compute_metrics(splits.test_y, np.asarray(logits).argmax(axis=1), splits.labels)
+            outcome.test_data, outcome.test_y = test, splits.test_y
+            outcome.test_proba = softmax(np.asarray(logits, dtype=np.float64))
         outcome.test_source = test.source
-        outcome.test_data, outcome.test_proba = test, softmax(np.asarray(logits, dtype=np.float64))
         metrics["test"] = headline(outcome.test)
         warn_collapsed(outcome.test, "test")
     if result.best_dev:
