@@ -15,7 +15,9 @@ Trains exactly as ``run.py train --train dev.txt --test test.txt --threads 1`` (
 * ``rdrop``: R-Drop (Liang et al. 2021). Two forward passes with different dropout masks; the loss is
   the mean of the two cross-entropies plus ``alpha`` x their symmetric KL divergence (twice the compute).
 
-Then ``python bench/ensemble_variants.py`` or the ``train --with-baselines`` steps score the folder.
+After training, the ``train --with-baselines`` steps run on the folder (six baselines, the ensemble
+fitted on dev, the recommendation and the comparison on test), so one line reports BERT alone and
+the recommended model; ``python bench/ensemble_variants.py`` then scores other member sets.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from cls_app.baselines.pipelines import run_baselines  # noqa: E402
+from cls_app.evaluation.recommend import recommend  # noqa: E402
 from cls_app.io.records import DataOptions, label_list, load_splits  # noqa: E402
 from cls_app.runtime.device import autocast  # noqa: E402
 from cls_app.text.batching import pad_batch  # noqa: E402
@@ -113,8 +117,14 @@ def main() -> None:
     job = TrainJob(data=data, model=ModelOptions(), train=TrainSettings(seed=42), out=out, threads=1, overwrite=True)
     t0 = time.time()
     m = run_training(job).metrics
+    train_wall = time.time() - t0
+    run_baselines(data, Path(out) / "baselines", seed=42)
+    pointer, comparison = recommend(out, data, 42, job.train.metric)
+    best = pointer["comparison"]
     print(json.dumps({"variant": variant, "alpha": alpha, "test": m.get("test"), "dev": m["dev"],
-                      "train_s": m["train_seconds"], "wall_s": round(time.time() - t0, 1)}))
+                      "train_s": m["train_seconds"], "wall_s": round(train_wall, 1),
+                      "recommended": pointer["name"], "recommended_test_accuracy": best.get("accuracy"),
+                      "versus": best.get("versus")}, default=str))
 
 
 if __name__ == "__main__":

@@ -295,3 +295,39 @@ def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def model_processes(pid: int) -> list[int]:
+    """The spawned model processes among ``pid``'s children (not multiprocessing's resource tracker)."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    cmdlines = {k: Path(f"/proc/{k}/cmdline").read_bytes() for k in kids if Path(f"/proc/{k}").exists()}
+    return [k for k, cmd in cmdlines.items() if b"spawn_main" in cmd and b"resource_tracker" not in cmd]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux /proc")
+def test_a_killed_model_process_is_replaced_and_the_server_stays_up(baseline_model) -> None:
+    server = Server(baseline_model, "--max-wait-ms", "0")
+    try:
+        url = server.url + "/predict"
+        assert httpx.post(url, json={"text": "这个好棒好棒"}).json()["predictions"][0]["label"] == "正面"
+        before = model_processes(server.proc.pid)
+        assert len(before) == 1, before  # the model runs in a process of its own
+        os.kill(before[0], signal.SIGKILL)
+        statuses = []
+        for _ in range(20):  # the batch the dead process had (if any) fails; the next one starts a new process
+            r = httpx.post(url, json={"text": "这个差劲差劲"}, timeout=60)
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                break
+            assert r.status_code == 500 and r.json()["error"]["code"] == "prediction_failed", r.text
+        assert statuses[-1] == 200 and len(statuses) <= 2, statuses
+        assert r.json()["predictions"][0]["label"] == "负面"
+        after = model_processes(server.proc.pid)
+        assert len(after) == 1 and after != before
+    finally:
+        status, _, err = server.stop()
+    assert status == 0, err[-2000:]
+    assert "the model process died during a batch" in err or statuses == [200], err[-2000:]
+    assert "Traceback" not in err, err[-2000:]

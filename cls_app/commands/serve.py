@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         NAME, help="serve a model folder over HTTP (POST /predict, GET /health, GET /info, /docs)",
         description="Serve any model folder (BERT or baseline) over HTTP. Concurrent requests are micro-batched: "
-        "they wait up to --max-wait-ms for others and run together, up to --max-batch texts per forward pass. "
+        "they wait up to --max-wait-ms for others and run together, up to --max-batch texts, sorted by length into "
+        "forward passes of --batch-size. "
         "Binds to 127.0.0.1 unless --host says otherwise. See docs/deploy.md.",
     )
     p.add_argument("--model", required=True, help="model folder written by train or baseline")
@@ -38,6 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r = p.add_argument_group("processes and security")
     r.add_argument("--workers", type=int, default=d.workers,
                    help="server processes, each with its own model copy (default: %(default)s)")
+    r.add_argument("--model-process", action=argparse.BooleanOptionalAction, default=d.model_process,
+                   help="run the model in a process of its own beside each server process, so HTTP handling and "
+                   "the model do not share Python's GIL (default: on; --no-model-process keeps one copy of the "
+                   "model in memory)")
     r.add_argument("--threads", type=int, help="CPU threads for the model in each worker (default: the thread policy)")
     r.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on /predict and /info (default: the "
                    f"{API_KEY_ENV} environment variable, if set)")
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> None:
     settings = ServeSettings(
         host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
-        workers=args.workers, threads=args.threads, batch_size=args.batch_size, backend=args.backend,
+        workers=args.workers, model_process=args.model_process, threads=args.threads, batch_size=args.batch_size,
+        backend=args.backend,
         quantize=args.quantize, api_key=args.api_key, shutdown_timeout_s=args.shutdown_timeout,
         access_log=args.access_log,
     )

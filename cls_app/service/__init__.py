@@ -6,6 +6,7 @@ _EXPORTS = {
     "API_KEY_ENV": "settings",
     "BatchStats": "batcher",
     "MicroBatcher": "batcher",
+    "ModelProcess": "model_process",
     "ServeSettings": "settings",
     "create_app": "app",
     "serve": "server",

@@ -19,6 +19,7 @@ import hmac
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..version import __version__
 from .batcher import BatcherClosed, MicroBatcher
+from .model_process import predict_in_worker
 from .settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -176,8 +178,10 @@ def _install_routes(app: FastAPI, predictor: Any, settings: ServeSettings, batch
             "settings": settings.public(), "batching": batcher.stats.as_dict(),
         }
 
-    @app.post("/predict", dependencies=auth, summary="classify texts")
-    async def predict(body: PredictRequest) -> dict:
+    # the answer is built here as plain JSON types and returned as a JSONResponse: FastAPI's
+    # response-model validation and jsonable_encoder would walk every item again
+    @app.post("/predict", dependencies=auth, summary="classify texts", response_class=JSONResponse)
+    async def predict(body: PredictRequest) -> JSONResponse:
         texts = body.all_texts()
         check_limits(texts, settings)
         keep = [i for i, t in enumerate(texts) if t.strip()]
@@ -193,13 +197,19 @@ def _install_routes(app: FastAPI, predictor: Any, settings: ServeSettings, batch
                                ) from None
             for i, item in zip(keep, prediction_items(probs, labels, body.top_k), strict=True):
                 results[i] = item
-        return {"predictions": results}
+        return JSONResponse({"predictions": results})
 
 
-def create_app(predictor: Any, settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app serving ``predictor`` (anything with ``labels``, ``kind``, ``predict_proba``)."""
+def create_app(predictor: Any, settings: ServeSettings | None = None, model_process: Executor | None = None) -> FastAPI:
+    """The FastAPI app serving ``predictor`` (anything with ``labels``, ``kind``, ``predict_proba``).
+
+    With ``model_process`` (a :class:`~.model_process.ModelProcess` that loads the same model) the
+    batches run there and ``predictor`` only describes the model (labels, ``/info``)."""
     settings = settings or ServeSettings()
-    batcher = MicroBatcher(predictor.predict_proba, settings.max_batch, settings.max_wait_ms)
+    if model_process is None:
+        batcher = MicroBatcher(predictor.predict_proba, settings.max_batch, settings.max_wait_ms)
+    else:
+        batcher = MicroBatcher(predict_in_worker, settings.max_batch, settings.max_wait_ms, executor=model_process)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

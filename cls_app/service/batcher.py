@@ -8,7 +8,9 @@ accepting and answering while the model computes). While a batch runs, new reque
 and form the next batch, so under load batches fill without waiting at all.
 
 A request is never split: one larger than ``max_batch`` runs alone. ``max_batch=1`` turns
-batching off (every request runs on its own, in arrival order).
+batching off (every request runs on its own, in arrival order). ``executor`` runs the batches:
+by default one thread of this process; the server passes a
+:class:`~cls_app.service.model_process.ModelProcess` so the model has a core of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -56,7 +59,7 @@ class MicroBatcher:
     """Group concurrent ``submit`` calls into batches for ``predict_proba`` (see the module doc)."""
 
     def __init__(self, predict_proba: Callable[[Sequence[str]], np.ndarray], max_batch: int = 64,
-                 max_wait_ms: float = 5.0) -> None:
+                 max_wait_ms: float = 5.0, executor: Executor | None = None) -> None:
         self.predict_proba = predict_proba
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
@@ -64,7 +67,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._carry: _Job | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cls-model")
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="cls-model")
         self._busy = False
         self._closed = False
 
@@ -148,7 +151,11 @@ class MicroBatcher:
         try:
             probs = await loop.run_in_executor(self._executor, self.predict_proba, texts)
         except Exception as exc:  # a model failure answers these requests with 500; the server stays up
-            log.exception("prediction failed for a batch of %d texts", len(texts))
+            if isinstance(exc, BrokenProcessPool):
+                log.error("the model process died during a batch of %d texts (killed, or out of memory?); "
+                          "those requests get a 500, the next batch starts a new process", len(texts))
+            else:
+                log.exception("prediction failed for a batch of %d texts", len(texts))
             for j in jobs:
                 if not j.future.done():
                     j.future.set_exception(exc)

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import UserError
 from .app import create_app
+from .model_process import ModelProcess
 from .settings import API_KEY_ENV, ServeSettings
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,18 @@ def load_model(model: str | Path, settings: ServeSettings) -> Any:
                           quantize=settings.quantize)
 
 
+def build_app(model: str | Path, settings: ServeSettings) -> Any:
+    """The app for ``model``; with ``settings.model_process`` the batches run in a model process."""
+    predictor = load_model(model, settings)
+    worker = ModelProcess(load_model, (str(Path(model).resolve()), settings)) if settings.model_process else None
+    return create_app(predictor, settings, worker)
+
+
 def app_from_environment() -> Any:
     """The app factory each ``--workers`` process calls (uvicorn ``factory=True``)."""
     config = json.loads(os.environ[CONFIG_ENV])
     settings = ServeSettings.from_dict(config["settings"]).resolved_key()
-    return create_app(load_model(config["model"], settings), settings)
+    return build_app(config["model"], settings)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -96,7 +104,7 @@ def serve(model: str | Path, settings: ServeSettings, announce: Callable[[str], 
               "timeout_graceful_shutdown": settings.shutdown_timeout_s}
     url = f"http://{settings.host}:{settings.port}"
     if settings.workers == 1:
-        app = create_app(load_model(model, settings), settings)
+        app = build_app(model, settings)
         if announce:
             announce(url)
         with _signals_end_quietly():
