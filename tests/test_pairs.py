@@ -54,6 +54,20 @@ def test_pairs_encode_as_bert_tokenizer_does(tokenizers, a: str, b: str, max_len
     assert segment_ids(ids, ours.sep_id)[0].tolist() == want["token_type_ids"]
 
 
+def test_a_literal_sep_in_a_pair_text_does_not_move_the_segments(tokenizers) -> None:
+    ours, bert = tokenizers
+    a, b = "新闻[SEP]中国", "手机[SEP]"
+    want = bert(a, b)
+    got = encode_pair(ours, join_pair(a, b), 64)
+    unk, sep = ours.unk_id, ours.sep_id
+    # the same ids as BertTokenizer's, except that the literal [SEP]s inside the texts are [UNK]
+    ids = want["input_ids"]
+    real = {len(bert(a, add_special_tokens=False)["input_ids"]) + 1, len(ids) - 1}  # the two separators
+    assert got == [unk if (i == sep and k not in real) else i for k, i in enumerate(ids)]
+    assert got.count(sep) == 2
+    assert segment_ids(torch.tensor([got]), sep)[0].tolist() == want["token_type_ids"]
+
+
 def test_longest_first_cuts_the_longer_text_first() -> None:
     assert truncate_longest_first([1] * 10, [2] * 3, 9) == ([1] * 6, [2] * 3)
     assert truncate_longest_first([1] * 5, [2] * 5, 6) == ([1] * 3, [2] * 3)

@@ -28,6 +28,9 @@ def encode_pair(tokenizer, text: str, max_len: int) -> list[int]:
     a, b = split_pair(text)
     if b is None:
         raise ValueError("not a pair text")
-    ids_a, ids_b = truncate_longest_first(tokenizer.token_ids(a), tokenizer.token_ids(b), max(max_len - 3, 0))
     sep = tokenizer.sep_id
+    # a literal "[SEP]" inside a text would move where the segments are derived to change (see the
+    # module doc); it becomes [UNK] there (BertTokenizer keeps the id and sets token types apart)
+    ids_a, ids_b = ([tokenizer.unk_id if i == sep else i for i in tokenizer.token_ids(t)] for t in (a, b))
+    ids_a, ids_b = truncate_longest_first(ids_a, ids_b, max(max_len - 3, 0))
     return [tokenizer.cls_id, *ids_a, sep, *ids_b, sep]

@@ -35,7 +35,7 @@ from .tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bump when the stored layout or the tokenizer's output for the same vocab changes."""
 
 DEFAULT_CACHE_DIR = Path(".cache") / "token_ids"
