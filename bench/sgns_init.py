@@ -8,6 +8,9 @@ fine-tune it like any other (`bench/pretrain_thucnews.sh finetune DIR`).
     python bench/sgns_init.py --out saved_models/exp_sgns
     LR=5e-4 bash bench/pretrain_thucnews.sh finetune saved_models/exp_sgns
 
+On the default reviews (docs/ensembles.md): ``--corpus data/peoples_daily_199801.txt data/train.csv
+data/train.csv data/train.csv --layers 2``, then ``run.py train --pretrained DIR --lr 5e-4``.
+
 Measured here (1 thread): 1,500 steps of 4,096 pairs in 75 s; fine-tuned test accuracy 0.8440
 against 0.8383 from random weights with the same settings (one seed each).
 """
@@ -42,6 +45,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--std", type=float, default=0.02, help="scale of the vectors put into BERT (its init std)")
+    ap.add_argument("--layers", type=int, default=4, help="encoder layers of the BERT folder written")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -89,7 +93,7 @@ def main() -> None:
         if i is not None:
             sims = torch.nn.functional.cosine_similarity(vectors[i : i + 1], vectors)
             print(ch, "nearest:", " ".join(tok.vocab[j] for j in sims.topk(8).indices.tolist()))
-    model = build_model(PretrainSettings(corpus=[], layers=4, hidden=hidden, heads=4, max_len=64), tok)
+    model = build_model(PretrainSettings(corpus=[], layers=args.layers, hidden=hidden, heads=4, max_len=64), tok)
     with torch.no_grad():
         model.bert.embeddings.word_embeddings.weight.copy_(vectors * (args.std / vectors.std()))
     shutil.rmtree(args.out, ignore_errors=True)
