@@ -58,8 +58,8 @@ class BatcherClosed(RuntimeError):
 class MicroBatcher:
     """Group concurrent ``submit`` calls into batches for ``predict_proba`` (see the module doc)."""
 
-    def __init__(self, predict_proba: Callable[[Sequence[str]], np.ndarray], max_batch: int = 64,
-                 max_wait_ms: float = 5.0, executor: Executor | None = None) -> None:
+    def __init__(self, predict_proba: Callable[[Sequence[str]], np.ndarray], max_batch: int,
+                 max_wait_ms: float, executor: Executor | None = None) -> None:
         self.predict_proba = predict_proba
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
