@@ -44,6 +44,24 @@ def toy_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
+def train_toy_bert(folder: Path, *, n_train: int, n_dev: int = 40, layers: int = 1, max_len: int = 32,
+                   epochs: int) -> Path:
+    """A tiny BERT (hidden 32, 2 heads) trained on the toy task in ``folder``; returns ``folder/model``."""
+    from cls_app.io.records import DataOptions
+    from cls_app.training.pipeline import run_training
+    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
+
+    job = TrainJob(
+        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(n_train, 1))),
+                         dev=str(write_csv(folder / "dev.csv", *toy_texts(n_dev, 2)))),
+        model=ModelOptions(layers=layers, hidden=32, heads=2, min_freq=1, max_len=max_len),
+        train=TrainSettings(epochs=epochs, batch_size=16, lr=2e-3, seed=0),
+        out=str(folder / "model"),
+    )
+    run_training(job)
+    return folder / "model"
+
+
 @pytest.fixture
 def thucnews_dir() -> Path:
     if not (SHARED_THUCNEWS / "dev.txt").is_file():

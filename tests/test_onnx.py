@@ -12,28 +12,17 @@ import pytest
 from cls_app import Classifier
 from cls_app.runtime.engine import predict_text_logits
 
-from .conftest import run_main, toy_texts, write_csv
+from .conftest import run_main, toy_texts, train_toy_bert, write_csv
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     """A tiny trained BERT folder (1 layer, hidden 32) with model.onnx and model.int8.onnx."""
-    from cls_app.io.records import DataOptions
     from cls_app.modeling.onnx_export import export_onnx
-    from cls_app.training.pipeline import run_training
-    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
 
-    folder = tmp_path_factory.mktemp("onnx")
-    job = TrainJob(
-        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(200, 1))),
-                         dev=str(write_csv(folder / "dev.csv", *toy_texts(40, 2)))),
-        model=ModelOptions(layers=2, hidden=32, heads=2, min_freq=1, max_len=32),
-        train=TrainSettings(epochs=3, batch_size=16, lr=2e-3, seed=0),
-        out=str(folder / "model"),
-    )
-    run_training(job)
-    export_onnx(folder / "model", quantize=True)
-    return folder / "model"
+    model = train_toy_bert(tmp_path_factory.mktemp("onnx"), n_train=200, layers=2, epochs=3)
+    export_onnx(model, quantize=True)
+    return model
 
 
 def held_out_texts() -> list[str]:

@@ -20,7 +20,7 @@ from cls_app.modeling.bert import BertClassifier, scratch_config
 from cls_app.modeling.fast import FastBertClassifier, fast_classifier
 from cls_app.text.batching import pad_batch
 
-from .conftest import NEG_CHARS, POS_CHARS, run_cli, toy_texts, write_csv
+from .conftest import NEG_CHARS, POS_CHARS, run_cli, toy_texts, train_toy_bert, write_csv
 
 LONG = "这个" + "好" * 20_000
 
@@ -28,21 +28,8 @@ LONG = "这个" + "好" * 20_000
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     """A 2-layer, hidden-32 model trained on the toy task (confident, so labels are stable)."""
-    from cls_app.io.records import DataOptions
-    from cls_app.training.pipeline import run_training
-    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
-
-    folder = tmp_path_factory.mktemp("predict_model")
-    train = write_csv(folder / "train.csv", *toy_texts(240, 1))
-    dev = write_csv(folder / "dev.csv", *toy_texts(60, 2))
-    job = TrainJob(
-        data=DataOptions(train=str(train), dev=str(dev)),
-        model=ModelOptions(layers=2, hidden=32, heads=2, min_freq=1, max_len=64),
-        train=TrainSettings(epochs=5, batch_size=16, lr=2e-3, seed=0),
-        out=str(folder / "model"),
-    )
-    run_training(job)
-    return str(folder / "model")
+    return str(train_toy_bert(tmp_path_factory.mktemp("predict_model"), n_train=240, n_dev=60, layers=2,
+                              max_len=64, epochs=5))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import ROOT, run_cli, run_main, toy_texts, write_csv
+from .conftest import ROOT, run_cli, run_main, toy_texts, train_toy_bert, write_csv
 
 KEY = "s3cret-key"
 LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
@@ -59,20 +59,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def bert_model(tmp_path_factory) -> Path:
-    from cls_app.io.records import DataOptions
-    from cls_app.training.pipeline import run_training
-    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
-
-    folder = tmp_path_factory.mktemp("serve_bert")
-    job = TrainJob(
-        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(200, 1))),
-                         dev=str(write_csv(folder / "dev.csv", *toy_texts(40, 2)))),
-        model=ModelOptions(layers=1, hidden=32, heads=2, min_freq=1, max_len=32),
-        train=TrainSettings(epochs=4, batch_size=16, lr=2e-3, seed=0),
-        out=str(folder / "model"),
-    )
-    run_training(job)
-    return folder / "model"
+    return train_toy_bert(tmp_path_factory.mktemp("serve_bert"), n_train=200, epochs=4)
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, run_cli, run_main, toy_texts, write_csv
+from .conftest import ROOT, run_cli, run_main, toy_texts, train_toy_bert, write_csv
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from cls_app.io.records import DataOptions
-    from cls_app.training.pipeline import run_training
-    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
-
-    folder = tmp_path_factory.mktemp("sharded")
-    job = TrainJob(
-        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(160, 1))),
-                         dev=str(write_csv(folder / "dev.csv", *toy_texts(40, 2)))),
-        model=ModelOptions(layers=1, hidden=32, heads=2, min_freq=1, max_len=32),
-        train=TrainSettings(epochs=2, batch_size=16, lr=2e-3, seed=0),
-        out=str(folder / "model"),
-    )
-    run_training(job)
-    return folder / "model"
+    return train_toy_bert(tmp_path_factory.mktemp("sharded"), n_train=160, epochs=2)
 
 
 def torchrun(*args: str, n: int = 2) -> subprocess.CompletedProcess:
