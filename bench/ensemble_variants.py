@@ -28,7 +28,7 @@ from cls_app.inference.ensemble import (  # noqa: E402
     combine,
     cross_fitted_probs,
     fit_ensemble,
-    log_probs,
+    member_scores,
 )
 from cls_app.inference.predictor import load_predictor  # noqa: E402
 from cls_app.io.records import DataOptions, load_splits  # noqa: E402
@@ -46,12 +46,10 @@ def main() -> None:
     args = ap.parse_args()
     _, dev, test = load_splits(DataOptions(train=args.train, dev=args.dev, test=args.test), args.seed)
     names = ["bert", *BASELINES]
-    scores, labels = {}, None
-    for name in names:
-        p = load_predictor(args.out if name == "bert" else args.out / "baselines" / name)
-        labels = labels or list(p.labels)
-        cols = [p.labels.index(x) for x in labels]
-        scores[name] = [log_probs(p.predict_proba(d.texts)[:, cols]) for d in (dev, test)]
+    members = [load_predictor(args.out), *(load_predictor(args.out / "baselines" / n) for n in BASELINES)]
+    labels = list(members[0].labels)
+    dev_s, test_s = (member_scores(members, d.texts, labels, str(args.out)) for d in (dev, test))
+    scores = {n: [a, b] for n, a, b in zip(names, dev_s, test_s, strict=True)}
     yd = np.array([labels.index(x) for x in dev.labels])
     yt = np.array([labels.index(x) for x in test.labels])
 

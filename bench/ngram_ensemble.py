@@ -34,7 +34,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from neural_variants import BigramEmbedding, experiment  # noqa: E402
 
 from cls_app.evaluation.compare import mcnemar_exact  # noqa: E402
-from cls_app.inference.ensemble import EnsembleSettings, combine, cross_fitted_probs, fit_ensemble, log_probs  # noqa: E402
+from cls_app.inference.ensemble import (  # noqa: E402
+    EnsembleSettings,
+    combine,
+    cross_fitted_probs,
+    fit_ensemble,
+    log_probs,
+    member_scores,
+)
 from cls_app.inference.predictor import load_predictor  # noqa: E402
 from cls_app.io.records import load_splits  # noqa: E402
 from cls_app.modeling.bert import BertClassifier  # noqa: E402
@@ -84,10 +91,10 @@ def main() -> None:
     train, dev, test = load_splits(data, 42)
     proba, labels = bigram_bert_proba(args.ngram, train.texts, args.min_count)
     scores = {"bert_ngram": [log_probs(proba(d.texts)) for d in (dev, test)]}
-    for name, path in [("bert_base", args.base), *((n, args.base / "baselines" / n) for n in BASELINES)]:
-        p = load_predictor(path)
-        cols = [list(p.labels).index(x) for x in labels]
-        scores[name] = [log_probs(p.predict_proba(d.texts)[:, cols]) for d in (dev, test)]
+    names = ["bert_base", *BASELINES]
+    members = [load_predictor(args.base), *(load_predictor(args.base / "baselines" / n) for n in BASELINES)]
+    dev_s, test_s = (member_scores(members, d.texts, labels, str(args.base)) for d in (dev, test))
+    scores.update({n: [a, b] for n, a, b in zip(names, dev_s, test_s, strict=True)})
     yd = np.array([labels.index(x) for x in dev.labels])
     yt = np.array([labels.index(x) for x in test.labels])
     right = {n: s[1].argmax(1) == yt for n, s in scores.items()}
