@@ -131,6 +131,15 @@ class BigramEmbedding(torch.nn.Module):
         return self.table(torch.nn.functional.pad(idx, (0, 1)))  # the last position has no bigram
 
 
+def attach_bigrams(model, tokenizer, train_texts: list[str], min_count: int) -> BigramEmbedding:
+    """Give ``model`` a ``bigram`` module over ``train_texts`` and add its vectors to the word embeddings."""
+    seqs = [tokenizer.token_ids(t) for t in train_texts]
+    model.bigram = BigramEmbedding(seqs, len(tokenizer), model.config.hidden_size, min_count)
+    model.bert.embeddings.word_embeddings.register_forward_hook(
+        lambda _mod, inputs, output: output + model.bigram(inputs[0]))
+    return model.bigram
+
+
 def add_bigrams(data: DataOptions, seed: int, min_count: int) -> None:
     """Make ``run_training`` build its model with a :class:`BigramEmbedding` on the word embeddings."""
     from cls_app.training import pipeline
@@ -140,10 +149,7 @@ def add_bigrams(data: DataOptions, seed: int, min_count: int) -> None:
 
     def build_model(opts, tokenizer, labels):
         model = original(opts, tokenizer, labels)
-        seqs = [tokenizer.token_ids(t) for t in train.texts]
-        model.bigram = BigramEmbedding(seqs, len(tokenizer), model.config.hidden_size, min_count)
-        model.bert.embeddings.word_embeddings.register_forward_hook(
-            lambda _mod, inputs, output: output + model.bigram(inputs[0]))
+        attach_bigrams(model, tokenizer, train.texts, min_count)
         return model
 
     pipeline.build_model = build_model

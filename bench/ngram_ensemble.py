@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from neural_variants import BigramEmbedding, experiment  # noqa: E402
+from neural_variants import attach_bigrams, experiment  # noqa: E402
 
 from cls_app.evaluation.compare import mcnemar_exact  # noqa: E402
 from cls_app.inference.ensemble import (  # noqa: E402
@@ -60,11 +60,7 @@ def bigram_bert_proba(folder: Path, train_texts: list[str], min_count: int):
     model.load_state_dict(state)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     max_len = int(json.loads((folder / "config.json").read_text())["cls_app"]["max_len"])
-    seqs = [tok.token_ids(t) for t in train_texts]
-    model.bigram = BigramEmbedding(seqs, len(tok), config.hidden_size, min_count)
-    model.bigram.table.weight.data.copy_(table)
-    model.bert.embeddings.word_embeddings.register_forward_hook(
-        lambda _mod, inputs, output: output + model.bigram(inputs[0]))
+    attach_bigrams(model, tok, train_texts, min_count).table.weight.data.copy_(table)
     model.eval()
 
     def proba(texts: list[str]) -> np.ndarray:
