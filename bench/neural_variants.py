@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Making the scratch BERT itself stronger on THUCNews (docs/ensembles.md, "The neural model").
 
-    python bench/neural_variants.py base  saved_models/thuc_base           # run.py train's default model
+    python bench/neural_variants.py base  saved_models/thuc_base           # the plain BERT (--bigrams 0)
     python bench/neural_variants.py kd    saved_models/thuc_kd    0.5      # + distillation, alpha 0.5
     python bench/neural_variants.py rdrop saved_models/thuc_rdrop 1.0      # + R-Drop, alpha 1.0
     python bench/neural_variants.py ngram saved_models/thuc_ngram 2        # + character bigram embeddings
@@ -18,8 +18,9 @@ Trains exactly as ``run.py train --train dev.txt --test test.txt --threads 1`` (
   the mean of the two cross-entropies plus ``alpha`` x their symmetric KL divergence (twice the compute).
 * ``ngram``: character bigram embeddings added to BERT's input (as ZEN / fastText add n-grams): every
   bigram seen at least ``alpha`` times in the training texts gets a vector (zero at the start), added
-  to the embedding of its first character. The folder written is not a standard BERT folder (extra
-  ``bigram.*`` weights), so for this variant only BERT alone is scored (no baselines / ensemble).
+  to the embedding of its first character; ``run.py train --bigrams alpha`` (now the default with
+  alpha 2, see :mod:`cls_app.modeling.bigrams`). The other variants train without bigrams
+  (``--bigrams 0``), as they were measured before bigrams became the default.
 
 After training, the ``train --with-baselines`` steps run on the folder (six baselines, the ensemble
 fitted on dev, the recommendation and the comparison on test), so one line reports BERT alone and
@@ -33,6 +34,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -110,51 +112,6 @@ def patched_step(variant: str, alpha: float, q: torch.Tensor | None):
     return _step
 
 
-class BigramEmbedding(torch.nn.Module):
-    """Vectors of the character bigrams (id_i, id_i+1) seen >= ``min_count`` times; index 0: none."""
-
-    def __init__(self, seqs: list[list[int]], vocab: int, hidden: int, min_count: int) -> None:
-        super().__init__()
-        keys = np.concatenate([np.asarray(s[:-1], np.int64) * vocab + np.asarray(s[1:], np.int64)
-                               for s in seqs if len(s) > 1])
-        uniq, counts = np.unique(keys, return_counts=True)
-        self.vocab = vocab
-        self.register_buffer("keys", torch.as_tensor(uniq[counts >= min_count]), persistent=False)
-        self.table = torch.nn.Embedding(len(self.keys) + 1, hidden, padding_idx=0)
-        torch.nn.init.zeros_(self.table.weight)
-        logging.info("bigram embeddings: %d bigrams seen >= %d times", len(self.keys), min_count)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        keys = ids[:, :-1] * self.vocab + ids[:, 1:]
-        pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-        idx = torch.where(self.keys[pos] == keys, pos + 1, torch.zeros_like(pos))
-        return self.table(torch.nn.functional.pad(idx, (0, 1)))  # the last position has no bigram
-
-
-def attach_bigrams(model, tokenizer, train_texts: list[str], min_count: int) -> BigramEmbedding:
-    """Give ``model`` a ``bigram`` module over ``train_texts`` and add its vectors to the word embeddings."""
-    seqs = [tokenizer.token_ids(t) for t in train_texts]
-    model.bigram = BigramEmbedding(seqs, len(tokenizer), model.config.hidden_size, min_count)
-    model.bert.embeddings.word_embeddings.register_forward_hook(
-        lambda _mod, inputs, output: output + model.bigram(inputs[0]))
-    return model.bigram
-
-
-def add_bigrams(data: DataOptions, seed: int, min_count: int) -> None:
-    """Make ``run_training`` build its model with a :class:`BigramEmbedding` on the word embeddings."""
-    from cls_app.training import pipeline
-
-    train, _, _ = load_splits(data, seed)
-    original = pipeline.build_model
-
-    def build_model(opts, tokenizer, labels):
-        model = original(opts, tokenizer, labels)
-        attach_bigrams(model, tokenizer, train.texts, min_count)
-        return model
-
-    pipeline.build_model = build_model
-
-
 def experiment(name: str) -> tuple[DataOptions, ModelOptions, TrainSettings, int]:
     """``thucnews`` (default): the THUCNews split, run.py train's defaults, 1 thread. ``reviews``
     (``DATASET=reviews``): the default job's data in data/ and its settings
@@ -180,16 +137,11 @@ def main() -> None:
     q = soft_targets(data, 42) if variant == "kd" else None
     if variant in ("kd", "rdrop"):
         trainer.Trainer._step = patched_step(variant, alpha, q)
-    if variant == "ngram":
-        add_bigrams(data, 42, int(alpha))
+    model = replace(model, bigrams=int(alpha) if variant == "ngram" else 0)
     job = TrainJob(data=data, model=model, train=train, out=out, threads=threads, overwrite=True)
     t0 = time.time()
     m = run_training(job).metrics
     train_wall = time.time() - t0
-    if variant == "ngram":
-        print(json.dumps({"variant": variant, "min_count": int(alpha), "test": m.get("test"), "dev": m["dev"],
-                          "train_s": m["train_seconds"], "wall_s": round(train_wall, 1)}))
-        return
     run_baselines(data, Path(out) / "baselines", seed=42)
     pointer, comparison = recommend(out, data, 42, job.train.metric)
     best = pointer["comparison"]

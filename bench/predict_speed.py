@@ -25,7 +25,7 @@ file (the ``--quantize`` check: must be >= 99%) and each variant's accuracy.
 Usage (not part of the tests; minutes on a busy 2-core machine)::
 
     python run.py train --train ../shared/data/thucnews/dev.txt --test ../shared/data/thucnews/test.txt \\
-        --epochs 1 --out saved_models/bench_thucnews
+        --epochs 1 --bigrams 0 --out saved_models/bench_thucnews
     python bench/predict_speed.py --model saved_models/bench_thucnews
 """
 
@@ -63,6 +63,9 @@ def export_for_pipeline(model_dir: Path, out: Path) -> Path:
 
     loaded = load_model_dir(model_dir)
     ours = loaded.model
+    if ours.bigram is not None:
+        raise SystemExit(f"{model_dir} has character bigram embeddings, which a transformers pipeline cannot "
+                         "run: train the bench model with --bigrams 0 (see the usage above)")
     hf = BertForSequenceClassification(ours.config).eval()
     missing, unexpected = hf.bert.load_state_dict(ours.bert.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("pooler.") for k in missing), (missing, unexpected)

@@ -14,6 +14,7 @@ from ..training.settings import (
     EMBEDDED_DATA_DEFAULTS,
     METRICS,
     PRETRAINED_LR,
+    SCRATCH_BIGRAM_MIN_COUNT,
     TASK_METRICS,
     ModelOptions,
     TrainJob,
@@ -59,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    f"{_d('max_len', ModelOptions)}; {EMBEDDED_DATA_DEFAULTS['max_len']} on the embedded default data)")
     g.add_argument("--freeze-layers", type=int, default=_d("freeze_layers", ModelOptions), metavar="K",
                    help="freeze the embeddings and the first K encoder layers (default 0)")
+    g.add_argument("--bigrams", type=int, metavar="MIN_COUNT",
+                   help="character bigram embeddings for every bigram seen >= MIN_COUNT times in the training "
+                   f"texts, added to BERT's input (0: off; default {SCRATCH_BIGRAM_MIN_COUNT} scratch, 0 --pretrained)")
+    g.add_argument("--max-bigrams", type=int, default=_d("max_bigrams", ModelOptions), metavar="N",
+                   help="keep at most the N most frequent bigrams (default: %(default)s)")
     _add_training_options(p)
     add_long_text_options(p, training=True)
     p.add_argument("--with-baselines", action=argparse.BooleanOptionalAction,
@@ -142,6 +148,7 @@ def _job(args: argparse.Namespace, default_data: bool) -> TrainJob:
             pretrained=args.pretrained, layers=layers, hidden=args.hidden, heads=args.heads,
             intermediate=args.intermediate, dropout=args.dropout, min_freq=args.min_freq,
             max_vocab=args.max_vocab, max_len=max_len, freeze_layers=args.freeze_layers,
+            bigrams=args.bigrams, max_bigrams=args.max_bigrams,
         ),
         train=TrainSettings(
             epochs=epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,

@@ -16,6 +16,7 @@ from transformers import BertConfig, BertModel
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
 from ..errors import UserError
+from .bigrams import BigramEmbedding
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ class BertClassifier(BertPreTrainedModel):
 
     Unlike ``BertForSequenceClassification`` there is no pooler (dense + tanh): the raw
     [CLS] hidden state goes straight to the classifier head. ``forward`` returns logits.
+    With ``config.bigrams`` > 0 the model also has character bigram embeddings
+    (:mod:`cls_app.modeling.bigrams`, ``self.bigram``) added to its token embeddings.
     """
 
     def __init__(self, config: BertConfig):
@@ -35,6 +38,16 @@ class BertClassifier(BertPreTrainedModel):
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
+        self.bigram: BigramEmbedding | None = None
+        if getattr(config, "bigrams", 0):
+            self.bigram = BigramEmbedding(config.bigrams, config.hidden_size, config.vocab_size)
+
+    def add_bigrams(self, keys) -> None:
+        """Give the model bigram embeddings for the sorted ``keys`` (see :func:`~.bigrams.bigram_keys`),
+        every vector zero, so its outputs do not change until it trains."""
+        self.config.bigrams = len(keys)
+        self.bigram = BigramEmbedding(len(keys), self.config.hidden_size, self.config.vocab_size)
+        self.bigram.set_keys(keys)
 
     def forward(
         self,
@@ -49,8 +62,12 @@ class BertClassifier(BertPreTrainedModel):
         """
         if token_type_ids is None and getattr(self.config, "text_pairs", False):
             token_type_ids = segment_ids(input_ids, self.config.sep_token_id)
+        embeds = None
+        if self.bigram is not None:
+            embeds = self.bert.embeddings.word_embeddings(input_ids) + self.bigram(input_ids)
         hidden = self.bert(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            input_ids=None if embeds is not None else input_ids, inputs_embeds=embeds,
+            attention_mask=attention_mask, token_type_ids=token_type_ids,
         ).last_hidden_state
         cls_state = hidden[:, 0]  # the [CLS] token's final hidden state
         return self.classifier(self.dropout(cls_state))
@@ -117,9 +134,9 @@ def from_pretrained_encoder(source: str, labels: list[str]) -> BertClassifier:
 
 
 def layer_depth(name: str, num_layers: int) -> int:
-    """Depth of a parameter for layer-wise LR decay: embeddings 0, encoder layer i -> i + 1,
-    everything above the encoder (pooler, classifier head) ``num_layers + 1``."""
-    if ".embeddings." in f".{name}":
+    """Depth of a parameter for layer-wise LR decay: embeddings (bigram ones too) 0, encoder layer
+    i -> i + 1, everything above the encoder (pooler, classifier head) ``num_layers + 1``."""
+    if ".embeddings." in f".{name}" or name.startswith("bigram."):
         return 0
     marker = "encoder.layer."
     if marker in name:
@@ -171,7 +188,7 @@ def freeze_layers(model: nn.Module, k: int) -> int:
         return 0
     frozen = 0
     for name, param in model.named_parameters():
-        if name.startswith("bert.") and layer_depth(name, num_layers) <= k:
+        if name.startswith(("bert.", "bigram.")) and layer_depth(name, num_layers) <= k:
             param.requires_grad_(False)
             frozen += param.numel()
     return frozen

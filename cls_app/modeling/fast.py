@@ -95,6 +95,7 @@ class FastBertClassifier(nn.Module):
         if self.pairs:
             types = emb.token_type_embeddings.weight
             self.register_buffer("type_delta", (types[1] - types[0]).detach().clone())
+        self.bigram = getattr(model, "bigram", None)  # character bigram embeddings, when the model has them
         self.emb_norm = emb.LayerNorm
         layers = list(bert.encoder.layer)
         self.layers = nn.ModuleList(
@@ -103,13 +104,19 @@ class FastBertClassifier(nn.Module):
         self.classifier = model.classifier
         self.eval()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits ``(batch, num_labels)`` for right-padded ``input_ids``."""
-        t = input_ids.shape[1]
-        x = self.word(input_ids) + self.pos_type[:t]
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The embedding layer's output: token (+ bigram) + position + token-type embeddings, normalised."""
+        x = self.word(input_ids)
+        if self.bigram is not None:
+            x = x + self.bigram(input_ids)
+        x = x + self.pos_type[: input_ids.shape[1]]
         if self.pairs:
             x = x + segment_ids(input_ids, self.sep_id).unsqueeze(-1).to(x.dtype) * self.type_delta
-        x = self.emb_norm(x)
+        return self.emb_norm(x)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits ``(batch, num_labels)`` for right-padded ``input_ids``."""
+        x = self.embed(input_ids)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]

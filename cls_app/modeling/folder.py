@@ -22,7 +22,8 @@ from ..text.tokenizer import CharTokenizer
 from ..version import __version__
 from .bert import BertClassifier
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: may hold character bigram embeddings (config ``bigrams``, ``bigram.*`` weights)
+READABLE_FORMATS = (1, 2)
 MODEL_FILES = ("config.json", "vocab.txt", "model.safetensors")
 
 
@@ -97,10 +98,10 @@ def _read_folder_config(path: Path, required: tuple[str, ...]) -> tuple[dict, di
             f"{path} was not written by this app (config.json has no 'cls_app' section); "
             "to fine-tune a plain BERT checkpoint use `train --pretrained`"
         )
-    if settings.get("format_version") != FORMAT_VERSION:
+    if settings.get("format_version") not in READABLE_FORMATS:
         raise UserError(
             f"{path} uses model format {settings.get('format_version')!r}, this version reads "
-            f"format {FORMAT_VERSION}: retrain the model or use the app version that wrote it "
+            f"formats {', '.join(map(str, READABLE_FORMATS))}: retrain the model or use the app version that wrote it "
             f"({settings.get('app_version', 'unknown')})"
         )
     return config, settings

@@ -47,7 +47,7 @@ class _OnnxForward(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         f = self.fast
-        x = f.emb_norm(f.word(input_ids) + f.pos_type[: input_ids.shape[1]])
+        x = f.embed(input_ids)
         mask = attention_mask.bool()[:, None, None, :]
         for layer in f.layers:
             x = layer(x, mask)

@@ -5,6 +5,7 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "DistInfo": "distributed",
+    "adamw": "device",
     "configure_threads": "device",
     "env_info": "distributed",
     "predict_logits": "engine",

@@ -102,6 +102,13 @@ def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.Gr
     return torch.amp.GradScaler("cuda" if enabled else "cpu", enabled=enabled)
 
 
+def adamw(params: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW, with its fused kernel on CPU and CUDA: one pass over each parameter instead of the
+    for-each implementation's temporaries (a 2-layer BERT with 18M bigram parameters: 140 instead
+    of 207 ms per step on a 2-core AMD EPYC, bench/optimizer_step.py; the same update up to float rounding)."""
+    return torch.optim.AdamW(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def default_threads(local_world_size: int = 1) -> int:
     """CPU threads per process: the usable cores split evenly among the local processes."""
     try:

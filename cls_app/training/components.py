@@ -9,8 +9,10 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..io.pairs import split_pair
 from ..io.records import LabeledData
 from ..modeling.bert import BertClassifier, freeze_layers, from_pretrained_encoder, scratch_config
+from ..modeling.bigrams import bigram_keys
 from ..runtime import distributed
 from ..text.long_text import EncodedTexts, LongTextOptions, encode_texts, pool_logits
 from ..text.token_cache import get_or_build
@@ -47,8 +49,9 @@ def resolve_vocab(source: str) -> Path:
         ) from None
 
 
-def build_model(opts: ModelOptions, tokenizer: CharTokenizer, labels: list[str]) -> BertClassifier:
-    """A scratch BERT of the requested size, or a pretrained encoder with a fresh head."""
+def build_model(opts: ModelOptions, tokenizer: CharTokenizer, train: LabeledData, labels: list[str]) -> BertClassifier:
+    """A scratch BERT of the requested size, or a pretrained encoder with a fresh head; with
+    character bigram embeddings for the bigrams of ``train`` (``opts.bigram_min_count`` > 0)."""
     if opts.pretrained:
         model = from_pretrained_encoder(opts.pretrained, labels)
         if model.config.vocab_size < len(tokenizer):
@@ -63,6 +66,7 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, labels: list[str])
             dropout=opts.dropout,
         )
         model = BertClassifier(config)
+    _add_bigrams(model, opts, tokenizer, train)
     limit = model.config.max_position_embeddings
     if opts.max_len > limit:
         raise UserError(f"--max-len {opts.max_len} is above the model's position limit of {limit}")
@@ -71,6 +75,23 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, labels: list[str])
         log.info("froze the embeddings and the first %d encoder layers (%.1fM parameters)",
                  opts.freeze_layers, frozen / 1e6)
     return model
+
+
+def _add_bigrams(model: BertClassifier, opts: ModelOptions, tokenizer: CharTokenizer, train: LabeledData) -> None:
+    min_count = opts.bigram_min_count
+    if min_count <= 0:
+        return
+    if opts.max_bigrams < 1:
+        raise UserError(f"--max-bigrams must be at least 1, got {opts.max_bigrams} (use --bigrams 0 for none)")
+    # the characters of each text (each side of a pair apart), without [CLS]/[SEP] or truncation
+    seqs = (tokenizer.token_ids(part) for text in train.texts for part in split_pair(text) if part)
+    keys = bigram_keys(seqs, model.config.vocab_size, min_count, opts.max_bigrams)
+    if not len(keys):
+        log.info("no character bigram occurs %d times in the training texts: no bigram embeddings", min_count)
+        return
+    model.add_bigrams(keys)
+    log.info("character bigram embeddings: %d bigrams seen >= %d times (%.1fM parameters)",
+             len(keys), min_count, (len(keys) + 1) * model.config.hidden_size / 1e6)
 
 
 def encode(

@@ -174,7 +174,7 @@ def _run_training(job: TrainJob, resume: bool, info: distributed.DistInfo, devic
         tokenizer, model = _resumed_components(job, out, fingerprint, info.is_main)
     else:
         tokenizer = build_tokenizer(job.model, splits.train)
-        model = build_model(job.model, tokenizer, splits.labels)
+        model = build_model(job.model, tokenizer, splits.train, splits.labels)
         if job.data.text_pair_col:  # segment ids 0/1 from the [SEP] in each row (modeling.bert.segment_ids)
             model.config.text_pairs, model.config.sep_token_id = True, tokenizer.sep_id
     log.info(

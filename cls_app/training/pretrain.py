@@ -37,7 +37,7 @@ from ..io.corpus import Corpus, read_corpus
 from ..modeling.bert import parameter_groups
 from ..modeling.electra import GENERATOR_FILE, ElectraPretrainer
 from ..modeling.folder import write_bert_files
-from ..runtime.device import autocast, configure_threads, resolve_precision
+from ..runtime.device import adamw, autocast, configure_threads, resolve_precision
 from ..text.tokenizer import CharTokenizer
 from .pretrain_data import (
     EncodedCorpus,
@@ -283,7 +283,8 @@ class Pretrainer:
         self.model = _model(settings, self.tokenizer, out, resume)
         log.info("model (%s): %d layers, hidden %d, %.1fM parameters", settings.objective, settings.layers,
                  settings.hidden, sum(p.numel() for p in self.model.parameters()) / 1e6)
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, settings.weight_decay), lr=settings.lr)
+        cpu = torch.device("cpu")  # pre-training runs on CPU (see run())
+        self.optimizer = adamw(parameter_groups(self.model, settings.weight_decay), settings.lr, cpu)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(settings.warmup_ratio * settings.steps), settings.steps
         )

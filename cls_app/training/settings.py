@@ -59,6 +59,9 @@ class TrainSettings:
     pad_to: int = 0  # 0: dynamic padding; N: pad every batch to N tokens (for measurements)
 
 
+SCRATCH_BIGRAM_MIN_COUNT = 2  # measured in docs/ensembles.md ("Character bigram embeddings")
+
+
 @dataclass
 class ModelOptions:
     """Which model to build: a scratch config or a pretrained BERT."""
@@ -73,6 +76,15 @@ class ModelOptions:
     max_vocab: int | None = 21128  # max vocabulary size incl. specials
     max_len: int = 128  # max tokens per text incl. [CLS]/[SEP]
     freeze_layers: int = 0  # freeze the embeddings and the first K encoder layers
+    bigrams: int | None = None  # min count of a character bigram for its own embedding (0: off); None: see below
+    max_bigrams: int = 100_000  # keep at most this many (the most frequent) bigrams
+
+    @property
+    def bigram_min_count(self) -> int:
+        """``bigrams``, or by default 2 for a scratch BERT and 0 (off) for a pretrained one."""
+        if self.bigrams is not None:
+            return self.bigrams
+        return 0 if self.pretrained else SCRATCH_BIGRAM_MIN_COUNT
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..interrupts import deferred
 from ..metrics import compute_metrics
 from ..modeling.bert import parameter_groups
 from ..runtime import distributed
-from ..runtime.device import autocast, grad_scaler, resolve_device, resolve_precision
+from ..runtime.device import adamw, autocast, grad_scaler, resolve_device, resolve_precision
 from ..text.batching import length_grouped_batches, oversampled_indices, pad_batch, shuffled_batches
 from ..text.long_text import pool_logits
 from .checkpoint import restore_checkpoint, save_checkpoint
@@ -182,9 +182,8 @@ class Trainer:
         total_steps = steps_per_epoch * settings.epochs
         model.to(self.device)
         self.net = _wrap(model, self.device, self.world, settings.compile)
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay), lr=settings.lr
-        )
+        groups = parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay)
+        self.optimizer = adamw(groups, settings.lr, self.device)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(settings.warmup_ratio * total_steps), total_steps
         )
