@@ -126,3 +126,6 @@ def test_train_learns_bigram_vectors_and_the_flag_turns_them_off(tmp_path, capsy
     assert run_main(capsys, *common, "--out", str(tmp_path / "off"), "--bigrams", "0")[0] == 0
     assert not any(k.startswith("bigram.") for k in load_file(tmp_path / "off" / "model.safetensors"))
     assert "bigrams" not in json.loads((tmp_path / "off" / "config.json").read_text())
+    for flags, wanted in ((["--bigrams", "-1"], "--bigrams must be 0"), (["--max-bigrams", "0"], "--max-bigrams")):
+        rc, _, err = run_main(capsys, *common, "--out", str(tmp_path / "bad"), *flags)
+        assert rc == 2 and err.count("error:") == 1 and wanted in err and not (tmp_path / "bad").exists()

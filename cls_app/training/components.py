@@ -79,7 +79,9 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, train: LabeledData
 
 def _add_bigrams(model: BertClassifier, opts: ModelOptions, tokenizer: CharTokenizer, train: LabeledData) -> None:
     min_count = opts.bigram_min_count
-    if min_count <= 0:
+    if min_count < 0:
+        raise UserError(f"--bigrams must be 0 (off) or a minimum count of at least 1, got {min_count}")
+    if min_count == 0:
         return
     if opts.max_bigrams < 1:
         raise UserError(f"--max-bigrams must be at least 1, got {opts.max_bigrams} (use --bigrams 0 for none)")
