@@ -136,6 +136,14 @@ def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys, monkeypatc
     assert (same.label, diff.label, empty.label) == ("same", "diff", None)
     with pytest.raises(UserError, match="sentence pairs"):
         clf.predict(["球赛跑跳泳"])
+    from cls_app.modeling.onnx_export import export_onnx
+
+    export_onnx(out)  # the segment ids are derived inside the exported graph too
+    onnx_clf = Classifier.load(out, backend="onnx")
+    pairs = [("球赛跑跳泳", "冠泳跑跳"), ("股票基金", "手机芯片电脑"), ("北京", "球赛")]
+    assert onnx_clf.pairs and np.abs(onnx_clf.predict_proba(pairs) - clf.predict_proba(pairs)).max() < 1e-4
+    with pytest.raises(UserError, match="sentence pairs"):
+        onnx_clf.predict(["球赛跑跳泳"])
     rc, stdout, _ = run_main(capsys, "predict", "--model", str(out), "--text", "球赛跑跳泳", "--text-pair", "冠泳跑跳")
     assert rc == 0 and stdout.startswith("same\t") and stdout.rstrip().endswith("球赛跑跳泳\t冠泳跑跳")
     pred = tmp_path / "pred.csv"

@@ -135,9 +135,6 @@ class Classifier:
             from .onnx_runtime import OnnxLogits, onnx_path
 
             loaded = load_folder_meta(path)
-            if loaded.settings.get("text_pair_col"):
-                raise UserError(f"{path} classifies sentence pairs: the ONNX export takes single texts only; "
-                                "use --backend torch")
             model = OnnxLogits(onnx_path(path, quantize), threads=n)
         else:
             loaded = load_model_dir(path)
@@ -152,6 +149,8 @@ class Classifier:
         clf = cls(model, loaded.tokenizer, loaded.labels, loaded.max_len, batch_size, loaded.path, quantize,
                   window, options, progress, LabelSetTask.from_settings(loaded.settings))
         clf.backend = backend
+        if backend == "onnx":  # no config to read: a pair model's folder names its second column
+            clf.pairs = bool(loaded.settings.get("text_pair_col"))
         return clf
 
     def __repr__(self) -> str:
