@@ -23,7 +23,7 @@ from ..version import __version__
 from .bert import BertClassifier
 
 FORMAT_VERSION = 2  # 2: may hold character bigram embeddings (config ``bigrams``, ``bigram.*`` weights)
-READABLE_FORMATS = (1, 2)
+READABLE_FORMATS = (1, FORMAT_VERSION)  # 1: no bigram embeddings
 MODEL_FILES = ("config.json", "vocab.txt", "model.safetensors")
 
 

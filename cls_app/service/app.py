@@ -206,10 +206,8 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, model_proc
     With ``model_process`` (a :class:`~.model_process.ModelProcess` that loads the same model) the
     batches run there and ``predictor`` only describes the model (labels, ``/info``)."""
     settings = settings or ServeSettings()
-    if model_process is None:
-        batcher = MicroBatcher(predictor.predict_proba, settings.max_batch, settings.max_wait_ms)
-    else:
-        batcher = MicroBatcher(predict_in_worker, settings.max_batch, settings.max_wait_ms, executor=model_process)
+    run_batch = predictor.predict_proba if model_process is None else predict_in_worker
+    batcher = MicroBatcher(run_batch, settings.max_batch, settings.max_wait_ms, executor=model_process)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
