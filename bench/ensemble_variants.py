@@ -23,15 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cls_app.evaluation.compare import mcnemar_exact  # noqa: E402
-from cls_app.inference.ensemble import (  # noqa: E402
+from cls_app.io.records import DataOptions  # noqa: E402
+from cls_app.models import load  # noqa: E402
+from cls_app.models.ensemble import (  # noqa: E402
     EnsembleSettings,
     combine,
     cross_fitted_probs,
     fit_ensemble,
     member_scores,
 )
-from cls_app.inference.predictor import load_predictor  # noqa: E402
-from cls_app.io.records import DataOptions, load_splits  # noqa: E402
+from cls_app.tasks import SingleLabel  # noqa: E402
 
 BASELINES = ["char_svm", "char_lr", "char_nb", "word_svm", "word_lr", "word_nb"]
 
@@ -44,9 +45,9 @@ def main() -> None:
     ap.add_argument("--test", required=True)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
-    _, dev, test = load_splits(DataOptions(train=args.train, dev=args.dev, test=args.test), args.seed)
+    _, dev, test = SingleLabel().load_splits(DataOptions(train=args.train, dev=args.dev, test=args.test), args.seed)
     names = ["bert", *BASELINES]
-    members = [load_predictor(args.out), *(load_predictor(args.out / "baselines" / n) for n in BASELINES)]
+    members = [load(args.out, follow=False), *(load(args.out / "baselines" / n) for n in BASELINES)]
     labels = list(members[0].labels)
     dev_s, test_s = (member_scores(members, d.texts, labels, str(args.out)) for d in (dev, test))
     scores = {n: [a, b] for n, a, b in zip(names, dev_s, test_s, strict=True)}

@@ -35,16 +35,12 @@ import torch  # noqa: E402
 
 from cls_app.fileio import write_json  # noqa: E402
 from cls_app.io.records import DataOptions, load_labeled  # noqa: E402
-from cls_app.metrics import compute_metrics  # noqa: E402
 from cls_app.modeling.folder import load_model_dir  # noqa: E402
 from cls_app.runtime.engine import predict_text_logits  # noqa: E402
+from cls_app.tasks import compute_metrics  # noqa: E402
 from cls_app.text.long_text import LongTextOptions  # noqa: E402
-from cls_app.training.pipeline import run_training  # noqa: E402
-from cls_app.training.settings import (  # noqa: E402
-    ModelOptions,
-    TrainJob,
-    TrainSettings,  # noqa: E402
-)
+from cls_app.training.settings import BertSettings, ModelOptions, TrainJob, TrainSettings  # noqa: E402
+from cls_app.workflow.main_job import run_main_job  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "thucnews"
 
@@ -122,15 +118,16 @@ def main() -> None:
             continue
         if options is not None:
             out = work / name
-            job = TrainJob(
-                data=DataOptions(train=str(train_file), text_col="text", label_col="label", fmt="tsv"),
+            bert = BertSettings(
                 model=ModelOptions(layers=args.layers, hidden=args.hidden, heads=args.heads, max_len=args.max_len),
                 train=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                     patience=0),
-                out=str(out), threads=args.threads, long_text=options,
+                long_text=options, threads=args.threads,
             )
+            job = TrainJob(data=DataOptions(train=str(train_file), text_col="text", label_col="label", fmt="tsv"),
+                           bert=bert, out=str(out))
             t0 = time.perf_counter()
-            metrics = run_training(job).metrics
+            metrics = run_main_job(job, with_baselines=False).metrics
             trained[name] = (out, {**metrics, "wall_s": time.perf_counter() - t0})
             model_name = name
         else:

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,14 +44,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from cls_app.baselines.pipelines import run_baselines  # noqa: E402
-from cls_app.evaluation.recommend import recommend  # noqa: E402
-from cls_app.io.records import DataOptions, label_list, load_splits  # noqa: E402
+from cls_app.io.records import DataOptions, label_list  # noqa: E402
 from cls_app.runtime.device import autocast  # noqa: E402
+from cls_app.tasks import SingleLabel  # noqa: E402
 from cls_app.text.batching import pad_batch  # noqa: E402
 from cls_app.training import trainer  # noqa: E402
-from cls_app.training.pipeline import run_training  # noqa: E402
-from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings  # noqa: E402
+from cls_app.training.settings import BertSettings, ModelOptions, TrainJob, TrainSettings  # noqa: E402
+from cls_app.workflow.main_job import run_main_job  # noqa: E402
 
 THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 TEACHERS = ["char_svm", "char_nb", "word_nb"]
@@ -63,9 +61,9 @@ def soft_targets(data: DataOptions, seed: int) -> torch.Tensor:
     from sklearn.model_selection import StratifiedKFold
 
     from cls_app.baselines.pipelines import build_pipeline, scores_as_proba, spec
-    from cls_app.inference.ensemble import combine, fit_temperature, fit_weights, log_probs
+    from cls_app.models.ensemble import combine, fit_temperature, fit_weights, log_probs
 
-    train, _, _ = load_splits(data, seed)
+    train, _, _ = SingleLabel().load_splits(data, seed)
     labels = label_list(train)
     y = np.array([labels.index(x) for x in train.labels])
     texts = np.array(train.texts, dtype=object)
@@ -90,15 +88,15 @@ def patched_step(variant: str, alpha: float, q: torch.Tensor | None):
         ids, mask = pad_batch([self.data.train_ids[j] for j in idx], self.data.pad_id, self.settings.pad_to)
         with autocast(self.device, self.amp_dtype):
             logits = self.net(ids, attention_mask=mask).float()
-            loss = self.loss_fn(logits, self.y[idx])
+            loss = self.loss(logits, idx)
             if variant == "rdrop":
                 logits2 = self.net(ids, attention_mask=mask).float()
                 lp1, lp2 = logits.log_softmax(-1), logits2.log_softmax(-1)
                 kl = 0.5 * ((lp1.exp() * (lp1 - lp2)).sum() + (lp2.exp() * (lp2 - lp1)).sum())
-                loss = (loss + self.loss_fn(logits2, self.y[idx])) / 2 + alpha * kl
+                loss = (loss + self.loss(logits2, idx)) / 2 + alpha * kl
             if variant == "kd":
                 loss = (1 - alpha) * loss + alpha * -(q[torch.as_tensor(idx)] * logits.log_softmax(-1)).sum()
-        (loss / float(self.sample_weight[self.y[idx]].sum())).backward()
+        (loss / self.loss.weight(idx)).backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
@@ -107,7 +105,7 @@ def patched_step(variant: str, alpha: float, q: torch.Tensor | None):
         st.seen += len(idx)
         st.tokens += int(mask.sum())
         st.running_loss += loss.item()
-        st.running_n += float(self.sample_weight[self.y[idx]].sum())
+        st.running_n += self.loss.weight(idx)
 
     return _step
 
@@ -138,12 +136,11 @@ def main() -> None:
     if variant in ("kd", "rdrop"):
         trainer.Trainer._step = patched_step(variant, alpha, q)
     model = replace(model, bigrams=int(alpha) if variant == "ngram" else 0)
-    job = TrainJob(data=data, model=model, train=train, out=out, threads=threads, overwrite=True)
-    t0 = time.time()
-    m = run_training(job).metrics
-    train_wall = time.time() - t0
-    run_baselines(data, Path(out) / "baselines", seed=42)
-    pointer, comparison = recommend(out, data, 42, job.train.metric)
+    job = TrainJob(data=data, bert=BertSettings(model=model, train=train, threads=threads), out=out, overwrite=True)
+    result = run_main_job(job, with_baselines=True)  # BERT, baselines, ensemble, recommendation, comparison
+    m = result.metrics
+    train_wall = m["total_seconds"]
+    pointer = result.recommendation or {}
     best = pointer["comparison"]
     print(json.dumps({"variant": variant, "alpha": alpha, "test": m.get("test"), "dev": m["dev"],
                       "train_s": m["train_seconds"], "wall_s": round(train_wall, 1),

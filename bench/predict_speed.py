@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from cls_app import Classifier  # noqa: E402
 from cls_app.fileio import write_json  # noqa: E402
-from cls_app.inference.classifier import Classifier  # noqa: E402
 from cls_app.inference.files import predict_file  # noqa: E402
 from cls_app.io.records import load_labeled  # noqa: E402
 from cls_app.runtime.device import configure_threads  # noqa: E402

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")  # no per-epoch bars from fit() in the tables
+os.environ.setdefault("TQDM_DISABLE", "1")  # no per-epoch bars from the Trainer in the tables
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as run.py sets it (cls_app/cli.py main)
 
 import numpy as np  # noqa: E402
@@ -46,7 +46,7 @@ from cls_app.text.batching import pad_batch  # noqa: E402
 from cls_app.text.token_cache import get_or_build  # noqa: E402
 from cls_app.text.tokenizer import CharTokenizer  # noqa: E402
 from cls_app.training.settings import TrainSettings  # noqa: E402
-from cls_app.training.trainer import epoch_batches, fit  # noqa: E402
+from cls_app.training.trainer import TrainData, Trainer, epoch_batches  # noqa: E402
 
 THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 
@@ -102,7 +102,7 @@ def base_settings(args, epochs: int = 1) -> TrainSettings:
 
 
 def run_ours(init_state, vocab, labels, ids, y, dev_ids, dev_y, pad_id, args, overrides, env, epochs=1):
-    """Train with fit(); return (seconds, samples, tokens, history)."""
+    """Train with the Trainer; return (seconds, samples, tokens, history)."""
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     missing = sorted(set(overrides) - fields)
     if missing:
@@ -116,7 +116,7 @@ def run_ours(init_state, vocab, labels, ids, y, dev_ids, dev_y, pad_id, args, ov
         torch.set_num_threads(env["threads"])
     try:
         t = time.perf_counter()
-        result = fit(model, ids, y, dev_ids, dev_y, labels, pad_id, settings)
+        result = Trainer(model, TrainData(ids, y, dev_ids, dev_y, labels, pad_id), settings).run()
         seconds = time.perf_counter() - t
     finally:
         torch.set_num_threads(threads)
@@ -282,7 +282,7 @@ def main() -> None:
 
 def accuracy_run(init_state, tok, labels, ids, y, test_ids, test_y, args) -> dict:
     """``--epochs`` full epochs with ours and the Trainer; test accuracy after the last epoch."""
-    from cls_app.metrics import compute_metrics
+    from cls_app.tasks import compute_metrics
 
     print(f"\naccuracy after {args.epochs} epoch(s) on all {len(ids):,} training texts, scored on test.txt:")
     out = {}

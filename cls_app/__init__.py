@@ -1,10 +1,12 @@
 """cls_app: Chinese text classification with a fine-tuned BERT and classical baselines, offline-capable.
 
-``from cls_app import Classifier`` gives the prediction API
-(:class:`cls_app.inference.classifier.Classifier`); it is imported on first use, so
-``import cls_app`` stays light. The package is layered, each subpackage importing only from
-those below it: io -> text -> modeling -> runtime -> training | baselines -> inference ->
-evaluation -> commands (README: Layout).
+>>> import cls_app
+>>> clf = cls_app.load("saved_models/default")        # the model `predict --model` uses   # doctest: +SKIP
+>>> clf.predict(["这家酒店太差了"])                                                        # doctest: +SKIP
+>>> cls_app.TextClassifier(kind="char_svm").fit(texts, labels)                              # doctest: +SKIP
+
+Everything is imported on first use, so ``import cls_app`` stays light. The package is layered,
+each subpackage importing only from those below it (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,5 +14,8 @@ from __future__ import annotations
 from .lazy import lazy_exports
 from .version import __version__
 
-__all__ = ["Classifier", "Prediction", "__version__"]
-__getattr__ = lazy_exports(__name__, {"Classifier": "inference.classifier", "Prediction": "inference.classifier"})
+__all__ = ["Classifier", "LabelSetPrediction", "Prediction", "TextClassifier", "UserError", "__version__", "load"]
+__getattr__ = lazy_exports(__name__, {
+    "TextClassifier": "models.base", "Classifier": "models.base", "load": "models.base",
+    "Prediction": "tasks.base", "LabelSetPrediction": "tasks.base", "UserError": "errors",
+})

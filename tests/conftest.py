@@ -46,20 +46,19 @@ def toy_files(tmp_path: Path) -> dict[str, Path]:
 
 def train_toy_bert(folder: Path, *, n_train: int, n_dev: int = 40, layers: int = 1, max_len: int = 32,
                    epochs: int) -> Path:
-    """A tiny BERT (hidden 32, 2 heads) trained on the toy task in ``folder``; returns ``folder/model``."""
-    from cls_app.io.records import DataOptions
-    from cls_app.training.pipeline import run_training
-    from cls_app.training.settings import ModelOptions, TrainJob, TrainSettings
+    """A tiny BERT (hidden 32, 2 heads) trained on the toy task in ``folder``; returns ``folder/model``.
 
-    job = TrainJob(
-        data=DataOptions(train=str(write_csv(folder / "train.csv", *toy_texts(n_train, 1))),
-                         dev=str(write_csv(folder / "dev.csv", *toy_texts(n_dev, 2)))),
-        model=ModelOptions(layers=layers, hidden=32, heads=2, min_freq=1, max_len=max_len),
-        train=TrainSettings(epochs=epochs, batch_size=16, lr=2e-3, seed=0),
-        out=str(folder / "model"),
-    )
-    run_training(job)
-    return folder / "model"
+    Fitted from in-memory lists (``TextClassifier.fit``); the CSVs are written beside it for tests that read them.
+    """
+    from cls_app import TextClassifier
+
+    train, dev = toy_texts(n_train, 1), toy_texts(n_dev, 2)
+    write_csv(folder / "train.csv", *train)
+    write_csv(folder / "dev.csv", *dev)
+    clf = TextClassifier(kind="bert", layers=layers, hidden=32, heads=2, min_freq=1, max_len=max_len, epochs=epochs,
+                         batch_size=16, lr=2e-3, seed=0)
+    clf.fit(*train, dev=dev)
+    return clf.save(folder / "model")
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def test_report_lists_every_model_and_marks_the_best(tmp_path) -> None:
     ]
     sig = significance(results)
     assert (sig["a"], sig["b"]) == ("bert_a", "char_svm")
-    paths = write_report(results, LABELS, sig, tmp_path, "test.csv")
+    _, paths = write_report(results, LABELS, sig, tmp_path, "test.csv")
     md = paths["md"].read_text(encoding="utf-8")
     rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
     assert set(rows) >= {"bert_a", "char_svm", "word_nb", "majority"}

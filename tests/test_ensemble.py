@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from cls_app.inference.ensemble import (
+from cls_app.models.ensemble import (
     EnsembleSettings,
     combine,
     cross_fitted_probs,
@@ -100,7 +100,8 @@ def _noisy_files(tmp_path: Path) -> dict[str, Path]:
 def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, capsys):
     import pandas as pd
 
-    from cls_app.inference.predictor import load_predictor, model_size_bytes
+    from cls_app.models import load
+    from cls_app.models.folders import model_size_bytes
 
     files = _noisy_files(tmp_path)
     base, ens = tmp_path / "base", tmp_path / "ens"
@@ -120,14 +121,14 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
 
     # the folder's probabilities are exactly the documented combination of the members'
     texts = pd.read_csv(files["test"])["text"].tolist()
-    got = load_predictor(ens).predict_proba(texts)
+    got = load(ens).predict_proba(texts)
     logps = []
     for m in meta["members"]:
-        p = load_predictor(ens / m["path"])
+        p = load(ens / m["path"])
         logps.append(log_probs(p.predict_proba(texts)[:, [p.labels.index(x) for x in meta["labels"]]]))
     want = combine(logps, [m["weight"] for m in meta["members"]], [m["temperature"] for m in meta["members"]])
     assert np.allclose(got, want) and np.allclose(got.sum(axis=1), 1.0)
-    empty = load_predictor(ens).predict_proba([None, texts[0]])
+    empty = load(ens).predict_proba([None, texts[0]])
     assert np.isnan(empty[0]).all() and not np.isnan(empty[1]).any()
 
     # evaluate, compare and predict take it like any model folder
@@ -165,7 +166,7 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
     moved.parent.mkdir()
     shutil.move(tmp_path / "ens_copy", moved)
     shutil.rmtree(base)
-    assert load_predictor(moved).predict_proba(texts).shape == (len(texts), 2)
+    assert load(moved).predict_proba(texts).shape == (len(texts), 2)
     # ... while the referencing one now says what is missing
     rc, out, err = run_main(capsys, "-q", "evaluate", "--model", str(ens), "--data", str(files["test"]))
     assert rc == 2 and "member folder" in err and "not found" in err and "Traceback" not in err
@@ -226,14 +227,14 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
     assert "recommended model:" in text
 
     # predict --model OUT follows best.json (and says so); --no-follow keeps the BERT
-    from cls_app.inference.predictor import load_predictor
+    from cls_app.models import load
 
     caplog.set_level(logging.INFO, logger="cls_app")
-    followed = load_predictor(out, follow=True)
+    followed = load(out)
     assert followed.path == (out / best["path"] if best["path"] != "." else out)
     if best["path"] != ".":
         assert "best.json recommends" in caplog.text
-    assert load_predictor(out).kind == "bert"
+    assert load(out, follow=False).kind == "bert"
     rc, a, _ = run_main(capsys, "-q", "predict", "--model", str(out), "--text", "这个好棒")
     rc2, b, _ = run_main(capsys, "-q", "predict", "--model", str(out), "--no-follow", "--text", "这个好棒")
     assert rc == rc2 == 0 and a.split("\t")[0] in ("正面", "负面") and b.split("\t")[0] in ("正面", "负面")

@@ -79,9 +79,10 @@ def toy(tmp_path_factory):
 
 @pytest.mark.parametrize("model", ["lr", "word", "nb"])
 def test_linear_scores_add_up_and_point_the_right_way(toy, model) -> None:
-    from cls_app.inference.explain import load_explainer
+    from cls_app.inference.explain import explainer_for
+    from cls_app.models import load
 
-    explainer = load_explainer(toy[model])
+    explainer = explainer_for(load(toy[model]))
     text = "这个" + POS_CHARS[:3] + NEG_CHARS[:1]
     toward = explainer.explain(text, target="正面")
     against = explainer.explain(text, target="负面")
@@ -96,9 +97,10 @@ def test_linear_scores_add_up_and_point_the_right_way(toy, model) -> None:
 
 
 def test_bert_integrated_gradients_are_complete(toy) -> None:
-    from cls_app.inference.explain import ExplainOptions, load_explainer
+    from cls_app.inference.explain import ExplainOptions, explainer_for
+    from cls_app.models import load
 
-    explainer = load_explainer(toy["bert"], ExplainOptions(n_steps=64))
+    explainer = explainer_for(load(toy["bert"]), ExplainOptions(n_steps=64))
     text = "这个" + POS_CHARS[:4] + "ok!"
     e = explainer.explain(text)
     assert e.method == "integrated_gradients"

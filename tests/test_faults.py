@@ -117,9 +117,9 @@ def _loadable(path: Path) -> bool:
         return len(pd.read_csv(path)) == 30
     if (path / "metrics.json").is_file() and not (path / "config.json").exists():
         return (path / "report.txt").is_file()
-    from cls_app.inference.predictor import load_predictor
+    from cls_app.models import load
 
-    return load_predictor(str(path), 8, threads=1).predict_proba(["这个好"]).shape == (1, 2)
+    return load(str(path), batch_size=8, threads=1).predict_proba(["这个好"]).shape == (1, 2)
 
 
 def run_case(site: Site, fault: str, w: dict[str, Path], case: Path, capsys, monkeypatch) -> dict:

@@ -169,7 +169,7 @@ def _corrupt(data: bytes, name: str, how: str, draw) -> bytes | None:
 @fuzz(25)
 @given(corruptions())
 def test_corrupt_model_folders_load_or_fail_cleanly(models, cases_dir: Path, corruption) -> None:
-    from cls_app.inference.predictor import load_predictor
+    from cls_app.models import load
 
     kind, name, how, data = corruption
     folder = write_case(cases_dir, b"", ".model")
@@ -180,7 +180,7 @@ def test_corrupt_model_folders_load_or_fail_cleanly(models, cases_dir: Path, cor
         (folder / name).unlink()
     else:
         (folder / name).write_bytes(new)
-    kind_, probs = outcome("model folder", lambda: load_predictor(str(folder), 8, threads=1).predict_proba(
+    kind_, probs = outcome("model folder", lambda: load(str(folder), batch_size=8, threads=1).predict_proba(
         ["这个好", "", "x" * 3000]))
     if kind_ == "ok":
         assert probs.shape[0] == 3

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cls_app.tasks.loss import balanced_class_weights
 from cls_app.text.batching import oversampled_indices
 from cls_app.training.pipeline import warn_collapsed
-from cls_app.training.trainer import balanced_class_weights, epoch_batches, epoch_size
+from cls_app.training.trainer import epoch_batches, epoch_size
 
 from .conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 

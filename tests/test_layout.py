@@ -19,15 +19,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cls_app"
 # low to high; a subpackage may import from a lower rank only (or from itself)
 RANKS = {
     "io": 1,
-    "text": 2,
-    "modeling": 3,
-    "runtime": 4,
-    "training": 5,
-    "baselines": 5,
-    "inference": 6,
-    "evaluation": 7,
-    "service": 8,
-    "commands": 9,
+    "tasks": 2,
+    "text": 3,
+    "modeling": 4,
+    "runtime": 5,
+    "training": 6,
+    "baselines": 6,
+    "models": 7,
+    "inference": 8,
+    "evaluation": 9,
+    "service": 10,
+    "workflow": 10,
+    "commands": 11,
 }
 BASE_RANK = 0  # top-level modules: errors, fileio, metrics, version, lazy, ...
 
@@ -172,4 +175,4 @@ def test_the_checks_can_fail(tmp_path):
     src = "def f():\n    from ..training.trainer import _wrap\n"
     node = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom))
     assert _resolve("cls_app.io.records", False, node) == [("cls_app.training.trainer", ["_wrap"])]
-    assert _layer("cls_app.io.records") == ("io", 1) and _layer("cls_app.training.trainer") == ("training", 5)
+    assert _layer("cls_app.io.records") == ("io", 1) and _layer("cls_app.training.trainer") == ("training", 6)

@@ -147,8 +147,8 @@ def test_tail_and_chunks_see_what_head_truncation_cuts_off(capsys, tmp_path, end
     assert rc == 0, err
     assert json.loads((tmp_path / "eval2" / "metrics.json").read_text())["accuracy"] <= 0.75
     # predict (the Classifier API behind `run.py predict`) uses the stored strategy as well
-    from cls_app.inference.classifier import Classifier
-    from cls_app.metrics import compute_metrics
+    from cls_app import Classifier
+    from cls_app.tasks import compute_metrics
 
     test = __import__("pandas").read_csv(end_signal_files["test"])
     for name, figures in (("chunks", chunks), ("tail", tail)):

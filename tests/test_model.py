@@ -16,7 +16,7 @@ from cls_app.modeling.folder import load_model_dir, save_model_dir
 from cls_app.runtime.engine import predict_logits
 from cls_app.text.tokenizer import CharTokenizer
 from cls_app.training.settings import TrainSettings
-from cls_app.training.trainer import fit
+from cls_app.training.trainer import TrainData, Trainer
 
 from .conftest import toy_texts
 
@@ -51,8 +51,8 @@ def test_tiny_model_learns_separable_task() -> None:
     dev_y = [names.index(x) for x in dev_labels]
     ids, dev_ids = tok.encode_batch(texts, 32), tok.encode_batch(dev_texts, 32)
     before = (predict_logits(model, dev_ids, tok.pad_id).argmax(1) == np.array(dev_y)).mean()
-    result = fit(model, ids, y, dev_ids, dev_y, names, tok.pad_id,
-                 TrainSettings(epochs=6, batch_size=16, lr=2e-3, patience=0, seed=0))
+    data = TrainData(ids, y, dev_ids, dev_y, names, tok.pad_id)
+    result = Trainer(model, data, TrainSettings(epochs=6, batch_size=16, lr=2e-3, patience=0, seed=0)).run()
     after = (predict_logits(model, dev_ids, tok.pad_id).argmax(1) == np.array(dev_y)).mean()
     assert result.steps == 6 * 15
     assert after >= 0.95, (before, after, result.history)
@@ -68,7 +68,8 @@ def test_training_is_deterministic_with_seed() -> None:
     runs = []
     for _ in range(2):
         model = _tiny(tok, names)
-        fit(model, ids, y, ids, y, names, tok.pad_id, TrainSettings(epochs=1, batch_size=8, seed=3))
+        data = TrainData(ids, y, ids, y, names, tok.pad_id)
+        Trainer(model, data, TrainSettings(epochs=1, batch_size=8, seed=3)).run()
         runs.append(predict_logits(model, ids, tok.pad_id))
     np.testing.assert_array_equal(runs[0], runs[1])
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score, hamming_loss
 
 from cls_app.io.labels import parse_label_cell
-from cls_app.multilabel import (
-    LabelSetTask,
+from cls_app.tasks import LabelSets, SingleLabel
+from cls_app.tasks.label_sets import (
     close_upwards,
     hierarchy_parents,
     multilabel_metrics,
@@ -91,7 +91,7 @@ def test_thresholds_are_tuned_globally_and_per_label() -> None:
     t = tune_thresholds(probs, y)
     assert 0.25 < t["per_label"][0] <= 0.35 and 0.75 < t["per_label"][1] <= 0.85
     assert 0.05 <= t["global"] <= 0.95
-    pred = LabelSetTask("multi-label", thresholds=t).decide(probs, ["a", "b"])
+    pred = LabelSets("multi-label", thresholds=t).decide(probs, ["a", "b"])
     assert (pred == y.astype(bool)).all()
 
 
@@ -101,7 +101,7 @@ def test_a_predicted_child_implies_its_parent() -> None:
     assert parents == [-1, 0, 1, -1]
     pred = close_upwards(np.array([[0, 0, 1, 0], [0, 0, 0, 1]], dtype=bool), parents)
     assert pred.tolist() == [[True, True, True, False], [False, False, False, True]]
-    task = LabelSetTask("hierarchical", thresholds={"global": 0.5, "per_label": [0.5] * 4})
+    task = LabelSets("hierarchical", thresholds={"global": 0.5, "per_label": [0.5] * 4})
     assert task.cells(np.array([[0.1, 0.2, 0.9, 0.7], [np.nan] * 4]), labels) == ["体育##足球##英超,财经", None]
 
 
@@ -264,14 +264,14 @@ def test_unknown_labels_at_evaluation_name_the_row(ml, tmp_path, capsys) -> None
 
 
 def test_a_folder_without_a_task_is_single_label(tmp_path) -> None:
-    from cls_app.inference.multilabel import folder_task
+    from cls_app.models.folders import folder_task
 
     (tmp_path / "config.json").write_text(json.dumps({"cls_app": {"format_version": 1}}), encoding="utf-8")
-    assert folder_task(tmp_path) == LabelSetTask() and not folder_task(tmp_path).multi
+    assert folder_task(tmp_path) == SingleLabel() and not folder_task(tmp_path).multi
 
 
 def test_an_interrupted_multilabel_run_resumes_to_the_same_model(tmp_path, capsys, monkeypatch) -> None:
-    from cls_app.training.multilabel import MultiLabelTrainer
+    from cls_app.training.trainer import Trainer as MultiLabelTrainer
 
     train = _write(tmp_path / "train.csv", _label_set_rows(96, 1, GROUPS))
     dev = _write(tmp_path / "dev.csv", _label_set_rows(30, 2, GROUPS))

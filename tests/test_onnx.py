@@ -36,10 +36,10 @@ def test_onnx_logits_match_pytorch_and_int8_labels_agree(exported) -> None:
     torch_clf = Classifier.load(exported, threads=1)
     onnx_clf = Classifier.load(exported, threads=1, backend="onnx")
     int8_clf = Classifier.load(exported, threads=1, backend="onnx", quantize=True)
-    assert onnx_clf.backend == "onnx" and onnx_clf.labels == torch_clf.labels
+    assert onnx_clf.options.backend == "onnx" and onnx_clf.labels == torch_clf.labels
 
     def logits(clf: Classifier) -> np.ndarray:
-        return predict_text_logits(clf.model, clf.tokenizer, texts, clf.max_len, clf.long_text, 16)
+        return predict_text_logits(clf.module, clf.tokenizer, texts, clf.max_len, clf.long_text, 16)
 
     ref, flt, int8 = logits(torch_clf), logits(onnx_clf), logits(int8_clf)
     assert np.abs(ref - flt).max() < 1e-4  # float: the same logits
@@ -127,6 +127,6 @@ def test_serve_loads_the_backend_and_precision_asked_for(exported) -> None:
     from cls_app.service.settings import ServeSettings
 
     clf = load_model(exported, ServeSettings(backend="onnx", quantize=True, threads=1))
-    assert clf.backend == "onnx" and clf.quantized and clf.model.path.name == "model.int8.onnx"
+    assert clf.options.backend == "onnx" and clf.options.quantize and clf.module.path.name == "model.int8.onnx"
     clf = load_model(exported, ServeSettings(quantize=True, threads=1))
-    assert clf.backend == "torch" and clf.quantized
+    assert clf.options.backend == "torch" and clf.options.quantize

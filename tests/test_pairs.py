@@ -131,7 +131,7 @@ def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys, monkeypatc
     from cls_app import Classifier
 
     clf = Classifier.load(out)
-    assert clf.model.config.text_pairs
+    assert clf.network.config.text_pairs
     same, diff, empty = clf.predict([("球赛跑跳泳", "冠泳跑跳"), ("股票基金", "手机芯片电脑"), ("球赛", "")])
     assert (same.label, diff.label, empty.label) == ("same", "diff", None)
     with pytest.raises(UserError, match="sentence pairs"):

@@ -100,8 +100,8 @@ def test_quantized_agrees_with_float(tiny_model) -> None:
     def quantized_layers(model: torch.nn.Module) -> int:
         return sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
 
-    assert quant.quantized and quantized_layers(quant.model) == 4 + 5  # qkv|q+kv, attn out, ffn in, ffn out
-    assert quantized_layers(float_clf.model) == 0
+    assert quant.options.quantize and quantized_layers(quant.module) == 4 + 5  # qkv|q+kv, attn out, ffn in, ffn out
+    assert quantized_layers(float_clf.module) == 0
     texts, _ = toy_texts(400, seed=11)
     a = [p.label for p in float_clf.predict(texts)]
     b = [p.label for p in quant.predict(texts)]

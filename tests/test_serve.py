@@ -252,11 +252,14 @@ def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
     """The app around a predictor that fails on some texts (in-process uvicorn, no model needed)."""
     import uvicorn
 
+    from cls_app.models.base import TextClassifier
     from cls_app.service.app import create_app
     from cls_app.service.settings import ServeSettings
 
-    class Flaky:
-        labels, kind, path = ["a", "b"], "fake", Path("flaky")
+    class Flaky(TextClassifier):
+        def __init__(self) -> None:
+            super().__init__("fake")
+            self.labels, self.path = ["a", "b"], Path("flaky")
 
         def predict_proba(self, texts):
             if any("boom" in t for t in texts):

@@ -1,20 +1,21 @@
-"""Classical baselines: TF-IDF + linear models (training), their folder format, their predictor."""
+"""Classical baselines: TF-IDF + linear models (fitting from in-memory texts), their folder format."""
 
 from ..lazy import lazy_exports
 
 _EXPORTS = {
     "BASELINE_NAMES": "pipelines",
-    "BaselinePredictor": "predictor",
+    "LABEL_SET_BASELINES": "pipelines",
     "META_FILE": "storage",
     "MODEL_FILE": "storage",
+    "baseline_meta": "pipelines",
+    "fit_estimator": "pipelines",
     "is_baseline_dir": "storage",
     "jieba_tokens": "pipelines",
+    "label_set_scores": "pipelines",
     "load_baseline": "storage",
-    "run_baselines": "pipelines",
     "save_baseline": "storage",
     "scores_as_proba": "pipelines",
-    "train_baseline": "pipelines",
-    "train_baselines": "pipelines",
+    "spec": "pipelines",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,21 +14,19 @@ test.txt: ``sublinear_tf``, LogisticRegression ``C=10`` (saga solver), Multinomi
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
+from ..tasks import softmax
+from ..tasks.label_sets import sigmoid
 from ..version import __version__
-from .storage import FORMAT_VERSION, KIND, META_FILE, init_jieba, save_baseline
-
-if TYPE_CHECKING:
-    from ..io.records import LabeledData
+from .storage import FORMAT_VERSION, KIND, init_jieba
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +41,7 @@ CLASSIFIERS = {
     "nb": "MultinomialNB",
 }
 BASELINE_NAMES = tuple(f"{f}_{c}" for f in FEATURES for c in CLASSIFIERS) + ("majority",)
+LABEL_SET_BASELINES = tuple(n for n in BASELINE_NAMES if n != "majority")  # one-vs-rest versions exist
 
 
 def jieba_tokens(text: str) -> list[str]:
@@ -100,9 +99,10 @@ def spec(name: str) -> BaselineSpec:
     return BaselineSpec(name, feat, clf)
 
 
-def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False):
+def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False, label_sets: bool = False) -> Any:
     """An unfitted scikit-learn estimator that takes raw texts (``pairs``: sentence-pair texts,
-    featurized by :class:`~cls_app.baselines.pairs.PairFeatures`)."""
+    featurized by :class:`~cls_app.baselines.pairs.PairFeatures`; ``label_sets``: one binary
+    classifier per label, scikit-learn's ``OneVsRestClassifier``)."""
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import MultinomialNB
@@ -110,6 +110,9 @@ def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False):
     from sklearn.svm import LinearSVC
 
     if s.classifier == "majority":
+        if label_sets:
+            raise UserError(f"baseline 'majority' has no multi-label version; choose from "
+                            f"{', '.join(LABEL_SET_BASELINES)}")
         return DummyClassifier(strategy="most_frequent")
     from .tfidf import CompactTfidfVectorizer
 
@@ -123,6 +126,10 @@ def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False):
         vec = PairFeatures(vec)
     cfg = s.settings(seed)["clf"]
     clf = {"lr": LogisticRegression, "svm": LinearSVC, "nb": MultinomialNB}[s.classifier](**cfg)
+    if label_sets:
+        from sklearn.multiclass import OneVsRestClassifier
+
+        clf = OneVsRestClassifier(clf)
     return Pipeline([("tfidf", vec), ("clf", clf)])
 
 
@@ -142,100 +149,41 @@ def scores_as_proba(estimator, texts: list[str], n_labels: int) -> np.ndarray:
         scores = np.asarray(estimator.decision_function(texts), dtype=np.float64)
         if scores.ndim == 1:  # binary: score > 0 means classes_[1]
             scores = np.column_stack([np.zeros_like(scores), scores])
-        z = np.exp(scores - scores.max(axis=1, keepdims=True))
-        proba = z / z.sum(axis=1, keepdims=True)
+        proba = softmax(scores)
     out[:, np.asarray(estimator.classes_, dtype=int)] = proba
     return out
 
 
-def train_baseline(
-    name: str,
-    train: LabeledData,
-    labels: list[str],
-    out_dir: str | Path,
-    dev: LabeledData | None = None,
-    test: LabeledData | None = None,
-    seed: int = 42,
-    text_pair_col: str | None = None,
-) -> dict:
-    """Fit one baseline on ``train``; write its folder; return the metadata written."""
-    from ..metrics import compute_metrics
 
+
+def label_set_scores(estimator: Any, texts: Sequence[str]) -> np.ndarray:
+    """Per-label scores in [0, 1] of a one-vs-rest estimator, shape ``(len(texts), labels)``:
+    ``predict_proba`` (LR, NB) or the sigmoid of LinearSVC's decision function (not calibrated)."""
+    if hasattr(estimator, "predict_proba"):
+        return np.asarray(estimator.predict_proba(list(texts)), dtype=np.float64)
+    return sigmoid(np.asarray(estimator.decision_function(list(texts)), dtype=np.float64))
+
+
+def fit_estimator(name: str, texts: Sequence[str], y: np.ndarray, seed: int = 42, pairs: bool = False
+                  ) -> tuple[Any, float]:
+    """Fit the baseline ``name`` on ``texts`` and targets ``y`` (class ids, or a 0/1 matrix for label
+    sets); return the estimator and the seconds it took (jieba's dictionary load not counted)."""
     s = spec(name)
-    label2id = {n: i for i, n in enumerate(labels)}
-    y = np.array([label2id[n] for n in train.labels])
-    est = build_pipeline(s, seed, pairs=bool(text_pair_col))
+    label_sets = np.asarray(y).ndim == 2
+    est = build_pipeline(s, seed, pairs=pairs, label_sets=label_sets)
     if s.features == "word":
         init_jieba()
     t0 = time.perf_counter()
-    est.fit(train.texts, y)
-    seconds = time.perf_counter() - t0
-    meta: dict = {
-        "kind": KIND,
-        "format_version": FORMAT_VERSION,
-        "app_version": __version__,
-        "name": name,
+    est.fit(list(texts), np.asarray(y).astype(np.int64))
+    return est, time.perf_counter() - t0
+
+
+def baseline_meta(name: str, labels: list[str], seed: int, rows: int, seconds: float) -> dict:
+    """``baseline.json`` of a fitted baseline (the task's fields and scores are added by the caller)."""
+    s = spec(name)
+    return {
+        "kind": KIND, "format_version": FORMAT_VERSION, "app_version": __version__, "name": name,
         "features": FEATURES.get(s.features or "", "none"),
         "classifier": CLASSIFIERS.get(s.classifier, "majority class"),
-        "labels": labels,
-        "settings": s.settings(seed),
-        "train_rows": len(train),
-        "train_seconds": round(seconds, 3),
+        "labels": labels, "settings": s.settings(seed), "train_rows": rows, "train_seconds": round(seconds, 3),
     }
-    if text_pair_col:
-        meta["text_pair_col"] = text_pair_col
-        meta["features"] += " of A, of B, |a-b| and a*b (sentence pairs)"
-    for split, data in (("dev", dev), ("test", test)):
-        if data is not None and len(data):
-            pred = scores_as_proba(est, data.texts, len(labels)).argmax(axis=1)
-            m = compute_metrics([label2id[n] for n in data.labels], pred, labels)
-            meta[split] = {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")}
-    save_baseline(est, meta, out_dir)
-    log.info("%s: trained in %.1fs%s", name, seconds,
-             f", test accuracy {meta['test']['accuracy']:.4f}" if "test" in meta else "")
-    return meta
-
-
-def train_baselines(
-    train: LabeledData,
-    labels: list[str],
-    out_root: str | Path,
-    names: list[str] | None = None,
-    dev: LabeledData | None = None,
-    test: LabeledData | None = None,
-    seed: int = 42,
-    text_pair_col: str | None = None,
-) -> list[Path]:
-    """Train each named baseline (default: all) into ``out_root/NAME``; return the folders."""
-    from tqdm.auto import tqdm
-
-    names = list(names or BASELINE_NAMES)
-    for name in names:
-        spec(name)  # fail on an unknown name before any training
-    out_root = Path(out_root)
-    folders = []
-    for name in tqdm(names, desc="baselines", unit="model", leave=False):
-        train_baseline(name, train, labels, out_root / name, dev=dev, test=test, seed=seed,
-                       text_pair_col=text_pair_col)
-        folders.append(out_root / name)
-    return folders
-
-
-def run_baselines(data_opts, out_root: str | Path, names: list[str] | None = None, seed: int = 42) -> list[dict]:
-    """Read the split exactly as ``train`` does (same files, same held-out dev for a seed), then
-    train the baselines into ``out_root``; return each baseline's metadata."""
-    from ..io.records import label_ids, label_list, load_splits
-
-    if data_opts.task != "single-label":
-        raise UserError(f"--task {data_opts.task}: train the baselines with run_label_set_baselines")
-    train, dev, test = load_splits(data_opts, seed)
-    labels = label_list(train)
-    label2id = {n: i for i, n in enumerate(labels)}
-    for part in (dev, test):
-        if part is not None:
-            label_ids(part, label2id)  # a label train never saw is a user error
-    log.info("baselines on %d train, %d dev, %s test rows; %d classes", len(train), len(dev),
-             len(test) if test is not None else "no", len(labels))
-    folders = train_baselines(train, labels, out_root, names=names, dev=dev, test=test, seed=seed,
-                              text_pair_col=data_opts.text_pair_col)
-    return [json.loads((f / META_FILE).read_text(encoding="utf-8")) for f in folders]

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..errors import UserError
 
 NAME = "audit"
+BERT_MODEL = ("layers", "hidden", "heads", "intermediate", "dropout", "min_freq", "max_vocab", "max_len")
 
 
-def add_parser(sub):
-    from ..evaluation.audit import MODEL_KINDS, AuditOptions
-    from ..training.settings import ModelOptions, TrainSettings, default
-    from .options import add_model_size_options, add_reading_options
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..evaluation.audit import AuditOptions
+    from ..training.settings import BertSettings, ModelOptions, TrainSettings
+    from .flags import add_reading, add_settings
 
-    opts = AuditOptions()
     p = sub.add_parser(
         NAME, help="find probably wrong labels, duplicates and dev/test leakage in a labeled file",
         description="Confident learning (cleanlab find_label_issues) on out-of-fold probabilities of a "
@@ -24,47 +25,31 @@ def add_parser(sub):
     p.add_argument("--train", required=True, help="the labeled file to audit")
     p.add_argument("--dev", help="labeled dev file: train rows copied into it are reported as leakage")
     p.add_argument("--test", help="labeled test file: train rows copied into it are reported as leakage")
-    p.add_argument("--folds", type=int, default=opts.folds,
-                   help="K of the K-fold cross-validation (default: %(default)s)")
-    p.add_argument("--model-kind", choices=MODEL_KINDS, default=opts.model_kind,
-                   help="model cross-validated for the out-of-fold probabilities (default: %(default)s)")
-    p.add_argument("--near-threshold", type=float, default=opts.near_threshold,
-                   help="cosine similarity (char 2-3 gram TF-IDF) from which texts are near duplicates "
-                   "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=opts.seed, help="seed of the folds and the model (default: %(default)s)")
+    add_settings(p, AuditOptions, only=("folds", "model_kind", "near_threshold", "seed"))
     p.add_argument("--out", help="folder for label_issues.csv and audit.json (default: audit_<train file name>)")
-    add_reading_options(p)
+    add_reading(p)
     g = p.add_argument_group("--model-kind bert", "the BERT fine-tuned on each fold (train's defaults)")
-    add_model_size_options(g)
-    g.add_argument("--max-len", type=int, default=default(ModelOptions, "max_len"),
-                   help="max tokens per text (default: %(default)s)")
-    g.add_argument("--epochs", type=int, default=default(TrainSettings, "epochs"), help="(default: %(default)s)")
-    g.add_argument("--lr", type=float, default=default(TrainSettings, "lr"), help="(default: %(default)s)")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
+    add_settings(g, ModelOptions, only=BERT_MODEL)
+    add_settings(g, TrainSettings, only=("epochs", "lr"))
+    add_settings(g, BertSettings, only=("threads",))
     return p
 
 
-def _bert_options(args) -> dict:
-    from ..training.settings import ModelOptions, TrainSettings
-
-    model = ModelOptions(layers=args.layers, hidden=args.hidden, heads=args.heads, intermediate=args.intermediate,
-                         dropout=args.dropout, min_freq=args.min_freq, max_vocab=args.max_vocab, max_len=args.max_len)
-    return {"bert": model, "bert_train": TrainSettings(epochs=args.epochs, lr=args.lr, seed=args.seed),
-            "threads": args.threads}
-
-
-def run(args) -> None:
+def run(args: argparse.Namespace) -> None:
     from ..evaluation.audit import REASONS, AuditOptions, audit, write_audit
-    from ..io.records import load_labeled
+    from ..training.settings import BertSettings, ModelOptions, TrainSettings
+    from .flags import read_options, settings_from
 
     if not 0 < args.near_threshold <= 1:
         raise UserError(f"--near-threshold must be in (0, 1], got {args.near_threshold}")
-    read = {"text_col": args.text_col, "label_col": args.label_col, "encoding": args.encoding, "fmt": args.fmt,
-            "on_bad_row": args.on_bad_row}
-    train = load_labeled(args.train, **read)
-    others = [load_labeled(path, **read) for path in (args.dev, args.test) if path]
-    options = AuditOptions(folds=args.folds, model_kind=args.model_kind, near_threshold=args.near_threshold,
-                           seed=args.seed, **(_bert_options(args) if args.model_kind == "bert" else {}))
+    read = read_options(args)
+    train = read.read(args.train)
+    others = [read.read(path) for path in (args.dev, args.test) if path]
+    bert = None
+    if args.model_kind == "bert":
+        bert = BertSettings(model=settings_from(args, ModelOptions), train=settings_from(args, TrainSettings),
+                            threads=args.threads)
+    options = settings_from(args, AuditOptions, bert=bert)
     result = audit(train, others, options, progress=True)
     out = Path(args.out) if args.out else Path(f"audit_{Path(args.train).stem}")
     paths = write_audit(result, out, options, train)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from .options import add_seed, add_split_options, data_options, output_lock, use_default_data_if_needed
+from ..training.settings import OptimizerSettings
+from .flags import add_settings, add_split, output_lock, settings_from
+from .train import use_default_data_if_needed
 
 NAME = "baseline"
 DEFAULT_OUT = "saved_models/baselines"
@@ -18,27 +21,29 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        " / LinearSVC / MultinomialNB, and a majority-class floor, each into its own "
                        "folder OUT/NAME usable by evaluate and compare. The split is the one `train` "
                        "uses (same files; without --dev the same held-out part for the same --seed).")
-    add_split_options(p, "labeled training file (default: the embedded default data)")
+    add_split(p, "labeled training file (default: the embedded default data)")
     p.add_argument("--out", default=DEFAULT_OUT, help="parent folder (default: %(default)s)")
     p.add_argument("--models", nargs="+", choices=BASELINE_NAMES, metavar="NAME",
                    help=f"which baselines (default: all of {', '.join(BASELINE_NAMES)})")
-    add_seed(p)
+    add_settings(p, OptimizerSettings, only=("seed",))
     return p
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..baselines.pipelines import run_baselines
+    from ..io.records import DataOptions
+    from ..training.settings import BertSettings, TrainJob, TrainSettings
+    from ..workflow.main_job import Splits, fit_baselines
 
     use_default_data_if_needed(args)
-    if args.task != "single-label":
-        from ..baselines.multilabel import run_label_set_baselines as run_baselines
+    job = TrainJob(data=settings_from(args, DataOptions), bert=BertSettings(train=TrainSettings(seed=args.seed)))
     with output_lock(args.out):
-        metas = run_baselines(data_options(args), args.out, names=args.models, seed=args.seed)
+        done = fit_baselines(Splits.read(job), args.models, args.seed, args.text_pair_col, Path(args.out))
     split = "test" if args.test else "dev"
     micro = args.task != "single-label"
     head = f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}"
     print(head + (f"{'micro-F1':>10}" if micro else ""))
-    for m in metas:
+    for d in done:
+        m = d.model.meta  # type: ignore[attr-defined]
         s = m.get(split, {})
         line = (f"{m['name']:<12}{m['train_seconds']:>9.2f}{s.get('accuracy', float('nan')):>11.4f}"
                 f"{s.get('macro_f1', float('nan')):>10.4f}")

@@ -1,13 +1,13 @@
-"""``run.py compare``: score model folders (BERT and baselines) on one labeled file, with significance."""
+"""``run.py compare``: score model folders (any kinds) on one labeled file, with significance."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
-from ..inference.defaults import EVAL_BATCH_SIZE
-from .options import add_reading_options, add_seed
+from ..evaluation.compare import CompareOptions
+from ..models.options import EVAL_BATCH_SIZE
+from .flags import add_inference, add_reading, add_settings, inference_options, read_options, settings_from
 from .report import print_comparison
 
 NAME = "compare"
@@ -22,24 +22,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="model folders; a folder of model folders (e.g. saved_models/baselines) expands")
     p.add_argument("--data", required=True, help="labeled file all models are scored on")
     p.add_argument("--out", help="report folder (default: saved_models/comparison_<data name>)")
-    p.add_argument("--reference", help="model name to test against the best other model "
-                   "(default: the first BERT model)")
-    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="BERT prediction batch size")
-    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
-    add_seed(p)
-    add_reading_options(p)
+    add_settings(p, CompareOptions, only=("reference",))
+    add_inference(p, only=("batch_size",), batch_size=EVAL_BATCH_SIZE)
+    add_settings(p, CompareOptions, only=("bootstrap", "seed"))
+    add_reading(p)
     return p
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..evaluation.compare_sets import compare_any
+    from ..evaluation.compare import compare, expand_model_dirs, score_models
+    from ..models.base import load_folder
 
-    if args.bootstrap < 1:
-        raise UserError("--bootstrap must be at least 1")
+    options = settings_from(args, CompareOptions)
+    models = [load_folder(d, inference_options(args, progress=True)) for d in expand_model_dirs(args.models)]
+    first = models[0]
+    read = read_options(args, text_pair_col=args.text_pair_col or first.text_pair_col, task=first.task.name,
+                        label_sep=getattr(first.task, "label_sep", ","), path_sep=getattr(first.task, "path_sep", "##"))
+    data = first.task.read(args.data, read)
     out = args.out or f"saved_models/comparison_{Path(args.data).stem}"
-    print_comparison(compare_any(
-        args.models, args.data, out, text_col=args.text_col, label_col=args.label_col,
-        encoding=args.encoding, fmt=args.fmt, on_bad_row=args.on_bad_row,
-        batch_size=args.batch_size, reference=args.reference, bootstrap=args.bootstrap, seed=args.seed,
-        text_pair_col=args.text_pair_col,
-    ))
+    print_comparison(compare(score_models(models, list(data.texts)), data, out, options))

@@ -1,55 +1,57 @@
-"""``run.py evaluate``: score a saved model (BERT, baseline or ensemble folder) on a labeled file."""
+"""``run.py evaluate``: score a saved model (any kind of folder) on a labeled file."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 
 from ..evaluation.analysis import ReportOptions
-from ..inference.defaults import EVAL_BATCH_SIZE
-from .options import (
-    add_backend_option,
-    add_long_text_options,
-    add_model_option,
-    add_reading_options,
-    add_task_options,
-    long_text_overrides,
-)
+from ..models.options import EVAL_BATCH_SIZE
+from ..text.long_text import LongTextOptions
+from .flags import AS_TRAINED, add_inference, add_model, add_reading, add_settings, inference_options, read_options
 from .report import print_metrics_report
 
 NAME = "evaluate"
+LONG_TEXT = ("truncation", "head_tokens", "long_text", "chunk_stride", "chunk_pool")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(NAME, help="score a saved model on a labeled file")
-    add_model_option(p)
+    add_model(p)
     p.add_argument("--data", required=True, help="labeled file to score")
     p.add_argument("--out", help="report folder (default: MODEL/eval_<data name>)")
-    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
-                   help="texts per forward pass (default: %(default)s)")
-    p.add_argument("--explain-errors", type=int, default=ReportOptions().explain_top, metavar="N",
-                   help="report.html: highlight the characters of the N most confident errors with explain's "
-                   "scores (0: none; default: %(default)s)")
-    add_reading_options(p)
-    add_task_options(p, training=False)
-    add_long_text_options(p, training=False)
-    add_backend_option(p)
+    add_inference(p, only=("batch_size",), batch_size=EVAL_BATCH_SIZE)
+    add_settings(p, ReportOptions, only=("explain_top",))
+    add_reading(p, task="model")
+    fields = LongTextOptions.__dataclass_fields__
+    add_settings(p.add_argument_group("long texts"), LongTextOptions, defaults=dict.fromkeys(LONG_TEXT),
+                 helps={n: fields[n].metadata["help"] + AS_TRAINED for n in LONG_TEXT})
+    add_inference(p, only=("backend",))
     return p
 
 
 def run(args: argparse.Namespace) -> None:
     from ..errors import UserError
     from ..evaluation.analysis import format_analysis
-    from ..evaluation.report import evaluate_model
+    from ..evaluation.report import evaluate
+    from ..models.base import load
 
-    if args.explain_errors < 0:
-        raise UserError(f"--explain-errors must be 0 or more, got {args.explain_errors}")
-    ev = evaluate_model(
-        args.model, args.data, out_dir=args.out, text_col=args.text_col, label_col=args.label_col,
-        encoding=args.encoding, fmt=args.fmt, batch_size=args.batch_size, on_bad_row=args.on_bad_row,
-        long_text=long_text_overrides(args), backend=args.backend,
-        options=ReportOptions(explain_top=args.explain_errors), follow=args.follow,
-        label_sep=args.label_sep, path_sep=args.path_sep, text_pair_col=args.text_pair_col,
-    )
-    print_metrics_report("", ev.metrics, ev.labels)
-    print("\n" + format_analysis(ev.metrics))
+    if args.explain_top < 0:
+        raise UserError(f"--explain-errors must be 0 or more, got {args.explain_top}")
+    overrides = {k: getattr(args, k) for k in LONG_TEXT if getattr(args, k) is not None} or None
+    model = load(args.model, follow=args.follow, options=inference_options(args, long_text=overrides,
+                                                                            progress=True))
+    task = model.task
+    if args.label_sep or args.path_sep:  # the model's separators unless given
+        task = replace(task, **{k: v for k, v in (("label_sep", args.label_sep), ("path_sep", args.path_sep))
+                                if v and hasattr(task, k)})
+    read = read_options(args, text_pair_col=args.text_pair_col or model.text_pair_col, task=task.name,
+                        label_sep=getattr(task, "label_sep", ","), path_sep=getattr(task, "path_sep", "##"))
+    data = task.read(args.data, read)
+    out = Path(args.out) if args.out else Path(str(model.path)) / f"eval_{Path(args.data).stem}"
+    ev = evaluate(model, data, out, ReportOptions(explain_top=args.explain_top))
+    print_metrics_report("", ev.metrics, ev.labels, model.task)
+    if not model.task.multi:
+        print("\n" + format_analysis(ev.metrics))
     print(f"\nreport written to {ev.out}/ ({', '.join(p.name for p in ev.paths.values())})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..errors import UserError
@@ -10,10 +11,11 @@ NAME = "explain"
 FORMATS = ("json", "csv", "html")
 
 
-def add_parser(sub):
-    from ..inference.explain import BASELINES, ExplainOptions
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..inference.explain import ExplainOptions
+    from ..io.records import ReadOptions
+    from .flags import add_inference, add_model, add_settings
 
-    opts = ExplainOptions()
     p = sub.add_parser(
         NAME, help="score each character's push toward the predicted class",
         description="For each text: the prediction and a score per character toward the predicted class "
@@ -21,20 +23,16 @@ def add_parser(sub):
         "each n-gram's TF-IDF value x weight. Prints a coloured view on a terminal; --output writes JSON, "
         "CSV (one row per token) or HTML.",
     )
-    p.add_argument("--model", required=True, help="model folder (BERT, TF-IDF baseline or ensemble)")
+    add_model(p)
     p.add_argument("--text", action="append", help="a text to explain (repeatable)")
     p.add_argument("--input", help="file of texts (CSV/TSV/JSONL/txt, as predict reads it)")
-    p.add_argument("--text-col", help="name of the text column of --input")
-    p.add_argument("--encoding", help="encoding of --input (default: detected)")
+    add_settings(p, ReadOptions, only=("text_col", "encoding"))
     p.add_argument("--output", help="write the explanations here (.json, .csv or .html)")
-    p.add_argument("--format", dest="out_format", choices=FORMATS,
+    p.add_argument("--format", "--output-format", dest="out_format", choices=FORMATS,
                    help="format of --output (default: from its extension)")
     p.add_argument("--target", help="explain this class instead of the predicted one")
-    p.add_argument("--n-steps", type=int, default=opts.n_steps,
-                   help="BERT: Integrated Gradients steps (default: %(default)s)")
-    p.add_argument("--baseline", choices=BASELINES, default=opts.baseline,
-                   help="BERT: token that replaces the text in the IG baseline (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
+    add_settings(p, ExplainOptions)
+    add_inference(p, only=("threads",))
     return p
 
 
@@ -96,21 +94,23 @@ def _print(explanations: list) -> None:
     tty = sys.stdout.isatty()
     for i, e in enumerate(explanations):
         c = e.completeness
-        print(f"[{i}] {e.label} ({e.prob:.3f})  explaining {e.target}  completeness error {c['error']:.3g} "
-              f"of {c['target_difference']:.3g}  {e.details.get('seconds', 0):.2f}s")
+        of = f" of {c['target_difference']:.3g}" if "target_difference" in c else ""
+        print(f"[{i}] {e.label} ({e.prob:.3f})  explaining {e.target}  completeness error {c['error']:.3g}"
+              f"{of}  {e.details.get('seconds', 0):.2f}s")
         print("  " + ansi_text(e) if tty else "  " + e.text)
         if not tty:
             print(plain_text(e))
 
 
-def run(args) -> None:
-    from ..inference.explain import ExplainOptions, explain_texts, load_explainer
-    from ..runtime.device import configure_threads
+def run(args: argparse.Namespace) -> None:
+    from ..inference.explain import ExplainOptions, explain_texts, explainer_for
+    from ..models.base import load
+    from .flags import inference_options, settings_from
 
     fmt = _out_format(args)
     texts = _texts(args)
-    configure_threads(args.threads)
-    explainer = load_explainer(args.model, ExplainOptions(n_steps=args.n_steps, baseline=args.baseline))
+    model = load(args.model, follow=args.follow, options=inference_options(args))
+    explainer = explainer_for(model, settings_from(args, ExplainOptions))
     explanations = explain_texts(explainer, texts, args.target, progress=True)
     if fmt:
         _write(args.output, fmt, explanations, args.model)

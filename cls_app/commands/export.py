@@ -8,13 +8,15 @@ NAME = "export"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .flags import add_model
+
     p = sub.add_parser(
         NAME, help="export a BERT model folder to ONNX for ONNX Runtime (--backend onnx)",
         description="Write MODEL/model.onnx (dynamic batch and sequence axes; the same logits as the PyTorch "
         "model), and with --quantize also MODEL/model.int8.onnx (ONNX Runtime dynamic int8 quantization). "
         "predict, evaluate and serve run them with --backend onnx. See docs/deploy.md.",
     )
-    p.add_argument("--model", required=True, help="BERT model folder written by train")
+    add_model(p, follow=False)
     p.add_argument("--format", dest="export_format", choices=["onnx"], default="onnx",
                    help="export format (default: onnx)")
     p.add_argument("--quantize", action="store_true", help="also write model.int8.onnx (dynamic int8)")
@@ -25,10 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from ..errors import UserError
-    from ..inference.predictor import folder_kind
     from ..modeling.onnx_export import export_onnx
+    from ..models.folders import folder_family
 
-    if folder_kind(args.model) == "baseline":
-        raise UserError(f"{args.model} is a classical baseline: ONNX export applies to BERT folders")
+    family = folder_family(args.model)
+    if family in ("baseline", "ensemble"):
+        raise UserError(f"{args.model} is a {family} folder: ONNX export applies to BERT folders")
     for path in export_onnx(args.model, args.out, quantize=args.quantize):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..inference.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_ROWS
-from .options import add_backend_option, add_model_option, add_reading_options, output_lock
+from .flags import add_inference, add_model, add_reading, inference_options, output_lock, read_options
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
         "lines read from standard input and print label and probability.",
     )
-    add_model_option(p, required=False)  # not needed with --merge
+    add_model(p, required=False)  # not needed with --merge
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
     src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
@@ -35,17 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
     p.add_argument("--shard", metavar="K/N", help="score only the K-th of N equal runs of rows (whole "
                    "--chunk-size windows) of --input, e.g. for a job array; join the N outputs with --merge")
-    add_reading_options(p, labels=False)
+    add_reading(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help="texts per forward pass (default: %(default)s)")
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_ROWS,
-                   help="rows read, sorted by length and written at a time; bounds memory (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: the cores, split among local processes)")
-    p.add_argument("--quantize", action="store_true",
-                   help="dynamic int8 quantization of the linear layers: faster on CPU, labels may differ "
-                   "on a few texts (with --backend onnx: the exported model.int8.onnx)")
-    add_backend_option(p)
+    add_inference(p, only=("batch_size", "window", "threads", "quantize", "backend"))
     return p
 
 
@@ -61,8 +53,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _run_locked(args: argparse.Namespace) -> None:
-    from ..inference.multilabel import folder_text_pair_col
-    from ..inference.predictor import load_predictor
+    from ..models.base import load_folder
+    from ..models.folders import folder_text_pair_col, follow_best
     from ..runtime.distributed import env_info
 
     if args.merge:
@@ -73,7 +65,8 @@ def _run_locked(args: argparse.Namespace) -> None:
     if not args.model:
         raise UserError("--model is required (the model folder written by train or baseline)")
     args.shard = _parse_shard(args.shard, args.input)
-    args.text_pair_col = args.text_pair_col or folder_text_pair_col(args.model)
+    folder = follow_best(args.model) if args.follow else Path(args.model)
+    args.text_pair_col = args.text_pair_col or folder_text_pair_col(folder)
     if args.text_pair and len(args.text_pair) != len(args.text or []):
         raise UserError(f"--text-pair given {len(args.text_pair)} time(s) but --text {len(args.text or [])}: "
                         "give one --text-pair per --text")
@@ -81,8 +74,7 @@ def _run_locked(args: argparse.Namespace) -> None:
     if info.enabled:
         _run_distributed(args, info)
         return
-    clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=args.threads,
-                         window=args.chunk_size, backend=args.backend, follow=args.follow)
+    clf = load_folder(_model_folder(folder), inference_options(args))
     if args.input:
         _predict_input(clf, args)
         return
@@ -94,7 +86,13 @@ def _run_locked(args: argparse.Namespace) -> None:
     elif args.text_pair_col and texts:
         raise UserError(f"{args.model} classifies sentence pairs: give each --text a --text-pair")
     _predict_texts(clf, texts, output=args.output, top_k=args.top_k, encoding=args.encoding,
-                   chunk_rows=args.chunk_size, pairs=bool(args.text_pair_col))
+                   chunk_rows=args.window, pairs=bool(args.text_pair_col))
+
+
+def _model_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise UserError(f"model folder not found: {path}")
+    return path
 
 
 def _parse_shard(value: str | None, has_input: bool) -> tuple[int, int] | None:
@@ -113,11 +111,8 @@ def _predict_input(clf: Any, args: argparse.Namespace) -> None:
     from ..inference.files import predict_file
     from ..runtime.distributed import rank_world
 
-    summary = predict_file(
-        clf, args.input, args.output, text_col=args.text_col, encoding=args.encoding, fmt=args.fmt,
-        top_k=args.top_k, chunk_rows=args.chunk_size, progress=True, shard=args.shard,
-        text_pair_col=args.text_pair_col,
-    )
+    summary = predict_file(clf, args.input, args.output, read_options(args), top_k=args.top_k,
+                           chunk_rows=args.window, progress=True, shard=args.shard)
     rank, world = rank_world()
     if rank != 0:
         return
@@ -131,7 +126,7 @@ def _run_distributed(args: argparse.Namespace, info: Any) -> None:
     """Under torchrun: every process scores a share of the --input file's windows; rank 0 writes the output."""
     import torch
 
-    from ..inference.predictor import load_predictor
+    from ..models.base import load
     from ..runtime import distributed
     from ..runtime.device import default_threads
 
@@ -141,8 +136,7 @@ def _run_distributed(args: argparse.Namespace, info: Any) -> None:
         raise UserError("under torchrun, predict shares an --input file among the processes: give --input and "
                         "--output (for --text or standard input run one process)")
     threads = args.threads or default_threads(info.local_world_size)
-    clf = load_predictor(args.model, args.batch_size, quantize=args.quantize, threads=threads,
-                         window=args.chunk_size, backend=args.backend)
+    clf = load(args.model, follow=args.follow, options=inference_options(args, threads=threads))
     distributed.init(torch.device("cpu"), info)
     try:
         _predict_input(clf, args)
@@ -166,9 +160,9 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
 
     ``pairs``: each line of standard input is ``text<TAB>text_b``.
     """
-    from ..inference.classifier import check_top_k
     from ..inference.files import output_columns, predict_chunks, stdin_chunks
     from ..io.table_stream import RowChunk, TableWriter
+    from ..tasks import check_top_k
 
     top_k = check_top_k(top_k, clf.labels)
     window = None

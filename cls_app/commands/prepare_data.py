@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_seed
+from ..training.settings import OptimizerSettings
+from .flags import add_settings
 
 NAME = "prepare-data"
 
@@ -13,7 +14,7 @@ NAME = "prepare-data"
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(NAME, help="write the embedded default data set to data/")
     p.add_argument("--out", help="folder (default: data/)")
-    add_seed(p)
+    add_settings(p, OptimizerSettings, only=("seed",))
     p.add_argument("--force", action="store_true", help="rewrite existing files")
     return p
 

@@ -1,17 +1,16 @@
-"""What the commands print: metric reports, the training summary line, comparisons."""
+"""What the commands print: metric reports, the training summary line, comparisons, the recommendation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
 
-def print_metrics_report(title: str, metrics: dict, labels: list[str]) -> None:
-    """A title line (if any), then per-class precision/recall/F1 and the headline figures."""
-    from ..metrics import format_report
-    from ..multilabel import MULTI_TASKS, format_multilabel_report
 
+def print_metrics_report(title: str, metrics: dict, labels: list[str], task: Any) -> None:
+    """A title line (if any), then the task's report (per class / per label figures and the headline)."""
     if title:
         print(title)
-    label_sets = metrics.get("task") in MULTI_TASKS
-    print(format_multilabel_report(metrics, labels) if label_sets else format_report(metrics, labels))
+    print(task.format_report(metrics, labels))
 
 
 def print_train_summary(metrics: dict) -> None:
@@ -29,13 +28,34 @@ def print_train_summary(metrics: dict) -> None:
     print(summary)
 
 
-def print_comparison(comparison) -> None:
+def print_job(result: Any) -> None:
+    """The main job's report (rank 0): the test report, the summary line, the comparison, the recommendation."""
+    from ..evaluation.analysis import format_analysis
+
+    if not result.is_main:
+        return
+    if result.test is not None:
+        name = Path(str(result.test_source)).name
+        print_metrics_report(f"test ({name}):", result.test.metrics, result.labels, result.task)
+        if not result.task.multi:
+            print("\n" + format_analysis(result.test.metrics))
+    elif result.best_dev:
+        print_metrics_report("dev (best evaluation):", result.best_dev, result.labels, result.task)
+    print_train_summary(result.metrics)
+    print(f"model saved to {result.out}")
+    if result.comparison is not None:
+        print_comparison(result.comparison)
+    if result.recommendation is not None:
+        print_recommendation(result.recommendation, result.out)
+
+
+def print_comparison(comparison: Any) -> None:
     """The comparison table (Markdown) and where the report went."""
     print(comparison.markdown)
     print(f"report written to {comparison.out}/ ({', '.join(p.name for p in comparison.paths.values())})")
 
 
-def print_recommendation(pointer: dict, out) -> None:
+def print_recommendation(pointer: dict, out: Any) -> None:
     """The recommended model in two lines: what, why, its held-out figure, and how to use it."""
     print(f"recommended model: {pointer['name']} ({pointer['kind']}, {out}/{pointer['path']}): {pointer['why']}")
     figures = pointer.get("comparison")

@@ -1,22 +1,27 @@
-"""Results: evaluation reports (with errors, calibration, report.html), plots, the comparison of models, audits."""
+"""Results: evaluation reports (with errors, calibration, report.html), plots, the comparison of models, the
+recommendation, audits."""
 
 from ..lazy import lazy_exports
 
 _EXPORTS = {
     "AuditOptions": "audit",
+    "Candidate": "recommend",
+    "CompareOptions": "compare",
+    "Comparison": "compare",
     "ECE_BINS": "calibration",
+    "Evaluation": "report",
+    "ModelScores": "compare",
     "ReportOptions": "analysis",
     "Scored": "analysis",
     "audit": "audit",
     "calibration": "calibration",
+    "choose": "recommend",
+    "compare": "compare",
     "error_table": "errors",
-    "top_k_accuracy": "errors",
-    "Comparison": "compare",
-    "Evaluation": "report",
-    "compare_models": "compare",
-    "evaluate_model": "report",
+    "evaluate": "report",
     "plot_confusion_matrix": "plots",
-    "recommend": "recommend",
+    "score_models": "compare",
+    "top_k_accuracy": "errors",
     "write_evaluation": "report",
 }
 __all__ = sorted(_EXPORTS)

@@ -25,6 +25,8 @@ import pandas as pd
 
 from ..fileio import atomic_open, write_text
 from ..io.pairs import PAIR_SEP
+from ..models.base import TextClassifier
+from ..settings import setting
 from .calibration import calibration, format_calibration, plot_reliability
 from .errors import ErrorOptions, confused_pairs, error_table, format_pairs, pairs_frame, top_k_accuracy
 
@@ -45,11 +47,13 @@ class Scored:
 class ReportOptions:
     """What the evaluation report adds beyond the metrics."""
 
-    errors: ErrorOptions = ErrorOptions()
-    explain_top: int = 10
+    errors: ErrorOptions = setting(factory=ErrorOptions, cli=False)
+    explain_top: int = setting(10, "report.html: highlight the characters of the N most confident errors with "
+                               "explain's scores (0: none; default: %(default)s)", flag="--explain-errors",
+                               metavar="N")
     """Errors (the most confident ones) shown with explain's character highlights in report.html
     (0: none; BERT explanations take about 0.1-1 s each on a CPU)."""
-    html_errors: int = 50
+    html_errors: int = setting(50, cli=False)
     """Errors listed in report.html (errors.csv has them all)."""
 
 
@@ -99,18 +103,18 @@ def write_analysis(out_dir: Path, metrics: dict, labels: list[str], scored: Scor
     return paths, errors
 
 
-def error_highlights(model_dir: str | Path | None, errors: pd.DataFrame, top: int) -> dict[int, str]:
+def error_highlights(model: TextClassifier | None, errors: pd.DataFrame, top: int) -> dict[int, str]:
     """explain's character highlights (toward the predicted class) of the ``top`` most confident
-    errors, as HTML by row; empty when there is no model folder or ``top`` is 0, and for sentence
+    errors, as HTML by row; empty when there is no model or ``top`` is 0, and for sentence
     pairs (explain scores the characters of single texts)."""
-    if model_dir is None or top <= 0 or not len(errors):
+    if model is None or top <= 0 or not len(errors):
         return {}
     if any(PAIR_SEP in text for text in errors["text"]):
         return {}
-    from ..inference.explain import explain_texts, highlight_html, load_explainer
+    from ..inference.explain import explain_texts, explainer_for, highlight_html
 
     head = errors.head(top)
-    explainer = load_explainer(model_dir)
+    explainer = explainer_for(model)
     explained = explain_texts(explainer, list(head["text"]), progress=False)
     return {int(row): highlight_html(e) for row, e in zip(head["row"], explained, strict=True)}
 

@@ -20,15 +20,17 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
 from ..fileio import atomic_open, write_json
-from ..training.settings import ModelOptions, TrainSettings
+from ..settings import setting
+from ..training.settings import BertSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +47,18 @@ MODEL_KINDS = ("tfidf", "bert")
 class AuditOptions:
     """Settings of :func:`audit` (the CLI reads these defaults)."""
 
-    folds: int = 5
+    folds: int = setting(5, "K of the K-fold cross-validation (default: %(default)s)")
     """K of the K-fold cross-validation that gives the out-of-fold probabilities."""
-    model_kind: str = "tfidf"
+    model_kind: str = setting("tfidf", "model cross-validated for the out-of-fold probabilities (default: "
+                              "%(default)s)", choices=MODEL_KINDS)
     """The model cross-validated: ``tfidf`` (the char_lr baseline, seconds) or ``bert`` (a BERT
-    fine-tuned per fold with :attr:`bert` / :attr:`bert_train` settings: minutes per fold)."""
-    bert: ModelOptions | None = None
-    """``bert`` kind: the model of each fold (None: train's defaults)."""
-    bert_train: TrainSettings | None = None
-    """``bert`` kind: the training settings of each fold (None: train's defaults, this seed)."""
-    threads: int | None = None
-    """``bert`` kind: torch CPU threads."""
-    near_threshold: float = 0.9
+    fine-tuned per fold with :attr:`bert` settings: minutes per fold)."""
+    bert: BertSettings | None = setting(None, cli=False)
+    """``bert`` kind: the model and training settings of each fold (None: train's defaults, this seed)."""
+    near_threshold: float = setting(0.9, "cosine similarity (char 2-3 gram TF-IDF) from which texts are near "
+                                    "duplicates (default: %(default)s)")
     """Cosine similarity (char 2-3 gram TF-IDF) from which two texts count as near duplicates."""
-    seed: int = 42
+    seed: int = setting(42, "seed of the folds and the model (default: %(default)s)")
     """Seed of the fold split and of the model."""
 
 
@@ -67,64 +67,37 @@ def normalize(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
-def out_of_fold_proba(texts: Sequence[str], y: np.ndarray, n_labels: int, options: AuditOptions,
-                      progress: bool = False) -> np.ndarray:
-    """Each row's class probabilities from a model that never saw it (K-fold, stratified)."""
+def out_of_fold_proba(data: Any, labels: list[str], options: AuditOptions, progress: bool = False) -> np.ndarray:
+    """Each row's class probabilities (columns in ``labels`` order) from a model that never saw it:
+    K stratified folds, a model fitted on the other folds' rows in memory (``TextClassifier.fit_records``)."""
     from sklearn.model_selection import StratifiedKFold
     from tqdm.auto import tqdm
 
-    from ..baselines.pipelines import build_pipeline, scores_as_proba, spec
+    from ..models.base import TextClassifier
+    from ..tasks import SingleLabel
 
     if options.model_kind not in MODEL_KINDS:
         raise UserError(f"--model-kind must be one of {', '.join(MODEL_KINDS)}, got {options.model_kind!r}")
-    smallest = int(np.bincount(y, minlength=n_labels)[np.bincount(y, minlength=n_labels) > 0].min())
+    y = SingleLabel().encode(data, labels)
+    counts = np.bincount(y, minlength=len(labels))
+    smallest = int(counts[counts > 0].min())
     if options.folds < 2 or options.folds > smallest:
         raise UserError(f"--folds must be between 2 and the size of the smallest class ({smallest}), "
                         f"got {options.folds}")
-    texts = list(texts)
-    out = np.zeros((len(texts), n_labels))
-    folds = StratifiedKFold(options.folds, shuffle=True, random_state=options.seed).split(texts, y)
+    out = np.zeros((len(data), len(labels)))
+    folds = StratifiedKFold(options.folds, shuffle=True, random_state=options.seed).split(data.texts, y)
     for k, (fit_idx, held_idx) in enumerate(tqdm(list(folds), desc="folds", unit="fold", disable=not progress,
                                                  leave=False)):
-        fit_texts, held = [texts[i] for i in fit_idx], [texts[i] for i in held_idx]
         if options.model_kind == "bert":
-            out[held_idx] = _bert_fold(fit_texts, y[fit_idx], held, n_labels, options, k)
-            continue
-        model = build_pipeline(spec("char_lr"), options.seed)
-        model.fit(fit_texts, y[fit_idx])
-        out[held_idx] = scores_as_proba(model, held, n_labels)
-    return out
-
-
-def _bert_fold(fit_texts: list[str], fit_y: np.ndarray, held: list[str], n_labels: int, options: AuditOptions,
-               fold: int) -> np.ndarray:
-    """Fine-tune a BERT on one fold's rows (in a temporary folder); its probabilities for ``held``.
-
-    Labels are written as ids, so the model's classes are the ids ``0..n_labels-1`` (a class
-    missing from a fold gets probability 0 for the held-out rows).
-    """
-    import tempfile
-    from dataclasses import replace
-
-    from ..inference.predictor import load_predictor
-    from ..io.records import DataOptions
-    from ..training.pipeline import run_training
-    from ..training.settings import ModelOptions, TrainJob, TrainSettings
-
-    with tempfile.TemporaryDirectory(prefix=f"audit_fold{fold}_") as tmp:
-        path = Path(tmp) / "train.csv"
-        pd.DataFrame({"text": fit_texts, "label": [f"c{int(v)}" for v in fit_y]}).to_csv(path, index=False)
-        settings = replace(options.bert_train or TrainSettings(), seed=options.seed)
-        job = TrainJob(data=DataOptions(train=str(path), text_col="text", label_col="label"),
-                       model=options.bert or ModelOptions(), train=settings, out=str(Path(tmp) / "model"),
-                       threads=options.threads, cache_dir=None)
-        log.info("audit fold %d: fine-tuning a BERT on %d rows", fold + 1, len(fit_texts))
-        run_training(job)
-        predictor = load_predictor(job.out, threads=options.threads)
-        proba = predictor.predict_proba(held)
-    out = np.zeros((len(held), n_labels))
-    for j, name in enumerate(predictor.labels):
-        out[:, int(name[1:])] = proba[:, j]
+            log.info("audit fold %d: fine-tuning a BERT on %d rows", k + 1, len(fit_idx))
+            bert = replace(options.bert or BertSettings(), cache_dir=None)
+            model = TextClassifier(kind="bert", settings=replace(bert, train=replace(bert.train, seed=options.seed)))
+        else:
+            model = TextClassifier(kind="char_lr", seed=options.seed)
+        model.fit_records(data.subset(fit_idx.tolist()), None, SingleLabel())
+        proba = model.predict_proba([data.texts[i] for i in held_idx])
+        for j, name in enumerate(model.labels):  # a class missing from a fold keeps probability 0
+            out[held_idx, labels.index(name)] = proba[:, j]
     return out
 
 
@@ -237,7 +210,7 @@ def audit(train, others: Sequence = (), options: AuditOptions = AuditOptions(), 
     labels = label_list(train)
     index = {n: i for i, n in enumerate(labels)}
     y = np.array([index[n] for n in train.labels])
-    oof = out_of_fold_proba(train.texts, y, len(labels), options, progress)
+    oof = out_of_fold_proba(train, labels, options, progress)
     flagged = label_issues(y, oof)
     rows = [_issue(train, int(i), labels[int(oof[i].argmax())], 1.0 - float(oof[i, y[i]]), "label issue")
             for i in flagged]
@@ -259,8 +232,12 @@ def write_audit(result: AuditResult, out_dir: str | Path, options: AuditOptions,
     csv_path, json_path = out_dir / "label_issues.csv", out_dir / "audit.json"
     with atomic_open(csv_path, "w", newline="") as fh:
         result.issues.to_csv(fh, index=False)
+    settings = asdict(options)
+    if options.bert is not None:  # the BERT of each fold: its model and its training, as train records them
+        settings.update(bert=asdict(options.bert.model), bert_train=asdict(options.bert.train),
+                        threads=options.bert.threads)
     write_json(json_path, {
-        "train": str(train.source), "rows": len(train), "labels": result.labels, "settings": asdict(options),
+        "train": str(train.source), "rows": len(train), "labels": result.labels, "settings": settings,
         "out_of_fold_accuracy": round(result.oof_accuracy(), 6), "counts": result.counts(),
         "label_issue_method": "cleanlab.filter.find_label_issues(prune_by_noise_rate), ranked by self-confidence",
     })

@@ -24,21 +24,21 @@ difference.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
 from ..fileio import atomic_files, atomic_open, atomic_path, write_json, write_text
-from ..inference.defaults import EVAL_BATCH_SIZE
-from ..inference.multilabel import folder_task, folder_text_pair_col
-from ..inference.predictor import folder_kind, load_predictor, model_size_bytes, train_seconds
-from ..io.records import load_labeled
-from ..metrics import compute_metrics
+from ..models.base import TextClassifier
+from ..models.folders import folder_family, model_size_bytes
+from ..settings import setting
 from .html_report import comparison_page
 
 log = logging.getLogger(__name__)
@@ -115,10 +115,10 @@ def expand_model_dirs(paths: list[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.is_dir():
             raise UserError(f"model folder not found: {path}")
-        if folder_kind(path):
+        if folder_family(path):
             out.append(path)
             continue
-        inner = sorted(p for p in path.iterdir() if p.is_dir() and folder_kind(p))
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and folder_family(p))
         if not inner:
             raise UserError(f"{path} is neither a model folder nor a folder of model folders")
         out.extend(inner)
@@ -131,48 +131,62 @@ def expand_model_dirs(paths: list[str | Path]) -> list[Path]:
     return unique
 
 
-def _display_names(paths: list[Path]) -> list[str]:
-    names = [p.name for p in paths]
-    return [
-        f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths
-    ]
+def display_names(models: list[TextClassifier]) -> list[str]:
+    """The folder name of each model (with its parent's when two are alike), or its kind."""
+    paths = [Path(m.path) if m.path is not None else None for m in models]
+    names = [p.name if p is not None else m.kind for p, m in zip(paths, models, strict=True)]
+    return [f"{p.parent.name}/{n}" if p is not None and names.count(n) > 1 else n
+            for p, n in zip(paths, names, strict=True)]
 
 
-def run_models(
-    model_dirs: list[Path], texts: list[str], true_labels: list[str], source: str, batch_size: int = EVAL_BATCH_SIZE
-) -> tuple[list[ModelResult], list[str]]:
-    """Predict with every model; return the results and the common label order."""
-    names = _display_names(model_dirs)
-    results: list[ModelResult] = []
-    common: list[str] = []
-    preds: list[tuple[str, object, list[str], float]] = []
-    for name, path in zip(names, model_dirs, strict=True):
-        predictor = load_predictor(path, batch_size=batch_size, progress=True)
-        unknown = sorted(set(true_labels) - set(predictor.labels))
-        if unknown:
-            raise UserError(
-                f"{source}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to model {path} "
-                f"(it knows: {', '.join(predictor.labels)})"
-            )
+@dataclass
+class ModelScores:
+    """One model's probabilities on the comparison rows and the seconds predicting them took."""
+
+    name: str
+    model: TextClassifier
+    probs: np.ndarray
+    seconds: float
+
+
+def score_models(models: list[TextClassifier], texts: list[str]) -> list[ModelScores]:
+    """Every model predicts ``texts`` once (timed: texts/s in the table)."""
+    out = []
+    for name, model in zip(display_names(models), models, strict=True):
         t0 = time.perf_counter()
-        proba = predictor.predict_proba(texts)
+        probs = model.predict_proba(texts)
         seconds = time.perf_counter() - t0
-        predicted = [predictor.labels[i] for i in proba.argmax(axis=1)] if len(texts) else []
         log.info("%s: %d texts in %.2fs", name, len(texts), seconds)
-        common += [label for label in predictor.labels if label not in common]
-        preds.append((name, predictor, predicted, seconds))
-    label2id = {label: i for i, label in enumerate(common)}
-    y_true = [label2id[x] for x in true_labels]
-    for (name, predictor, predicted, seconds), path in zip(preds, model_dirs, strict=True):
-        metrics = compute_metrics(y_true, [label2id[x] for x in predicted], common)
-        meta = getattr(predictor, "meta", {})
+        out.append(ModelScores(name, model, probs, seconds))
+    return out
+
+
+def results_of(scores: list[ModelScores], data: Any) -> tuple[list[ModelResult], list[str]]:
+    """Metrics and per-text correctness of each model on ``data`` (its task's), in the union of their labels.
+
+    A label a model does not know is never predicted by it; a label of ``data`` no model knows is an error.
+    """
+    task = scores[0].model.task
+    labels: list[str] = []
+    for s in scores:
+        if s.model.task.multi != task.multi:
+            raise UserError(f"{s.model.path}: a {s.model.task.name} model cannot be compared with "
+                            f"{task.name} models")
+        labels += [name for name in s.model.labels if name not in labels]
+    y = task.encode(data, labels, "are not known to any of the models (they know: {known})")
+    results = []
+    for s in scores:
+        full = np.full((len(data), len(labels)), -1.0)
+        full[:, [labels.index(n) for n in s.model.labels]] = np.nan_to_num(s.probs, nan=-1.0)
+        common = s.model.task.align(s.model.labels, labels)
+        path = s.model.path
         results.append(ModelResult(
-            name=name, kind=predictor.kind, path=path, metrics=metrics,
-            correct=np.array([p == t for p, t in zip(predicted, true_labels, strict=True)], dtype=bool),
-            predict_seconds=seconds, size_bytes=model_size_bytes(path), train_seconds=train_seconds(path),
-            floor=meta.get("name") == "majority",
+            name=s.name, kind=s.model.family, path=Path(path) if path is not None else Path(s.name),
+            metrics=common.metrics(y, full, labels), correct=common.correct(y, full, labels),
+            predict_seconds=s.seconds, size_bytes=model_size_bytes(path) if path is not None else 0,
+            train_seconds=s.model.train_seconds(), floor=s.model.kind == "majority",
         ))
-    return results, common
+    return results, labels
 
 
 # --------------------------------------------------------------------------- the report
@@ -393,8 +407,9 @@ def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accu
 def write_report(
     results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: str | Path, data_name: str,
     recommendation: dict | None = None,
-) -> dict[str, Path]:
-    """Write comparison.md/.csv/.json/.png and report.html into ``out_dir``; return their paths.
+) -> tuple[dict, dict[str, Path]]:
+    """Write comparison.md/.csv/.json/.png and report.html into ``out_dir``; return comparison.json's
+    content and the files' paths.
 
     The files are written aside and moved in together, so a failed write leaves an earlier
     comparison in ``out_dir`` whole.
@@ -402,14 +417,14 @@ def write_report(
     out_dir = Path(out_dir)
     names = {**{k: f"comparison.{k}" for k in ("md", "csv", "png", "json")}, "html": "report.html"}
     with atomic_files(out_dir, list(names.values())) as tmp:
-        _write_report_files(results, labels, sig, tmp, data_name, recommendation)
-    return {k: out_dir / name for k, name in names.items()}
+        summary = _write_report_files(results, labels, sig, tmp, data_name, recommendation)
+    return summary, {k: out_dir / name for k, name in names.items()}
 
 
 def _write_report_files(
     results: list[ModelResult], labels: list[str], sig: dict | None, out_dir: Path, data_name: str,
     recommendation: dict | None,
-) -> None:
+) -> dict:
     table = results_table(results, labels)
     floor = [r.floor for r in results]
     best = best_rows(table, floor)
@@ -438,7 +453,7 @@ def _write_report_files(
     with atomic_open(paths["csv"], "w", newline="") as fh:
         csv.to_csv(fh, index=False)
 
-    write_json(paths["json"], {
+    summary = {
         "data": data_name, "n": n, "labels": labels,
         "models": [
             {"name": r.name, "kind": r.kind, "path": str(r.path), "floor": r.floor,
@@ -453,7 +468,8 @@ def _write_report_files(
         "best": {col: [table.loc[i, "model"] for i in rows] for col, rows in best.items()},
         "significance": sig,
         **({"recommendation": recommendation} if recommendation is not None else {}),
-    })
+    }
+    write_json(paths["json"], summary)
     plot_comparison(table, paths["png"], f"{data_name}: {n} texts", best.get("accuracy", []))
     notes = significance_text(sig)
     if recommendation is not None:
@@ -462,6 +478,7 @@ def _write_report_files(
         f"Model comparison on {data_name}", f"{n} texts, {len(results)} models", table, best, notes,
         paths["png"], {c: _header(c) for c in table.columns},
     ))
+    return json.loads(json.dumps(summary))
 
 
 @dataclass
@@ -477,40 +494,29 @@ class Comparison:
         return self.paths["md"].read_text(encoding="utf-8")
 
 
-def compare_models(
-    model_dirs: list[str | Path],
-    data_path: str,
-    out_dir: str | Path,
-    text_col: str | None = None,
-    label_col: str | None = None,
-    encoding: str | None = None,
-    fmt: str | None = None,
-    on_bad_row: str = "error",
-    batch_size: int = EVAL_BATCH_SIZE,
-    reference: str | None = None,
-    bootstrap: int = 1000,
-    seed: int = 42,
-    recommended: dict | None = None,
-    text_pair_col: str | None = None,
-) -> Comparison:
-    """Score every model on ``data_path``, write the report, return what it holds.
+@dataclass(frozen=True)
+class CompareOptions:
+    """The significance tests of ``compare`` (the CLI builds its flags from these)."""
+
+    reference: str | None = setting(None, "model name to test against the best other model (default: the first "
+                                    "BERT model)")
+    bootstrap: int = setting(1000, "paired bootstrap resamples (default: %(default)s)")
+    seed: int = setting(42, "random seed of the bootstrap (default: %(default)s)")
+
+
+def compare(scores: list[ModelScores], data: Any, out_dir: str | Path, options: CompareOptions = CompareOptions(),
+            recommended: dict | None = None) -> Comparison:
+    """Score the models' predictions on ``data`` (records of their task), write the report, return what it holds.
 
     ``recommended`` (``{"path": model folder, "why": text}``, the model chosen on dev) adds a
     "Recommended model" section: its figures and McNemar's test against every other model.
-    Sentence pairs: ``text_pair_col`` defaults to the column the first model was trained with.
     """
-    import json
-
-    dirs = expand_model_dirs(list(model_dirs))
-    if folder_task(dirs[0]).multi:
-        raise UserError(f"{dirs[0]} is a multi-label model: compare it with evaluation.compare_sets.compare_any")
-    text_pair_col = text_pair_col or folder_text_pair_col(dirs[0])
-    data = load_labeled(data_path, text_col=text_col, label_col=label_col, encoding=encoding, fmt=fmt,
-                        on_bad_row=on_bad_row, text_pair_col=text_pair_col)
+    if options.bootstrap < 1:
+        raise UserError("--bootstrap must be at least 1")
     if not len(data):
-        raise UserError(f"{data_path}: no labeled rows to compare on")
-    results, labels = run_models(dirs, data.texts, data.labels, data_path, batch_size=batch_size)
-    sig = significance(results, reference=reference, n_resamples=bootstrap, seed=seed)
-    rec = recommendation_summary(results, recommended, bootstrap, seed) if recommended else None
-    paths = write_report(results, labels, sig, out_dir, Path(data_path).name, rec)
-    return Comparison(json.loads(paths["json"].read_text(encoding="utf-8")), paths, Path(out_dir))
+        raise UserError(f"{data.source}: no labeled rows to compare on")
+    results, labels = results_of(scores, data)
+    sig = significance(results, reference=options.reference, n_resamples=options.bootstrap, seed=options.seed)
+    rec = recommendation_summary(results, recommended, options.bootstrap, options.seed) if recommended else None
+    summary, paths = write_report(results, labels, sig, out_dir, Path(data.source).name, rec)
+    return Comparison(summary, paths, Path(out_dir))

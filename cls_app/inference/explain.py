@@ -29,10 +29,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
+from ..models.base import TextClassifier
+from ..settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +44,14 @@ BASELINES = ("pad", "mask")
 
 @dataclass(frozen=True)
 class ExplainOptions:
-    """Settings of :func:`load_explainer` (the CLI reads these defaults)."""
+    """Settings of :func:`explainer_for` (the CLI builds its flags from them)."""
 
-    n_steps: int = 50
+    n_steps: int = setting(50, "BERT: Integrated Gradients steps (default: %(default)s)")
     """Integrated Gradients steps (BERT): more steps, smaller completeness error, slower."""
-    baseline: str = "pad"
+    baseline: str = setting("pad", "BERT: token that replaces the text in the IG baseline (default: %(default)s)",
+                            choices=BASELINES)
     """BERT baseline token: ``pad`` ([PAD]) or ``mask`` ([MASK]) in place of every text token."""
-    internal_batch_size: int = 25
+    internal_batch_size: int = setting(25, cli=False)
     """Interpolated inputs run through the model at once (memory vs speed)."""
 
 
@@ -93,27 +97,25 @@ def _completeness(total: float, difference: float) -> dict:
 
 
 class BertExplainer:
-    """Integrated Gradients for a BERT folder (plain Hugging Face forward, with gradients)."""
+    """Integrated Gradients for a BERT model (plain Hugging Face forward, with gradients)."""
 
     method = "integrated_gradients"
 
-    def __init__(self, path: str | Path, options: ExplainOptions = ExplainOptions()) -> None:
-        from ..modeling.folder import load_model_dir
+    def __init__(self, model: TextClassifier, options: ExplainOptions = ExplainOptions()) -> None:
+        network = getattr(model, "network", None)
+        if network is None:  # an ONNX-backed model: the gradients need the torch weights
+            from ..modeling.folder import load_model_dir
 
-        if options.baseline not in BASELINES:
-            raise UserError(f"--baseline must be one of {', '.join(BASELINES)}, got {options.baseline!r}")
-        if options.n_steps < 2:
-            raise UserError(f"--n-steps must be at least 2, got {options.n_steps}")
-        loaded = load_model_dir(path)
-        self.model = loaded.model.eval()
+            network = load_model_dir(Path(str(model.path))).model
+        self.model = network.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.tokenizer = loaded.tokenizer
-        self.labels = list(loaded.labels)
-        self.max_len = loaded.max_len
-        self.long_text = loaded.long_text
+        self.tokenizer = model.tokenizer
+        self.labels = list(model.labels)
+        self.max_len = int(model.max_len)
+        self.long_text = model.long_text
         self.options = options
-        self.path = Path(path)
+        self.path = model.path
 
     def _forward(self, input_ids):
         import torch
@@ -238,23 +240,22 @@ def feature_spans(vectorizer, text: str) -> dict[int, list[tuple[int, int]]]:
 
 
 class LinearExplainer:
-    """n-gram contributions of a TF-IDF + linear baseline folder."""
+    """n-gram contributions of a TF-IDF + linear baseline."""
 
     method = "linear_contributions"
 
-    def __init__(self, path: str | Path) -> None:
-        from ..baselines.storage import load_baseline
-
-        estimator, meta = load_baseline(path)
+    def __init__(self, model: TextClassifier) -> None:
+        estimator, meta = model.estimator, model.meta
+        path = model.path or model.kind
         steps = getattr(estimator, "named_steps", {})
-        if "tfidf" not in steps or "clf" not in steps:
+        if "tfidf" not in steps or "clf" not in steps or model.task.multi:
             raise UserError(f"{path}: the {meta.get('name', 'baseline')} model has no features to explain "
-                            "(explain works for TF-IDF baselines and BERT folders)")
+                            "(explain works for single-label TF-IDF baselines and BERT folders)")
         self.estimator, self.meta = estimator, meta
         self.vectorizer, self.clf = steps["tfidf"], steps["clf"]
         self.labels = list(meta["labels"])
         self.classes = [int(c) for c in self.clf.classes_]
-        self.path = Path(path)
+        self.path = model.path
 
     def _weights(self, t: int) -> tuple[np.ndarray, float]:
         """Weight vector and intercept of class id ``t``'s decision score.
@@ -318,22 +319,24 @@ class LinearExplainer:
 # --------------------------------------------------------------------------- loading, running
 
 
-def load_explainer(path: str | Path, options: ExplainOptions = ExplainOptions()):
-    """A :class:`BertExplainer` or :class:`LinearExplainer` for any model folder."""
-    from .predictor import folder_kind
+def check_options(options: ExplainOptions) -> ExplainOptions:
+    if options.baseline not in BASELINES:
+        raise UserError(f"--baseline must be one of {', '.join(BASELINES)}, got {options.baseline!r}")
+    if options.n_steps < 2:
+        raise UserError(f"--n-steps must be at least 2, got {options.n_steps}")
+    return options
 
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"model folder not found: {path}")
-    kind = folder_kind(path)
-    if kind == "bert":
-        return BertExplainer(path, options)
-    if kind == "baseline":
-        return LinearExplainer(path)
-    if kind == "ensemble":
-        return EnsembleExplainer(path, options)
-    raise UserError(f"{path} is not a model folder (no config.json for BERT, no baseline.json for a baseline, "
-                    "no ensemble.json for an ensemble)")
+
+def explainer_for(model: TextClassifier, options: ExplainOptions = ExplainOptions()) -> Any:
+    """A :class:`BertExplainer`, :class:`LinearExplainer` or :class:`EnsembleExplainer` for a loaded model."""
+    check_options(options)
+    if model.family == "bert":
+        return BertExplainer(model, options)
+    if model.family == "baseline":
+        return LinearExplainer(model)
+    if model.family == "ensemble":
+        return EnsembleExplainer(model, options)
+    raise UserError(f"explain does not know models of kind {model.kind!r}")
 
 
 class EnsembleExplainer:
@@ -347,16 +350,13 @@ class EnsembleExplainer:
 
     method = "ensemble_weighted"
 
-    def __init__(self, path: str | Path, options: ExplainOptions = ExplainOptions()) -> None:
-        from .ensemble import member_paths, read_ensemble
-        from .predictor import load_predictor
-
-        self.path = Path(path)
-        meta = read_ensemble(self.path)
-        self.labels = list(meta["labels"])
-        self.members = [load_explainer(folder, options) for folder in member_paths(self.path, meta)]
-        self.factors = [float(m["weight"]) / float(m["temperature"]) for m in meta["members"]]
-        self.predictor = load_predictor(self.path)
+    def __init__(self, model: TextClassifier, options: ExplainOptions = ExplainOptions()) -> None:
+        self.path = model.path
+        self.labels = list(model.labels)
+        members = model.members
+        self.members = [explainer_for(m, options) for m in members]
+        self.factors = [w / t for w, t in zip(model.weights, model.temperatures, strict=True)]
+        self.predictor = model
 
     def explain(self, text: str, target: str | None = None) -> Explanation:
         probs = self.predictor.predict_proba([text])[0]

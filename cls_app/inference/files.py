@@ -3,7 +3,7 @@
 :func:`predict_file` streams its input (see :mod:`cls_app.io.table_stream`) and writes every
 input row, in order, with all its columns plus the prediction columns; the output appears
 under its name only when complete. :func:`predict_chunks` is the loop behind it, for any
-stream of rows (``--text`` values, standard input) and any :class:`Predictor`.
+stream of rows (``--text`` values, standard input) and any :class:`~cls_app.models.TextClassifier`.
 """
 
 from __future__ import annotations
@@ -25,53 +25,26 @@ from tqdm.auto import tqdm
 from ..errors import UserError, where
 from ..fileio import atomic_open
 from ..io.pairs import join_pair
-from ..io.records import as_text
+from ..io.records import ReadOptions, as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
+from ..models.base import TextClassifier
+from ..models.options import DEFAULT_CHUNK_ROWS
 from ..runtime.distributed import gather_to_main, rank_world
-from .classifier import check_top_k, top_classes
-from .defaults import DEFAULT_CHUNK_ROWS
-from .multilabel import label_set_columns, label_set_values, task_of
-from .predictor import Predictor
+from ..tasks import check_top_k
 
 log = logging.getLogger(__name__)
 
 WARN_EMPTY_ROWS = 10  # empty rows named one by one; the rest are counted
 
 
-def prediction_columns(top_k: int) -> list[str]:
-    """Output columns: pred_label, pred_prob, then top2_label, top2_prob, ... topK_prob."""
-    cols = ["pred_label", "pred_prob"]
-    for k in range(2, top_k + 1):
-        cols += [f"top{k}_label", f"top{k}_prob"]
-    return cols
+def output_columns(clf: TextClassifier, top_k: int) -> list[str]:
+    """The prediction columns ``clf`` writes (its task's)."""
+    return clf.task.output_columns(clf.labels, top_k)
 
 
-def _extra_values(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
-    order, best = top_classes(probs, top_k)
-    rows: list[list[Any]] = []
-    for row in range(len(probs)):
-        if best[row, 0] < 0:
-            rows.append([None] * (2 * top_k))
-            continue
-        values: list[Any] = []
-        for j, p in zip(order[row], best[row], strict=True):
-            values += [labels[j], float(p)]
-        rows.append(values)
-    return rows
-
-
-def output_columns(clf: Predictor, top_k: int) -> list[str]:
-    """The prediction columns ``clf`` writes: :func:`prediction_columns`, or a label-set model's."""
-    task = task_of(clf)
-    return label_set_columns(clf.labels, top_k) if task.multi else prediction_columns(top_k)
-
-
-def output_values(clf: Predictor, probs: np.ndarray, top_k: int) -> list[list[Any]]:
+def output_values(clf: TextClassifier, probs: np.ndarray, top_k: int) -> list[list[Any]]:
     """The values of :func:`output_columns` per row."""
-    task = task_of(clf)
-    if task.multi:
-        return label_set_values(probs, clf.labels, task, top_k)
-    return _extra_values(probs, clf.labels, top_k)
+    return clf.task.output_values(probs, clf.labels, top_k)
 
 
 @dataclass
@@ -118,7 +91,7 @@ def _windows(chunks: Iterable[RowChunk], size: int) -> Iterator[RowChunk]:
         yield RowChunk(rows, texts, lines)
 
 
-def _scored_windows(clf: Predictor, windows: Iterable[RowChunk]) -> Iterator[tuple[RowChunk, np.ndarray]]:
+def _scored_windows(clf: TextClassifier, windows: Iterable[RowChunk]) -> Iterator[tuple[RowChunk, np.ndarray]]:
     """``(window, probabilities)`` in input order.
 
     Under ``torchrun`` (a joined process group of N ranks) every rank reads the same windows and
@@ -141,7 +114,7 @@ def _scored_windows(clf: Predictor, windows: Iterable[RowChunk]) -> Iterator[tup
         yield from _score_round(clf, group, rank)
 
 
-def _score_round(clf: Predictor, group: list[RowChunk], rank: int) -> Iterator[tuple[RowChunk, np.ndarray]]:
+def _score_round(clf: TextClassifier, group: list[RowChunk], rank: int) -> Iterator[tuple[RowChunk, np.ndarray]]:
     mine = clf.predict_proba([as_text(t) for t in group[rank].texts]) if rank < len(group) else None
     gathered = gather_to_main(mine)
     if gathered is not None:
@@ -149,7 +122,7 @@ def _score_round(clf: Predictor, group: list[RowChunk], rank: int) -> Iterator[t
 
 
 def predict_chunks(
-    clf: Predictor,
+    clf: TextClassifier,
     chunks: Iterable[RowChunk],
     emit: Any,
     top_k: int = 1,
@@ -167,7 +140,7 @@ def predict_chunks(
     t0 = time.perf_counter()
     bar = tqdm(desc="predict", unit="row", disable=not progress or rank_world()[0] != 0, leave=False)
     try:
-        for part, probs in _scored_windows(clf, _windows(chunks, window or getattr(clf, "window", DEFAULT_CHUNK_ROWS))):
+        for part, probs in _scored_windows(clf, _windows(chunks, window or clf.options.window)):
             _note_empty(part, probs, source, summary)
             emit(part, output_values(clf, probs, top_k))
             summary.rows += len(part)
@@ -192,18 +165,15 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def predict_file(
-    clf: Predictor,
+    clf: TextClassifier,
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
+    read: ReadOptions | None = None,
     *,
-    text_col: str | None = None,
-    encoding: str | None = None,
-    fmt: str | None = None,
     top_k: int = 1,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
     shard: tuple[int, int] | None = None,
-    text_pair_col: str | None = None,
 ) -> PredictSummary:
     """Classify every row of ``input_path`` into ``output_path`` (CSV/TSV/JSONL by extension).
 
@@ -216,21 +186,23 @@ def predict_file(
     ``shard=(k, n)`` scores only the k-th of n contiguous runs of whole windows (k from 1), for a
     scheduler's job array; :func:`merge_parts` joins the n outputs into what one run writes.
     """
+    read = read or ReadOptions(text_pair_col=clf.text_pair_col)
     top_k = check_top_k(top_k, clf.labels)
     input_path, output_path = Path(input_path), Path(output_path)
     output_format(output_path)  # a bad extension fails before any work
     if _same_file(input_path, output_path):
         raise UserError(f"{output_path}: the output would overwrite the input {input_path}; choose another file")
-    reader = TableReader(input_path, text_col=text_col, encoding=encoding, fmt=fmt, chunk_rows=chunk_rows)
+    reader = TableReader(input_path, text_col=read.text_col, encoding=read.encoding, fmt=read.fmt,
+                         chunk_rows=chunk_rows)
     extra = output_columns(clf, top_k)
     chunks = reader.chunks()
     if shard is not None:
-        window = getattr(clf, "window", DEFAULT_CHUNK_ROWS)
+        window = clf.options.window
         start, stop = shard_rows(sum(len(c) for c in reader.chunks()), window, shard)
         log.info("%s: shard %d/%d, rows %d to %d", input_path, *shard, start + 1, stop)
         chunks = _row_slice(chunks, start, stop)
-    if text_pair_col:
-        chunks = pair_chunks(reader, chunks, text_pair_col)
+    if read.text_pair_col:
+        chunks = pair_chunks(reader, chunks, read.text_pair_col)
     first = next(chunks, None)
     main = rank_world()[0] == 0
     if first is None:  # a header without rows

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, where
-from ..multilabel import MULTI_TASKS
 from .formats import read_table
 from .pairs import join_columns
+from .records import TASK_NAMES
 
 log = logging.getLogger(__name__)
 
-TASKS = ("single-label", *MULTI_TASKS)
+TASKS = TASK_NAMES
+LABEL_SET_TASKS = TASK_NAMES[1:]
 
 
 def check_task(task: str) -> str:
@@ -166,18 +167,3 @@ def indicator_matrix(data: LabelSetData, labels: list[str], problem: str = "neve
                                 f"{', '.join(map(repr, unknown[:5]))} " + problem.format(known=", ".join(labels)))
             y[i, j] = 1.0
     return y
-
-
-def load_label_set_splits(opts: Any, seed: int) -> tuple[LabelSetData, LabelSetData, LabelSetData | None]:
-    """train/dev/test of a multi-label or hierarchical task; without ``dev``, a random held-out part."""
-    train = load_label_sets(opts.train, opts)
-    if opts.dev:
-        dev = load_label_sets(opts.dev, opts)
-    else:
-        skipped = train.skipped
-        train, dev = random_split(train, opts.dev_fraction, seed)
-        train.skipped = skipped
-        log.info("no --dev given: held out %d of the training rows (at random) as dev", len(dev))
-    test = load_label_sets(opts.test, opts) if opts.test else None
-    return train, dev, test
-

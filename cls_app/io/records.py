@@ -1,8 +1,8 @@
 """Labeled records: read a labeled file into texts and labels, split it, map labels to ids.
 
 :class:`DataOptions` says where the labeled data comes from and how to read it (the one place
-of those defaults); :func:`load_splits` reads train/dev/test the same way for BERT and the
-baselines, so both see the same held-out rows for the same seed.
+of those defaults); the task (:mod:`cls_app.tasks`) reads train/dev/test the same way for every
+model, so all see the same held-out rows for the same seed.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError, where
-from .formats import read_table
+from ..settings import setting
+from .formats import FORMATS, read_table
 from .pairs import join_columns, join_pair
 
 log = logging.getLogger(__name__)
 
 ON_BAD_ROW = ("error", "skip", "warn")
+TASK_NAMES = ("single-label", "multi-label", "hierarchical")
 _WARN_ROWS = 5  # rows listed by on_bad_row="warn"
 
 
@@ -48,6 +50,11 @@ class LabeledData:
     def line_of(self, index: int) -> int | None:
         """The file line of record ``index``, when known."""
         return None if self.lines is None else self.lines[index]
+
+    def subset(self, rows: list[int]) -> LabeledData:
+        """The records ``rows`` (in that order), same source."""
+        return LabeledData([self.texts[i] for i in rows], [self.labels[i] for i in rows], self.source,
+                           None if self.lines is None else [self.lines[i] for i in rows])
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -146,15 +153,7 @@ def stratified_split(data: LabeledData, test_size: float, seed: int) -> tuple[La
     index = list(range(n))
     train_idx, test_idx = train_test_split(index, test_size=n_test, random_state=seed, shuffle=True, stratify=stratify)
 
-    def subset(rows: list[int]) -> LabeledData:
-        return LabeledData(
-            texts=[data.texts[i] for i in rows],
-            labels=[data.labels[i] for i in rows],
-            source=data.source,
-            lines=None if data.lines is None else [data.lines[i] for i in rows],
-        )
-
-    return subset(train_idx), subset(test_idx)
+    return data.subset(train_idx), data.subset(test_idx)
 
 
 def label_ids(
@@ -202,42 +201,39 @@ def label_list(train: LabeledData) -> list[str]:
     return sorted(names)
 
 
-@dataclass
-class DataOptions:
-    """Where the labeled data comes from and how to read it."""
+@dataclass(kw_only=True)
+class ReadOptions:
+    """How to read a table of texts (the reading flags every command shares)."""
 
-    train: str
-    dev: str | None = None  # None: hold out ``dev_fraction`` of train (stratified, by ``seed``)
-    test: str | None = None
-    text_col: str | None = None  # None: guessed from common names (see formats.TEXT_COLUMNS)
-    label_col: str | None = None
-    encoding: str | None = None  # None: detected (utf-8, utf-8-sig, utf-16 with BOM, gb18030)
-    fmt: str | None = None  # None: from the extension and content
-    dev_fraction: float = 0.1
-    on_bad_row: str = "error"  # error, skip or warn
-    task: str = "single-label"  # or multi-label / hierarchical (label sets: see io.labels)
-    label_sep: str = ","  # multi-label / hierarchical: separator between the labels of one cell
-    path_sep: str = "##"  # hierarchical: separator between the levels of a label path
-    text_pair_col: str | None = None  # sentence pairs: the second text's column (THUCNews .txt: any name)
+    text_col: str | None = setting(None, "name of the text column (CSV/TSV/JSONL; default: guessed from common names)")
+    text_pair_col: str | None = setting(None, "sentence pairs: the column of the second text (THUCNews-style .txt: "
+                                        "text<TAB>text_b<TAB>label, any NAME)", metavar="NAME")
+    label_col: str | None = setting(None, "name of the label column (CSV/TSV/JSONL)")
+    encoding: str | None = setting(None, "file encoding (default: detect utf-8, utf-8-sig, utf-16, gb18030)")
+    fmt: str | None = setting(None, "file format (default: from the extension and content)", flag="--format",
+                              choices=FORMATS)
+    on_bad_row: str = setting("error", "what to do with rows missing text or label (default: %(default)s)",
+                              choices=ON_BAD_ROW)
+    task: str = setting("single-label", "single-label (one class per row), multi-label (a set of labels per row, "
+                        "maybe empty) or hierarchical (label paths such as 体育##足球) (default: %(default)s)",
+                        choices=TASK_NAMES)
+    label_sep: str = setting(",", "multi-label / hierarchical: separator between the labels of a cell (JSONL may "
+                             "hold a JSON list instead) (default: %(default)s)")
+    path_sep: str = setting("##", "hierarchical: separator between the levels of a label path (default: "
+                            "%(default)s)")
 
     def read(self, path: str) -> LabeledData:
-        """One labeled file, read with these options."""
+        """One labeled single-label file, read with these options."""
         return load_labeled(path, text_col=self.text_col, label_col=self.label_col, encoding=self.encoding,
                             fmt=self.fmt, on_bad_row=self.on_bad_row, text_pair_col=self.text_pair_col)
 
 
-def load_splits(opts: DataOptions, seed: int) -> tuple[LabeledData, LabeledData, LabeledData | None]:
-    """Read train/dev/test; without ``dev``, hold out a stratified part of train.
+@dataclass(kw_only=True)
+class DataOptions(ReadOptions):
+    """Where the labeled data of a run comes from (train, dev, test) and how to read it."""
 
-    The number of bad rows dropped from the training file stays in ``train.skipped``.
-    """
-    train = opts.read(opts.train)
-    if opts.dev:
-        dev = opts.read(opts.dev)
-    else:
-        skipped = train.skipped
-        train, dev = stratified_split(train, opts.dev_fraction, seed)
-        train.skipped = skipped
-        log.info("no --dev given: held out %d of the training rows (stratified) as dev", len(dev))
-    test = opts.read(opts.test) if opts.test else None
-    return train, dev, test
+    train: str = setting(help="labeled training file (CSV, TSV, JSONL, THUCNews txt)")
+    dev: str | None = setting(None, "labeled dev file (default: hold out --dev-fraction of train)")
+    test: str | None = setting(None, "labeled test file, scored at the end")
+    dev_fraction: float = setting(0.1, "share of train held out as dev when there is no --dev (default: "
+                                  "%(default)s)")

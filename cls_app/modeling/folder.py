@@ -8,7 +8,9 @@ Every file is written under a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,10 +162,27 @@ def _config_json(file: Path) -> dict:
     return config
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No progress bars or info lines from ``transformers`` while loading (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _load_weights(path: Path) -> BertClassifier:
     """The weights, refusing a file whose tensors do not all fit config.json (none missing, none left over)."""
     try:
-        model, info = BertClassifier.from_pretrained(path, output_loading_info=True)
+        with quiet_transformers():
+            model, info = BertClassifier.from_pretrained(path, output_loading_info=True)
     except Exception as exc:  # corrupt safetensors, shape mismatch, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(

@@ -1,5 +1,5 @@
 """Where the model runs: device and precision, the one CPU thread policy, torch.distributed collectives, the
-batched logits engine."""
+batched logits engine, ONNX Runtime sessions."""
 
 from ..lazy import lazy_exports
 
@@ -12,7 +12,7 @@ _EXPORTS = {
     "predict_text_logits": "engine",
     "resolve_device": "device",
     "resolve_precision": "device",
-    "softmax": "engine",
+    "OnnxLogits": "onnx",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

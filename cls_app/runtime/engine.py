@@ -83,10 +83,3 @@ def predict_text_logits(
         model, enc.seqs, enc.owners, enc.n_texts, tokenizer.pad_id, batch_size, options.chunk_pool,
         progress=progress, device=device,
     )
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, numerically stable."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

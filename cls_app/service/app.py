@@ -5,6 +5,7 @@ Endpoints (``/docs`` has the OpenAPI page):
 * ``POST /predict`` with ``{"texts": [...]}`` or ``{"text": "..."}`` and optional ``"top_k"``:
   ``{"predictions": [{"label", "prob", "top": [{"label", "prob"}, ...]} | {"error": {...}}, ...]}``,
   one entry per text in order; an empty text gets a per-item error, the others are answered.
+  Label-set models answer ``{"labels": [...], "probs": [{"label", "prob"}, ...]}`` per text.
 * ``GET /health``: ``{"status": "ok"}``; ``GET /info``: labels, kind, task, settings, version and
   micro-batching counters.
 
@@ -21,16 +22,15 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..models.base import TextClassifier
 from ..version import __version__
 from .batcher import BatcherClosed, MicroBatcher
 from .model_process import predict_in_worker
@@ -80,33 +80,6 @@ def check_limits(texts: Sequence[str], settings: ServeSettings) -> None:
         if len(text) > settings.max_chars:
             raise ApiError(422, "text_too_long", f"texts[{i}] has {len(text)} characters; the limit is "
                            f"{settings.max_chars} (--max-chars)", limit=settings.max_chars, index=i)
-
-
-def prediction_items(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
-    """One ``{"label", "prob", "top"}`` per row of ``probs``, best first."""
-    top_k = min(top_k, len(labels))
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
-    items = []
-    for row, cols in zip(probs, order, strict=True):
-        top = [{"label": labels[j], "prob": float(row[j])} for j in cols]
-        items.append({"label": top[0]["label"], "prob": top[0]["prob"], "top": top})
-    return items
-
-
-def describe_model(predictor: Any) -> dict:
-    """What ``/info`` says about the model: scalar settings of the predictor and its folder."""
-    out: dict[str, Any] = {}
-    for attr in ("max_len", "batch_size", "quantized", "backend"):
-        value = getattr(predictor, attr, None)
-        if isinstance(value, str | int | float | bool):
-            out[attr] = value
-    long_text = getattr(predictor, "long_text", None)
-    if is_dataclass(long_text) and not isinstance(long_text, type):
-        out["long_text"] = asdict(long_text)
-    meta = getattr(predictor, "meta", None)
-    if isinstance(meta, dict):
-        out.update({k: v for k, v in meta.items() if isinstance(v, str | int | float | bool) and k not in out})
-    return out
 
 
 def _key_checker(settings: ServeSettings):
@@ -161,9 +134,9 @@ def _install_error_handlers(app: FastAPI, settings: ServeSettings) -> None:
                         headers=getattr(exc, "headers", None)).response()
 
 
-def _install_routes(app: FastAPI, predictor: Any, settings: ServeSettings, batcher: MicroBatcher) -> None:
+def _install_routes(app: FastAPI, model: TextClassifier, settings: ServeSettings, batcher: MicroBatcher) -> None:
     auth = [Depends(_key_checker(settings))]
-    labels = list(predictor.labels)
+    labels = list(model.labels)
 
     @app.get("/health", summary="liveness: 200 while the server is up")
     async def health() -> dict:
@@ -172,10 +145,9 @@ def _install_routes(app: FastAPI, predictor: Any, settings: ServeSettings, batch
     @app.get("/info", dependencies=auth, summary="model, settings, version and batching counters")
     async def info() -> dict:
         return {
-            "version": __version__, "pid": os.getpid(), "kind": predictor.kind,
-            "task": getattr(predictor, "task", "single-label"), "labels": labels,
-            "model": str(getattr(predictor, "path", "")), "model_settings": describe_model(predictor),
-            "settings": settings.public(), "batching": batcher.stats.as_dict(),
+            "version": __version__, "pid": os.getpid(), "kind": model.family, "model_kind": model.kind,
+            "task": model.task.name, "labels": labels, "model": str(model.path or ""),
+            "model_settings": model.describe(), "settings": settings.public(), "batching": batcher.stats.as_dict(),
         }
 
     # the answer is built here as plain JSON types and returned as a JSONResponse: FastAPI's
@@ -195,25 +167,25 @@ def _install_routes(app: FastAPI, predictor: Any, settings: ServeSettings, batch
             except Exception:
                 raise ApiError(500, "prediction_failed", "the model failed on this batch (see the server log)",
                                ) from None
-            for i, item in zip(keep, prediction_items(probs, labels, body.top_k), strict=True):
+            for i, item in zip(keep, model.task.service_items(probs, labels, body.top_k), strict=True):
                 results[i] = item
         return JSONResponse({"predictions": results})
 
 
-def create_app(predictor: Any, settings: ServeSettings | None = None, model_process: Executor | None = None) -> FastAPI:
-    """The FastAPI app serving ``predictor`` (anything with ``labels``, ``kind``, ``predict_proba``).
+def create_app(model: TextClassifier, settings: ServeSettings | None = None, model_process: Executor | None = None
+               ) -> FastAPI:
+    """The FastAPI app serving ``model`` (any :class:`~cls_app.models.TextClassifier`).
 
     With ``model_process`` (a :class:`~.model_process.ModelProcess` that loads the same model) the
-    batches run there and ``predictor`` only describes the model (labels, ``/info``)."""
+    batches run there and ``model`` only describes the model (labels, task, ``/info``)."""
     settings = settings or ServeSettings()
-    run_batch = predictor.predict_proba if model_process is None else predict_in_worker
+    run_batch = model.predict_proba if model_process is None else predict_in_worker
     batcher = MicroBatcher(run_batch, settings.max_batch, settings.max_wait_ms, executor=model_process)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await batcher.start()
-        log.info("serving %s model %s: %d labels", predictor.kind, getattr(predictor, "path", ""),
-                 len(predictor.labels))
+        log.info("serving %s model %s: %d labels", model.kind, model.path or "", len(model.labels))
         yield
         await batcher.close(settings.shutdown_timeout_s)
 
@@ -221,7 +193,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, model_proc
                   description="Chinese text classification (BERT or TF-IDF baseline) with dynamic micro-batching.")
     app.state.batcher = batcher
     _install_error_handlers(app, settings)
-    _install_routes(app, predictor, settings, batcher)
+    _install_routes(app, model, settings, batcher)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

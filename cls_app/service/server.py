@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..models.base import TextClassifier
 from .app import create_app
 from .model_process import ModelProcess
 from .settings import API_KEY_ENV, ServeSettings
@@ -35,14 +36,15 @@ CONFIG_ENV = "CLS_APP_SERVE_CONFIG"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def load_model(model: str | Path, settings: ServeSettings) -> Any:
-    """The predictor for any model folder ``load_predictor`` knows, with the service's settings."""
-    from ..inference.predictor import load_predictor
+def load_model(model: str | Path, settings: ServeSettings) -> TextClassifier:
+    """The model of any folder, loaded as the CLI and the API load it, with the service's settings
+    (a folder holding ``best.json``: the model it recommends, unless ``settings.follow`` is off)."""
+    from ..models.base import load
     from ..runtime.device import default_threads
 
     threads = settings.threads or default_threads(settings.workers)  # the cores split among the workers
-    return load_predictor(model, settings.batch_size, threads=threads, backend=settings.backend,
-                          quantize=settings.quantize)
+    return load(model, follow=settings.follow, batch_size=settings.batch_size, threads=threads,
+                backend=settings.backend, quantize=settings.quantize)
 
 
 def build_app(model: str | Path, settings: ServeSettings) -> Any:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 
-from ..inference.defaults import BACKENDS
+from ..models.options import BACKENDS
+from ..settings import setting
 
 API_KEY_ENV = "CLS_APP_API_KEY"
 """Environment variable read for the API key when ``--api-key`` is not given."""
@@ -15,40 +16,46 @@ API_KEY_ENV = "CLS_APP_API_KEY"
 class ServeSettings:
     """How ``run.py serve`` runs; the defaults are the CLI's defaults."""
 
-    host: str = "127.0.0.1"
+    host: str = setting("127.0.0.1", "address to listen on (default: %(default)s, this machine only)")
     """Address to bind; the loopback interface unless told otherwise."""
-    port: int = 8000
-    max_batch: int = 128
+    port: int = setting(8000, "port (default: %(default)s)")
+    max_batch: int = setting(128, "most texts run together (default: %(default)s; 1 turns micro-batching off)")
     """Most texts run together in one micro-batch (1: micro-batching off)."""
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = setting(5.0, "longest a request waits for others to join its batch (default: %(default)s)")
     """Longest a request waits for others to join its batch."""
-    max_texts: int = 256
+    max_texts: int = setting(256, "texts per request (default: %(default)s; 422)")
     """Most texts in one request (more: 422)."""
-    max_chars: int = 10_000
+    max_chars: int = setting(10_000, "characters per text (default: %(default)s; 422)")
     """Most characters in one text (more: 422)."""
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = setting(1 << 20, "request body size (default: %(default)s; 413)")
     """Largest request body in bytes (more: 413)."""
-    workers: int = 1
+    workers: int = setting(1, "server processes, each with its own model copy (default: %(default)s)")
     """Server processes, each with its own copy of the model and its own batcher."""
-    model_process: bool = True
+    model_process: bool = setting(True, "run the model in a process of its own beside each server process, so HTTP "
+                                  "handling and the model do not share Python's GIL (default: on; --no-model-process "
+                                  "keeps one copy of the model in memory)", toggle=True)
     """Run the model in a process of its own beside each server process (no GIL shared with the
     event loop: higher throughput under load; a second copy of the model in memory)."""
-    threads: int | None = None
+    threads: int | None = setting(None, "CPU threads for the model in each worker (default: the thread policy)")
     """CPU threads for the model in each worker (None: the project's thread policy)."""
-    batch_size: int = 16
+    batch_size: int = setting(16, "texts per forward pass (default: %(default)s)")
     """Texts per forward pass inside a micro-batch. The batch is sorted by length and cut into
     passes of this many, so a short text is not padded to the longest of ~128 random ones
     (load test on 2 CPU cores: 16 with max_batch 128 gave 83 % of offline throughput, the
     predict default 64 with max_batch 64 about 70 %; docs/deploy.md)."""
-    backend: str = BACKENDS[0]
+    backend: str = setting(BACKENDS[0], cli=False)
     """``torch`` or ``onnx`` (BERT folders with an exported model.onnx)."""
-    quantize: bool = False
+    quantize: bool = setting(False, cli=False)
     """BERT: int8 (torch dynamic quantization; with ``onnx`` the exported model.int8.onnx)."""
-    api_key: str | None = None
+    api_key: str | None = setting(None, f"require 'Authorization: Bearer KEY' on /predict and /info (default: the "
+                                  f"{API_KEY_ENV} environment variable, if set)")
     """When set, /predict and /info need ``Authorization: Bearer KEY`` (else 401)."""
-    shutdown_timeout_s: float = 30.0
+    shutdown_timeout_s: float = setting(30.0, "on SIGTERM/Ctrl-C, seconds in-flight requests get to finish "
+                                        "(default: %(default)s)", flag="--shutdown-timeout", metavar="S")
     """On SIGTERM/SIGINT: how long in-flight requests may take to finish."""
-    access_log: bool = False
+    access_log: bool = setting(False, "log every request")
+    follow: bool = setting(True, cli=False)
+    """A training folder holding ``best.json`` serves the model it recommends (``--no-follow``: the folder's own)."""
 
     def check(self) -> list[str]:
         """Problems with these settings, one message each (empty when fine)."""

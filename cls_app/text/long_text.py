@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.pairs import PAIR_SEP
+from ..settings import setting
 from .pairs import encode_pair
 
 TRUNCATIONS = ("head", "tail", "head+tail")
@@ -117,11 +118,15 @@ def pool_logits(logits: np.ndarray, owners: Sequence[int], n_texts: int, how: st
 class LongTextOptions:
     """How texts longer than ``max_len`` tokens are fed to the model (stored in the model folder)."""
 
-    truncation: str = "head"
-    head_tokens: int | None = None  # head+tail: tokens kept from the start (default: a quarter)
-    long_text: str = "truncate"  # or "chunks"
-    chunk_stride: int | None = None  # chunks: tokens between window starts (default: 3/4 window)
-    chunk_pool: str = "mean"  # chunks: "mean" or "max" of the window logits
+    truncation: str = setting("head", "which tokens a long text keeps: the first, the last, or both ends "
+                              "(head+tail: --head-tokens from the start, the rest from the end)", choices=TRUNCATIONS)
+    head_tokens: int | None = setting(None, "head+tail: tokens kept from the start (default: a quarter of "
+                                      "--max-len, as 128 of 510 in Sun et al. 2019)")
+    long_text: str = setting("truncate", "truncate (one window) or chunks: overlapping windows whose logits are "
+                             "pooled (training: every window is an example)", choices=LONG_TEXT_MODES)
+    chunk_stride: int | None = setting(None, "chunks: tokens between window starts (default: 3/4 of the window, "
+                                       "so windows overlap by a quarter)")
+    chunk_pool: str = setting("mean", "chunks: pool the window logits by mean or max", choices=POOLS)
 
     def resolved(self, max_len: int) -> LongTextOptions:
         """A checked copy with the defaults that depend on ``max_len`` filled in."""

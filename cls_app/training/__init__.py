@@ -1,28 +1,30 @@
-"""Training: settings, the fine-tuning loop (a Trainer over a TrainState), checkpoints, the run end to end, and
-pre-training."""
+"""Training: settings, the fine-tuning loop (a Trainer over a TrainState), checkpoints, fine-tuning on records in
+memory, and pre-training."""
 
 from ..lazy import lazy_exports
 
 _EXPORTS = {
     "EMBEDDED_DATA_DEFAULTS": "settings",
     "METRICS": "settings",
+    "BertSettings": "settings",
     "ModelOptions": "settings",
+    "ModelSize": "settings",
+    "OptimizerSettings": "settings",
     "PRETRAINED_LR": "settings",
     "PretrainSettings": "pretrain_settings",
+    "RunFolder": "pipeline",
     "TrainData": "trainer",
     "TrainHooks": "trainer",
     "TrainJob": "settings",
-    "TrainOutcome": "pipeline",
     "TrainResult": "trainer",
     "TrainSettings": "settings",
     "TrainState": "trainer",
+    "TrainedBert": "pipeline",
     "Trainer": "trainer",
-    "check_job": "settings",
-    "default": "settings",
-    "fit": "trainer",
-    "resume_training": "pipeline",
+    "check_bert_settings": "settings",
+    "load_resume_job": "pipeline",
     "run_pretraining": "pretrain",
-    "run_training": "pipeline",
+    "train_bert": "pipeline",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

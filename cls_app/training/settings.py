@@ -7,12 +7,14 @@ records them, and ``--resume`` rebuilds a :class:`TrainJob` from that file.
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import UserError
-from ..io.labels import check_task
 from ..io.records import DataOptions
+from ..runtime.precisions import PRECISIONS
+from ..settings import setting
+from ..tasks import Task
 from ..text.long_text import LongTextOptions
 from ..text.token_cache import DEFAULT_CACHE_DIR
 from ..version import __version__
@@ -33,51 +35,72 @@ DEFAULT_OUT = "saved_models/default"
 EMBEDDED_DATA_DEFAULTS = {"max_len": 64, "epochs": 2, "layers": 2, "with_baselines": True}
 
 
-@dataclass
-class TrainSettings:
+@dataclass(kw_only=True)
+class ModelSize:
+    """The size of a scratch BERT and its character vocabulary (fine-tuning and pre-training share these)."""
+
+    layers: int = setting(4, "encoder layers (default: %(default)s)")
+    hidden: int = setting(256, "hidden size (default: %(default)s)")
+    heads: int = setting(4, "attention heads (default: %(default)s)")
+    intermediate: int | None = setting(None, "feed-forward size (default 4 x hidden)")
+    dropout: float = setting(0.1, "(default: %(default)s)")
+    min_freq: int = setting(2, "min character count for the vocab (default: %(default)s)")
+    max_vocab: int | None = setting(21128, "max vocab size incl. specials (default: %(default)s)")
+
+
+@dataclass(kw_only=True)
+class OptimizerSettings:
+    """AdamW with linear warm-up and decay (fine-tuning and pre-training share these)."""
+
+    lr: float = setting(5e-4, f"peak learning rate (default %(default)s scratch, {PRETRAINED_LR} pretrained)")
+    weight_decay: float = setting(0.01, "(default: %(default)s)")
+    warmup_ratio: float = setting(0.1, "(default: %(default)s)")
+    max_grad_norm: float = setting(1.0, "(default: %(default)s)")
+    seed: int = setting(42, "random seed (default: %(default)s)")
+
+
+@dataclass(kw_only=True)
+class TrainSettings(OptimizerSettings):
     """Hyper-parameters of one fine-tuning run."""
 
-    epochs: int = 4
-    batch_size: int = 32
-    lr: float = 5e-4  # the from-scratch default; PRETRAINED_LR when starting from a pretrained BERT
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    eval_every: int = 0  # evaluate every N optimizer steps; 0 = once per epoch
-    patience: int = 2  # evaluations without dev improvement before stopping; 0 = never stop early
-    metric: str = "macro_f1"  # model selection metric on dev (one of METRICS)
-    seed: int = 42
-    eval_batch_size: int = 128
-    group_by_length: bool = True  # batch texts of similar length together (less padding)
-    class_weight: str = "none"  # "balanced": loss weights inversely proportional to class frequency
-    oversample: bool = False  # repeat examples of smaller classes in each epoch up to the largest
-    save_every: int = 0  # write a resumable checkpoint every N steps (0: at the end of each epoch only)
-    layer_lr_decay: float = 1.0  # < 1: lower learning rates for lower layers (see model.parameter_groups)
-    device: str = "auto"  # auto: CUDA when present, else CPU
-    precision: str = "auto"  # autocast: auto = bf16/fp16 on GPUs, fp32 on CPU; or fp32, bf16, fp16
-    compile: bool = False  # torch.compile the model
-    pad_to: int = 0  # 0: dynamic padding; N: pad every batch to N tokens (for measurements)
+    epochs: int = setting(4, "passes over the training data (default: %(default)s)")
+    batch_size: int = setting(32, "(default: %(default)s)")
+    eval_every: int = setting(0, "evaluate every N steps (0: each epoch)")
+    patience: int = setting(2, "early-stopping patience in evaluations (0: off; default: %(default)s)")
+    metric: str | None = setting(None, "dev metric that picks the best model and drives early stopping (default: "
+                                 + ", ".join(f"{m} for {task}" for task, m in TASK_METRICS.items()) + ")",
+                                 choices=METRICS)
+    eval_batch_size: int = setting(128, cli=False)
+    group_by_length: bool = setting(True, "batch texts of similar length together (default: on)", toggle=True)
+    class_weight: str = setting("none", "balanced: weight the loss by n / (classes x class count)",
+                                choices=CLASS_WEIGHTS)
+    oversample: bool = setting(False, "repeat examples of smaller classes each epoch up to the largest class's size")
+    save_every: int = setting(0, "write a resumable checkpoint every N steps (default 0: at the end of each epoch)",
+                              metavar="N")
+    layer_lr_decay: float = setting(1.0, "layer-wise LR decay: layer i of L gets lr x decay^(L+1-i), embeddings "
+                                    "the lowest (1: off)")
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    precision: str = setting("auto", "autocast precision (default auto: bf16, or fp16 where unsupported, on a GPU; "
+                             "fp32 on the CPU)", choices=PRECISIONS)
+    compile: bool = setting(False, "torch.compile the model (needs a C++ compiler)")
+    pad_to: int = setting(0, cli=False)  # 0: dynamic padding; N: pad every batch to N tokens (for measurements)
 
 
 SCRATCH_BIGRAM_MIN_COUNT = 2  # measured in docs/ensembles.md ("Character bigram embeddings")
 
 
-@dataclass
-class ModelOptions:
-    """Which model to build: a scratch config or a pretrained BERT."""
+@dataclass(kw_only=True)
+class ModelOptions(ModelSize):
+    """Which model to build: a scratch config of :class:`ModelSize` or a pretrained BERT."""
 
-    pretrained: str | None = None  # BERT folder or hub name; None: a scratch BERT of the size below
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    intermediate: int | None = None  # feed-forward size; None: 4 x hidden
-    dropout: float = 0.1
-    min_freq: int = 2  # min character count for the built vocabulary
-    max_vocab: int | None = 21128  # max vocabulary size incl. specials
-    max_len: int = 128  # max tokens per text incl. [CLS]/[SEP]
-    freeze_layers: int = 0  # freeze the embeddings and the first K encoder layers
-    bigrams: int | None = None  # min count of a character bigram for its own embedding (0: off); None: see below
-    max_bigrams: int = 100_000  # keep at most this many (the most frequent) bigrams
+    pretrained: str | None = setting(None, "BERT folder or hub name to start from (default: scratch)")
+    max_len: int = setting(128, "max tokens per text incl. [CLS]/[SEP] (default: %(default)s)")
+    freeze_layers: int = setting(0, "freeze the embeddings and the first K encoder layers (default 0)", metavar="K")
+    bigrams: int | None = setting(None, "character bigram embeddings for every bigram seen >= MIN_COUNT times in the "
+                                  "training texts, added to BERT's input (0: off; default "
+                                  f"{SCRATCH_BIGRAM_MIN_COUNT} scratch, 0 --pretrained)", metavar="MIN_COUNT")
+    max_bigrams: int = setting(100_000, "keep at most the N most frequent bigrams (default: %(default)s)",
+                               metavar="N")
 
     @property
     def bigram_min_count(self) -> int:
@@ -88,29 +111,52 @@ class ModelOptions:
 
 
 @dataclass
-class TrainJob:
-    """One complete training run."""
+class BertSettings:
+    """Everything that decides a fine-tuned BERT: the model, the training, long texts, where it runs."""
 
-    data: DataOptions
     model: ModelOptions = field(default_factory=ModelOptions)
     train: TrainSettings = field(default_factory=TrainSettings)
-    out: str = DEFAULT_OUT
-    threads: int | None = None  # torch CPU threads; default: the cores split among local processes
-    cache_dir: str | None = str(DEFAULT_CACHE_DIR)  # token-id cache; None: tokenize every run
     long_text: LongTextOptions = field(default_factory=LongTextOptions)
-    overwrite: bool = False  # replace an unfinished run (a checkpoint) in ``out``
-    keep_checkpoint: bool = False  # keep ``out/checkpoint/`` after a successful run
+    threads: int | None = setting(None, "torch CPU threads per process (default: the cores split among local "
+                                  "processes)")
+    cache_dir: str | None = setting(str(DEFAULT_CACHE_DIR), "token-id cache folder, reused across runs (default: "
+                                    "%(default)s)")
+
+    @classmethod
+    def from_kwargs(cls, **values: object) -> BertSettings:
+        """Settings from flat names (``layers=2, epochs=3, truncation="tail"``), each routed to the
+        dataclass that has it; an unknown name is a :class:`UserError` listing the known ones. No
+        token-id cache unless ``cache_dir`` is given (a Python caller's folder stays clean)."""
+        parts: dict[str, dict] = {"model": {}, "train": {}, "long_text": {}, "top": {"cache_dir": None}}
+        owners = {**{f.name: "long_text" for f in fields(LongTextOptions)},
+                  **{f.name: "train" for f in fields(TrainSettings)},
+                  **{f.name: "model" for f in fields(ModelOptions)}, "threads": "top", "cache_dir": "top"}
+        unknown = sorted(set(values) - set(owners))
+        if unknown:
+            raise UserError(f"unknown BERT setting(s) {', '.join(unknown)}; known: {', '.join(sorted(owners))}")
+        for name, value in values.items():
+            parts[owners[name]][name] = value
+        settings = cls(model=ModelOptions(**parts["model"]), train=TrainSettings(**parts["train"]),
+                       long_text=LongTextOptions(**parts["long_text"]), **parts["top"])
+        if "lr" not in values and settings.model.pretrained:
+            settings.train.lr = PRETRAINED_LR
+        return settings
 
 
-def default(cls: type, name: str):
-    """The default of field ``name`` of dataclass ``cls`` (what the CLI shows and uses)."""
-    for f in fields(cls):
-        if f.name == name:
-            if f.default is not MISSING:
-                return f.default
-            if f.default_factory is not MISSING:
-                return f.default_factory()
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
+@dataclass
+class TrainJob:
+    """One complete training run of ``run.py train``."""
+
+    data: DataOptions
+    bert: BertSettings = field(default_factory=BertSettings)
+    out: str = setting(DEFAULT_OUT, "model folder to write (default: %(default)s)")
+    overwrite: bool = setting(False, "start over in an --out that holds an unfinished run")
+    keep_checkpoint: bool = setting(False, "keep OUT/checkpoint/ after the run finishes")
+
+    @property
+    def metric(self) -> str:
+        """The dev metric that picks models (``--metric``, else the task's default)."""
+        return self.bert.train.metric or TASK_METRICS[self.data.task]
 
 
 def check_settings(t: TrainSettings) -> None:
@@ -128,44 +174,42 @@ def check_settings(t: TrainSettings) -> None:
         raise UserError(f"unknown --class-weight {t.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
 
 
-def check_job(job: TrainJob) -> LongTextOptions:
-    """Reject impossible settings before any data is read; return the resolved long-text options."""
-    t = job.train
+def check_bert_settings(s: BertSettings, task: Task) -> LongTextOptions:
+    """Reject impossible settings before anything is trained; return the resolved long-text options."""
+    t = s.train
+    if t.metric is None:
+        t.metric = task.default_metric
     check_settings(t)
     if t.class_weight == "balanced" and t.oversample:
         log.warning("--class-weight balanced and --oversample both correct for imbalance; together they "
                     "over-correct (the former majority class can collapse): usually pick one")
-    check_task(job.data.task)
-    if job.data.task == "single-label" and t.metric in LABEL_SET_METRICS:
-        raise UserError(f"--metric {t.metric} is for --task multi-label / hierarchical; single-label tasks pick "
-                        "macro_f1, accuracy or weighted_f1")
-    if job.model.max_len > 512 and not job.model.pretrained:
-        raise UserError(f"--max-len {job.model.max_len} is above the model's position limit of 512")
-    return job.long_text.resolved(job.model.max_len)
+    task.check_training(t.oversample, t.metric)
+    if s.model.max_len > 512 and not s.model.pretrained:
+        raise UserError(f"--max-len {s.model.max_len} is above the model's position limit of 512")
+    return s.long_text.resolved(s.model.max_len)
 
 
-def training_args(job: TrainJob, labels: list[str], lt: LongTextOptions) -> dict:
-    """What ``training_args.json`` records (all a resume needs)."""
+def training_args(job: TrainJob) -> dict:
+    """What ``training_args.json`` records (all a resume needs; the labels are added by the run)."""
     data = asdict(job.data)
     for split in ("train", "dev", "test"):  # absolute, so that --resume works from any folder
         if data[split]:
             data[split] = str(Path(data[split]).resolve())
+    b = job.bert
     return {
         "app_version": __version__,
-        "data": data, "model": asdict(job.model), "train": asdict(job.train),
-        "long_text": lt.to_settings(), "threads": job.threads, "keep_checkpoint": job.keep_checkpoint,
-        "labels": labels,
+        "data": data, "model": asdict(b.model), "train": asdict(b.train),
+        "long_text": b.long_text.resolved(b.model.max_len).to_settings(), "threads": b.threads,
+        "keep_checkpoint": job.keep_checkpoint,
     }
 
 
 def job_from_args(args: dict, out: str) -> TrainJob:
     """Rebuild a :class:`TrainJob` from ``training_args.json``."""
     try:
-        return TrainJob(
-            data=DataOptions(**args["data"]), model=ModelOptions(**args["model"]),
-            train=TrainSettings(**args["train"]), out=out, threads=args.get("threads"),
-            long_text=LongTextOptions(**args.get("long_text", {})),
-            keep_checkpoint=bool(args.get("keep_checkpoint", False)),
-        )
+        bert = BertSettings(model=ModelOptions(**args["model"]), train=TrainSettings(**args["train"]),
+                            long_text=LongTextOptions(**args.get("long_text", {})), threads=args.get("threads"))
+        return TrainJob(data=DataOptions(**args["data"]), bert=bert, out=out,
+                        keep_checkpoint=bool(args.get("keep_checkpoint", False)))
     except (KeyError, TypeError) as exc:
         raise UserError(f"{out}/training_args.json does not describe a run of this version ({exc})") from None

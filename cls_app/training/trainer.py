@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..fileio import atomic_open
 from ..interrupts import deferred
-from ..metrics import compute_metrics
 from ..modeling.bert import parameter_groups
 from ..runtime import distributed
 from ..runtime.device import adamw, autocast, grad_scaler, resolve_device, resolve_precision
+from ..tasks import SingleLabel, Task
 from ..text.batching import length_grouped_batches, oversampled_indices, pad_batch, shuffled_batches
 from ..text.long_text import pool_logits
 from .checkpoint import restore_checkpoint, save_checkpoint
@@ -91,33 +91,24 @@ def epoch_size(labels: Sequence[int], oversample: bool) -> int:
     return int(len(counts) * counts.max())
 
 
-def balanced_class_weights(train_y: Sequence[int], num_labels: int) -> torch.Tensor:
-    """``n / (classes * count)`` per class (scikit-learn's "balanced"); 1.0 for an absent class."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    y = np.asarray(train_y, dtype=np.int64)
-    present = np.unique(y)
-    weights = np.ones(num_labels, dtype=np.float64)
-    weights[present] = compute_class_weight("balanced", classes=present, y=y)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
 @dataclass
 class TrainData:
-    """Token ids and label ids of the training and dev rows.
+    """Token ids and targets of the training and dev rows, and the task that reads the targets
+    (class ids, or 0/1 label matrices for label-set tasks).
 
     ``dev_ids`` may be the windows of long dev texts: ``dev_owners[k]`` is then the text of
     row ``k`` and window logits are pooled (``pool``) per text before scoring.
     """
 
     train_ids: Sequence[Sequence[int]]
-    train_y: Sequence[int]
+    train_y: Any
     dev_ids: Sequence[Sequence[int]]
-    dev_y: Sequence[int]
+    dev_y: Any
     labels: list[str]
     pad_id: int
     dev_owners: Sequence[int] | None = None
     pool: str = "mean"
+    task: Task = field(default_factory=SingleLabel)
 
 
 @dataclass
@@ -169,15 +160,17 @@ class Trainer:
     """
 
     def __init__(self, model: torch.nn.Module, data: TrainData, settings: TrainSettings,
-                 hooks: TrainHooks | None = None, class_weights: torch.Tensor | None = None) -> None:
+                 hooks: TrainHooks | None = None) -> None:
+        if settings.metric is None:  # the task's own selection metric
+            settings = replace(settings, metric=data.task.default_metric)
         check_settings(settings)
+        data.task.check_training(settings.oversample, str(settings.metric))
         self.model, self.data, self.settings, self.hooks = model, data, settings, hooks or TrainHooks()
         self.rank, self.world = distributed.rank_world()
         self.main = self.rank == 0
         self.device = resolve_device(settings.device, distributed.env_info().local_rank)
         self.amp_dtype = resolve_precision(settings.precision, self.device)
         set_seed(settings.seed)
-        self.y = torch.as_tensor(np.asarray(data.train_y, dtype=np.int64))
         steps_per_epoch = -(-epoch_size(data.train_y, settings.oversample) // settings.batch_size)
         total_steps = steps_per_epoch * settings.epochs
         model.to(self.device)
@@ -187,15 +180,12 @@ class Trainer:
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(settings.warmup_ratio * total_steps), total_steps
         )
-        if class_weights is None and settings.class_weight == "balanced":
-            class_weights = balanced_class_weights(data.train_y, len(data.labels))
-            log.info("class weights (balanced): %s", ", ".join(
-                f"{name} {w:.3f}" for name, w in zip(data.labels, class_weights.tolist(), strict=True)))
         # Summed (class-weighted) losses, divided by the global batch's total weight below: the
         # mean over the whole batch whatever the number of processes it is split over.
-        ones = torch.ones(len(data.labels))
-        self.sample_weight = (class_weights if class_weights is not None else ones).float()
-        self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.sample_weight.to(self.device), reduction="sum")
+        self.loss = data.task.loss(np.asarray(data.train_y), data.labels, settings.class_weight).to(self.device)
+        weights = self.loss.describe(data.labels)
+        if weights:
+            log.info("loss weights (%s): %s", settings.class_weight, weights)
         self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.dev_owners = None if data.dev_owners is None else np.asarray(data.dev_owners, dtype=np.int64)
         self.state = TrainState()
@@ -326,11 +316,11 @@ class Trainer:
 
     def batch_weight(self, rows: np.ndarray) -> float:
         """The total loss weight of training ``rows`` (the divisor of their summed loss)."""
-        return float(self.sample_weight[self.y[rows]].sum())
+        return self.loss.weight(rows)
 
     def batch_loss(self, logits: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
         """The summed loss of training ``rows`` given their ``logits``."""
-        return self.loss_fn(logits, self.y[rows].to(self.device))
+        return self.loss(logits, rows)
 
     def dev_logits(self, n_texts: int) -> np.ndarray:
         """Logits of the ``n_texts`` dev texts (long texts' windows pooled), scored by all ranks together."""
@@ -343,8 +333,10 @@ class Trainer:
         return logits
 
     def _dev_metrics(self) -> dict:
+        """The task's dev metrics (label sets: thresholds tuned on these rows first)."""
         d = self.data
-        return compute_metrics(d.dev_y, self.dev_logits(len(d.dev_y)).argmax(axis=1), d.labels)
+        probs = d.task.probabilities(self.dev_logits(len(d.dev_y)))
+        return d.task.dev_metrics(np.asarray(d.dev_y), probs, d.labels)
 
     def _evaluate(self, epoch_pos: float) -> bool:
         """Score dev, log it, keep the best; return True when training should stop (then ``state.done``).
@@ -423,26 +415,6 @@ class Trainer:
             samples_per_s=st.seen / seconds if seconds else 0.0, tokens_per_s=tokens / seconds if seconds else 0.0,
             stopped_early=st.stopped_early, history=st.history,
         )
-
-
-def fit(
-    model: torch.nn.Module,
-    train_ids: Sequence[Sequence[int]],
-    train_y: Sequence[int],
-    dev_ids: Sequence[Sequence[int]],
-    dev_y: Sequence[int],
-    labels: list[str],
-    pad_id: int,
-    settings: TrainSettings,
-    *,
-    class_weights: torch.Tensor | None = None,
-    resume: bool = False,
-    **hooks: Any,
-) -> TrainResult:
-    """Shorthand for ``Trainer(model, TrainData(...), settings, TrainHooks(**hooks)).run(resume)``."""
-    data = TrainData(train_ids, train_y, dev_ids, dev_y, labels, pad_id,
-                     hooks.pop("dev_owners", None), hooks.pop("pool", "mean"))
-    return Trainer(model, data, settings, TrainHooks(**hooks), class_weights).run(resume)
 
 
 def _wrap(model: torch.nn.Module, device: torch.device, world: int, compile_model: bool) -> torch.nn.Module:

@@ -1,23 +1,31 @@
-"""Multi-label decisions and scores: thresholds (tuned on dev), hierarchy consistency, metrics.
+"""Label-set tasks (multi-label and hierarchical): a set of labels per text, maybe empty.
 
-A base module (numpy and scikit-learn only) because training, the baselines (peers) and
-evaluation all decide and score label sets the same way. ``Y`` matrices are ``(texts, labels)``
-of 0/1; probabilities are independent per label (sigmoid outputs), NaN rows for empty texts.
+Probabilities are independent per label (sigmoid outputs; NaN rows for empty texts); decisions
+are ``probs >= threshold`` with thresholds tuned on dev (one global, one per label), and for a
+hierarchy every predicted child also predicts its parent. ``Y`` matrices are ``(texts, labels)``
+of 0/1. A hierarchical label is a path (``体育##足球``) that stands for every prefix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-MULTI_TASKS = ("multi-label", "hierarchical")
+from ..errors import UserError
+from ..io.labels import LABEL_SET_TASKS
+from .base import LabelSetPrediction, Task, empty_rows
+
+if TYPE_CHECKING:
+    from ..io.labels import LabelSetData
+    from ..io.records import DataOptions
+    from .loss import TaskLoss
+
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 MIN_POSITIVES_PER_LABEL = 5  # fewer dev positives: the label keeps the global threshold
 DEFAULT_THRESHOLD = 0.5
-# the figures of a label-set metrics dict that metrics.json files keep (besides n, accuracy, macro/weighted F1)
-MULTI_LABEL_HEADLINE = ("micro_f1", "samples_f1", "subset_accuracy", "hamming_loss", "per_level", "thresholds")
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -208,41 +216,173 @@ def join_labels(names: Sequence[str], task: str, label_sep: str, path_sep: str) 
     return label_sep.join(names)
 
 
+
+
 @dataclass(frozen=True)
-class LabelSetTask:
-    """What a model folder says about its labels: the task, separators and decision thresholds.
+class LabelSets(Task):
+    """Multi-label or hierarchical (``task``), the separators of a label cell, and the decision thresholds."""
 
-    A folder that records no task is single-label (``multi`` False), as every folder written
-    before label sets existed.
-    """
-
-    task: str = "single-label"
+    task: str = "multi-label"
     label_sep: str = ","
     path_sep: str = "##"
     thresholds: dict | None = None
 
-    @classmethod
-    def from_settings(cls, settings: dict | None) -> LabelSetTask:
-        settings = settings or {}
-        return cls(task=str(settings.get("task") or "single-label"), label_sep=settings.get("label_sep") or ",",
-                   path_sep=settings.get("path_sep") or "##", thresholds=settings.get("thresholds"))
+    multi: ClassVar[bool] = True
+    default_metric: ClassVar[str] = "micro_f1"
+    metrics_names: ClassVar[tuple[str, ...]] = ("micro_f1", "samples_f1", "macro_f1", "accuracy", "weighted_f1")
+
+    def __post_init__(self) -> None:
+        if self.task not in LABEL_SET_TASKS:
+            raise UserError(f"unknown label-set task {self.task!r}; choose one of {', '.join(LABEL_SET_TASKS)}")
 
     @property
-    def multi(self) -> bool:
-        return self.task in MULTI_TASKS
+    def name(self) -> str:
+        return self.task
+
+    # ------------------------------------------------------------------ data
+
+    def read(self, path: str, opts: DataOptions) -> LabelSetData:
+        from ..io.labels import load_label_sets
+
+        return load_label_sets(path, replace(opts, task=self.task, label_sep=self.label_sep, path_sep=self.path_sep))
+
+    def split(self, data: LabelSetData, fraction: float, seed: int) -> tuple[LabelSetData, LabelSetData]:
+        from ..io.labels import random_split
+
+        return random_split(data, fraction, seed)
+
+    def records(self, texts: Sequence[Any], targets: Sequence[Any], source: str = "(in memory)") -> LabelSetData:
+        from ..io.labels import LabelSetData, parse_label_cell
+        from ..io.records import as_text
+
+        if len(texts) != len(targets):
+            raise UserError(f"{source}: {len(texts)} texts but {len(targets)} label sets")
+        values, sets = [], []
+        for i, (text, cell) in enumerate(zip(texts, targets, strict=True)):
+            value = as_text(text)
+            if value is None:
+                raise UserError(f"{source}, item {i + 1}: empty text; give a non-empty string (or a pair of them)")
+            if isinstance(cell, set | frozenset):
+                cell = sorted(cell)
+            try:
+                sets.append(parse_label_cell(list(cell) if isinstance(cell, tuple) else cell, self.task,
+                                             self.label_sep, self.path_sep))
+            except ValueError as exc:
+                raise UserError(f"{source}, item {i + 1}: {exc}") from None
+            values.append(value)
+        return LabelSetData(values, sets, source, list(range(1, len(values) + 1)))
+
+    def vocabulary(self, train: LabelSetData) -> list[str]:
+        from ..io.labels import label_vocabulary
+
+        return label_vocabulary(train)
+
+    def encode(self, data: LabelSetData, labels: Sequence[str], problem: str | None = None) -> np.ndarray:
+        from ..io.labels import indicator_matrix
+
+        if problem is None:
+            return indicator_matrix(data, list(labels))
+        return indicator_matrix(data, list(labels), problem)
+
+    # ------------------------------------------------------------------ scores and decisions
+
+    def parents(self, labels: Sequence[str]) -> list[int] | None:
+        return hierarchy_parents(labels, self.path_sep) if self.task == "hierarchical" else None
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return sigmoid(logits)
 
     def decide(self, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """0/1 decisions with the stored per-label thresholds (hierarchy: made consistent)."""
-        parents = hierarchy_parents(labels, self.path_sep) if self.task == "hierarchical" else None
-        return decide(probs, threshold_vector(self.thresholds, len(labels)), parents)
+        return decide(probs, threshold_vector(self.thresholds, len(labels)), self.parents(labels))
+
+    def metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
+        return task_metrics(self.task, y, probs, labels, self.thresholds, self.path_sep)
+
+    def dev_metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
+        thresholds = tune_thresholds(probs, y)
+        m = task_metrics(self.task, y, probs, labels, thresholds, self.path_sep)
+        m["thresholds"] = thresholds
+        return m
+
+    def fitted(self, dev_metrics: dict) -> LabelSets:
+        return replace(self, thresholds=dev_metrics.get("thresholds"))
+
+    def align(self, labels: Sequence[str], common: Sequence[str]) -> LabelSets:
+        """Thresholds over ``common``: a label this model does not know is never predicted."""
+        per_label = dict(zip(labels, (self.thresholds or {}).get("per_label") or [], strict=False))
+        vector = [per_label.get(n, 2.0) if n in labels else 2.0 for n in common]
+        return replace(self, thresholds={"global": 0.5, "per_label": vector})
+
+    def correct(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        return np.asarray((self.decide(probs, labels) == np.asarray(y, dtype=bool)).all(axis=1), dtype=bool)
+
+    # ------------------------------------------------------------------ training and the folder
+
+    def loss(self, y: np.ndarray, labels: Sequence[str], class_weight: str) -> TaskLoss:
+        from .loss import LabelSetLoss
+
+        return LabelSetLoss(y, class_weight)
+
+    def check_training(self, oversample: bool, metric: str) -> None:
+        if oversample:
+            raise UserError("--oversample works for single-label tasks only; for label sets use --class-weight "
+                            "balanced (a pos_weight per label)")
+        super().check_training(oversample, metric)
+
+    def folder_fields(self) -> dict:
+        out: dict[str, Any] = {"task": self.task, "label_sep": self.label_sep, "thresholds": self.thresholds}
+        if self.task == "hierarchical":
+            out["path_sep"] = self.path_sep
+        return out
+
+    # ------------------------------------------------------------------ outputs
 
     def cells(self, probs: np.ndarray, labels: Sequence[str]) -> list[str | None]:
         """The predicted labels of each row joined as in the training file; None for NaN rows (empty text)."""
         pred = self.decide(probs, labels)
-        empty = np.isnan(np.asarray(probs, dtype=np.float64)).all(axis=1) if len(labels) else np.zeros(len(probs))
+        empty = empty_rows(probs)
         return [None if empty[i] else join_labels([labels[j] for j in np.flatnonzero(pred[i])], self.task,
                                                   self.label_sep, self.path_sep)
                 for i in range(len(pred))]
 
-    def metrics(self, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
-        return task_metrics(self.task, y_true, probs, labels, self.thresholds, self.path_sep)
+    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Any]:
+        """:class:`LabelSetPrediction` per row; ``probs`` lists every label (``top_k`` > 1: the best K)."""
+        keep = top_k if top_k > 1 else None
+        pred = self.decide(probs, labels)
+        out: list[Any] = []
+        for i, row in enumerate(probs):
+            if np.isnan(row).all():
+                out.append(LabelSetPrediction(None, ()))
+                continue
+            order = np.argsort(-row, kind="stable")[: keep or len(labels)]
+            out.append(LabelSetPrediction(tuple(labels[j] for j in np.flatnonzero(pred[i])),
+                                          tuple((labels[j], float(row[j])) for j in order)))
+        return out
+
+    def output_columns(self, labels: Sequence[str], top_k: int) -> list[str]:
+        """``pred_labels`` then ``prob_<label>`` per label (``top_k`` 1), or ``top1_label, top1_prob, ...``."""
+        if top_k <= 1:
+            return ["pred_labels", *(f"prob_{name}" for name in labels)]
+        return ["pred_labels", *(c for k in range(1, top_k + 1) for c in (f"top{k}_label", f"top{k}_prob"))]
+
+    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
+        rows: list[list[Any]] = []
+        width = len(self.output_columns(labels, top_k))
+        for cell, row in zip(self.cells(probs, labels), probs, strict=True):
+            if cell is None:
+                rows.append([None] * width)
+            elif top_k <= 1:
+                rows.append([cell, *(float(p) for p in row)])
+            else:
+                order = np.argsort(-row, kind="stable")[:top_k]
+                rows.append([cell, *(v for j in order for v in (labels[j], float(row[j])))])
+        return rows
+
+    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
+        """``{"labels": [...], "probs": [{"label", "prob"}, ...]}`` per row (every label, or the best ``top_k``)."""
+        return [{"labels": list(p.labels or ()), "probs": [{"label": n, "prob": v} for n, v in p.probs]}
+                for p in self.predictions(probs, labels, top_k)]
+
+    def format_report(self, metrics: dict, labels: Sequence[str]) -> str:
+        return format_multilabel_report(metrics, labels)

@@ -16,24 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_open, atomic_path, write_json, write_text
-from ..inference.multilabel import task_of
-from ..io.labels import indicator_matrix, load_label_sets
-from ..multilabel import format_multilabel_report
+from ..tasks.label_sets import format_multilabel_report
 from .plots import cjk_font_name
 
 log = logging.getLogger(__name__)
-
-
-def evaluate_label_sets(predictor, opts) -> tuple[dict, pd.DataFrame]:
-    """Metrics of a label-set ``predictor`` on the file ``opts.train`` (read with ``opts``), and its
-    per-label errors (:func:`label_errors`)."""
-    data = load_label_sets(opts.train, opts)
-    labels = list(predictor.labels)
-    y = indicator_matrix(data, labels, "are not known to the model (it knows: {known}); remove "
-                         "those rows or retrain with them")
-    probs = predictor.predict_proba(data.texts)
-    task = task_of(predictor)
-    return task.metrics(y, probs, labels), label_errors(data, y, probs, task.decide(probs, labels), labels)
 
 
 ERROR_COLUMNS = ["row", "label", "error", "prob", "confidence", "gold", "predicted", "text"]

@@ -1,0 +1,309 @@
+"""``TextClassifier``: one interface for every model kind, in the spirit of scikit-learn estimators.
+
+>>> from cls_app import TextClassifier
+>>> clf = TextClassifier(kind="char_svm").fit(texts, labels)           # doctest: +SKIP
+>>> clf.predict_proba(["这个手机很好用"])                             # doctest: +SKIP
+>>> clf.save("saved_models/svm"); TextClassifier.load("saved_models/svm")  # doctest: +SKIP
+
+* ``TextClassifier(kind=..., **settings)`` makes an unfitted model of a registered kind
+  (``bert``, the TF-IDF baselines ``char_lr`` ... ``word_nb`` and ``majority``; ensembles come
+  from :meth:`TextClassifier.ensemble`). Settings are the kind's (``layers=2, epochs=3`` for BERT).
+* ``.fit(texts, labels, dev=(texts, labels))`` from in-memory lists: texts may be strings or
+  ``(text, text_b)`` pairs; labels strings (single-label) or collections of strings (a label set
+  each: multi-label, or ``task="hierarchical"`` for label paths). Returns the model.
+* ``.predict_proba(texts)``: an ``(n, len(labels))`` array, columns in ``.labels`` order, all-NaN
+  rows for empty or missing texts; ``.predict(texts, top_k)``: the task's decisions
+  (:class:`~cls_app.tasks.Prediction` or :class:`~cls_app.tasks.LabelSetPrediction` per text).
+* ``.labels``, ``.task`` (a :class:`~cls_app.tasks.Task`), ``.kind``, ``.family`` (``bert``,
+  ``baseline``, ``ensemble``), ``.path`` (the folder it was loaded from or saved to).
+* ``.save(dir)``; ``TextClassifier.load(dir, backend=..., ...)`` (one loader behind the CLI,
+  the API and ``serve``: a training folder holding ``best.json`` means the model it recommends
+  unless ``follow=False``).
+
+Bad input (an empty text to fit on, an unknown kind or setting, pairs given to a single-text
+model) is a :class:`~cls_app.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from ..baselines.pipelines import BASELINE_NAMES
+from ..errors import UserError
+from ..io.pairs import PAIR_SEP
+from ..io.records import as_text
+from ..tasks import SingleLabel, Task, task_named
+from .folders import NOT_A_MODEL, folder_family, follow_best
+from .options import InferenceOptions
+
+log = logging.getLogger(__name__)
+
+Self = TypeVar("Self", bound="TextClassifier")
+
+KINDS: dict[str, type[TextClassifier]] = {}
+"""Every registered model kind -> its class (filled by :func:`register` when a kind's module is imported)."""
+FAMILIES: dict[str, type[TextClassifier]] = {}
+"""Every folder family (``bert``, ``baseline``, ``ensemble``) -> the class that loads such folders."""
+
+# The built-in kinds and folder families, by the module (in this package) that registers them. This
+# module never imports them by name: like plugins they are imported on first use and register
+# themselves, so a kind added later is one module with ``@register(...)``, listed here.
+BUILTIN_KINDS = {"bert": "bert", "ensemble": "ensemble", **dict.fromkeys(BASELINE_NAMES, "tfidf")}
+BUILTIN_FAMILIES = {"bert": "bert", "baseline": "tfidf", "ensemble": "ensemble"}
+
+
+def register(*kinds: str, family: str | None = None) -> Any:
+    """Class decorator: ``TextClassifier(kind=k)`` makes an instance of the decorated class for each of
+    ``kinds``; with ``family``, folders of that family load through the class's ``from_folder``."""
+
+    def decorate(cls: type[TextClassifier]) -> type[TextClassifier]:
+        for kind in kinds:
+            KINDS[kind] = cls
+        if family is not None:
+            FAMILIES[family] = cls
+        return cls
+
+    return decorate
+
+
+def _discover(name: str, table: dict[str, str]) -> None:
+    if name in table:
+        importlib.import_module(f"{__package__}.{table[name]}")
+
+
+def kind_class(kind: str) -> type[TextClassifier]:
+    """The class of a registered kind (a :class:`UserError` naming the kinds for an unknown one)."""
+    if kind not in KINDS:
+        _discover(kind, BUILTIN_KINDS)
+    if kind not in KINDS:
+        known = sorted({*KINDS, *BUILTIN_KINDS})
+        raise UserError(f"unknown model kind {kind!r}; choose one of {', '.join(known)}")
+    return KINDS[kind]
+
+
+def family_class(family: str) -> type[TextClassifier]:
+    """The class that loads folders of ``family``."""
+    if family not in FAMILIES:
+        _discover(family, BUILTIN_FAMILIES)
+    return FAMILIES[family]
+
+
+def is_label_set(target: Any) -> bool:
+    """A label set: a list, tuple or set of labels (not a string)."""
+    return isinstance(target, list | tuple | set | frozenset)
+
+
+class TextClassifier:
+    """A text classifier of any kind (see the module docstring)."""
+
+    family: ClassVar[str] = "model"
+
+    kind: str
+    labels: list[str]
+    task: Task
+    path: Path | None
+    pairs: bool
+    options: InferenceOptions
+
+    def __new__(cls, kind: str | None = None, **settings: Any) -> TextClassifier:
+        if cls is TextClassifier:
+            if kind is None:
+                raise UserError("TextClassifier(kind=...) needs a kind, e.g. kind='bert' or kind='char_svm'")
+            cls = kind_class(kind)
+        return super().__new__(cls)
+
+    def __init__(self, kind: str | None = None, **settings: Any) -> None:
+        self.kind = kind or type(self).__name__
+        self.labels = []
+        self.task = SingleLabel()
+        self.path = None
+        self.pairs = False
+        self.options = InferenceOptions()
+        self.text_pair_col: str | None = None
+
+    @classmethod
+    def blank(cls: type[Self], kind: str) -> Self:
+        """An instance of this class made without ``__init__`` (for loaders), with the common fields set."""
+        obj = object.__new__(cls)
+        TextClassifier.__init__(obj, kind)
+        return obj
+
+    def __repr__(self) -> str:
+        where = f"{str(self.path)!r}, " if self.path else ""
+        return f"{type(self).__name__}({where}kind={self.kind!r}, task={self.task.name!r}, labels={self.labels})"
+
+    # ------------------------------------------------------------------ fitting
+
+    def _task_for(self, targets: Sequence[Any], task: str | None) -> Task:
+        """The task of the given targets: ``task`` when named, else label sets for collections."""
+        if task is not None:
+            return task_named(task)
+        if targets and all(is_label_set(t) for t in targets):
+            return task_named("multi-label")
+        if any(is_label_set(t) for t in targets):
+            raise UserError("labels mix single labels and label sets; give one string per text (single-label) or "
+                            "one collection of labels per text (multi-label)")
+        return SingleLabel()
+
+    def fit(self: Self, texts: Sequence[Any], labels: Sequence[Any], dev: tuple[Sequence[Any], Sequence[Any]] |
+            None = None, *, task: str | None = None) -> Self:
+        """Fit on in-memory lists (``dev``: texts and labels for model selection and thresholds); returns self."""
+        if isinstance(texts, str):
+            raise UserError("texts must be a list of strings, not a single string")
+        spec = self._task_for(list(labels), task)
+        train = spec.records(list(texts), list(labels), "training data")
+        held = spec.records(list(dev[0]), list(dev[1]), "dev data") if dev is not None else None
+        pairs = [PAIR_SEP in t for t in train.texts]
+        if any(pairs) and not all(pairs):
+            raise UserError("training data: some texts are (text, text_b) pairs and some are not; give one kind")
+        return self.fit_records(train, held, spec, text_pair_col="text_b" if all(pairs) else None)
+
+    def fit_records(self: Self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None) -> Self:
+        """Fit on records (``LabeledData`` / ``LabelSetData``) of ``task``; the kinds implement it."""
+        raise UserError(f"a {self.kind} model cannot be fitted: build it with its own constructor")
+
+    # ------------------------------------------------------------------ predicting
+
+    def predict_proba(self, texts: Iterable[Any]) -> np.ndarray:
+        """Class probabilities, shape ``(n, len(labels))``, columns in :attr:`labels` order, rows in input order;
+        all-NaN rows for empty or missing texts (None, NaN, "", whitespace)."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
+        if not self.labels:
+            raise UserError(f"this {self.kind} model is not fitted: call .fit(texts, labels) or load a folder")
+        values = [as_text(t) for t in texts]
+        self.check_pairs(values)
+        probs = np.full((len(values), len(self.labels)), np.nan, dtype=self.dtype)
+        window = max(1, self.options.window)
+        starts = range(0, len(values), window)
+        bar = None
+        if self.options.progress and len(starts) > 1:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(starts), desc="predict", unit="window", leave=False)
+        for start in starts:
+            part = values[start: start + window]
+            keep = [i for i, t in enumerate(part) if t is not None]
+            if keep:
+                probs[[start + i for i in keep]] = self.scores([part[i] for i in keep])  # type: ignore[misc]
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return probs
+
+    dtype: ClassVar[Any] = np.float64
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Probabilities of non-empty texts (the kinds implement it)."""
+        raise NotImplementedError
+
+    def check_pairs(self, values: Sequence[str | None]) -> None:
+        """A user error for pairs given to a single-text model, or single texts to a pair model."""
+        given = [v is not None and PAIR_SEP in v for v in values]
+        where = self.path or "this model"
+        if not self.pairs and any(given):
+            raise UserError(f"{where} classifies single texts, not (text, text_b) pairs")
+        if self.pairs and not all(g for g, v in zip(given, values, strict=True) if v is not None):
+            raise UserError(f"{where} classifies sentence pairs: give (text, text_b) items")
+
+    def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Any]:
+        """The task's decision for each text: a :class:`~cls_app.tasks.Prediction` (label, probability and
+        the ``top_k`` best) or, for label-set tasks, a :class:`~cls_app.tasks.LabelSetPrediction`."""
+        return self.task.predictions(self.predict_proba(texts), self.labels, top_k)
+
+    # ------------------------------------------------------------------ folders
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder ``path`` (whole, or not at all); return it."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Scalar settings for ``GET /info`` and logs."""
+        return {"kind": self.kind, "family": self.family, "task": self.task.name}
+
+    def train_seconds(self) -> float | None:
+        """Training time, when known."""
+        return None
+
+    @classmethod
+    def from_folder(cls, path: Path, options: InferenceOptions) -> TextClassifier:
+        """Load a folder of this class's family (the families implement it)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | Path, *, follow: bool = True, **options: Any) -> TextClassifier:
+        """Load any model folder this app writes (see :func:`load`)."""
+        return load(path, follow=follow, **options)
+
+    @staticmethod
+    def ensemble(models: Sequence[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]], **settings: Any
+                 ) -> TextClassifier:
+        """An ensemble of fitted ``models``: member temperatures and weights fitted on ``dev`` (texts, labels);
+        ``settings`` are :class:`~cls_app.models.ensemble.EnsembleSettings` fields."""
+        return kind_class("ensemble").build(list(models), dev, **settings)  # type: ignore[attr-defined]
+
+
+
+# --------------------------------------------------------------------------- the one loader
+
+_OPTION_NAMES = {f.name for f in fields(InferenceOptions)}
+
+
+def options_from(options: InferenceOptions | None = None, **values: Any) -> InferenceOptions:
+    """``options`` (default: :class:`InferenceOptions`) updated with ``values`` (its field names)."""
+    unknown = sorted(set(values) - _OPTION_NAMES)
+    if unknown:
+        raise UserError(f"unknown load option(s) {', '.join(unknown)}; known: {', '.join(sorted(_OPTION_NAMES))}")
+    return (options or InferenceOptions()).updated(**values).check()
+
+
+def load(path: str | Path, *, follow: bool = True, options: InferenceOptions | None = None,
+         **values: Any) -> TextClassifier:
+    """Load any model folder; a :class:`UserError` when it is none.
+
+    The CLI (``predict``, ``evaluate``, ``explain``, ``compare``, ``ensemble``), the Python API
+    (``cls_app.load``, ``TextClassifier.load``) and ``serve`` all load through here, so the same
+    folder means the same model everywhere. A training folder holding ``best.json`` (written by
+    ``train --with-baselines``) means the model it recommends unless ``follow=False``; ensemble
+    members and ``compare`` never follow it.
+
+    ``values`` are :class:`InferenceOptions` fields (``threads``, ``batch_size``, ``backend``,
+    ``quantize``, ``window``, ``long_text``, ``progress``, ``fast``); the options that only apply to
+    BERT (int8, ONNX, long texts) are a user error for a baseline folder and apply to the BERT
+    members of an ensemble.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"model folder not found: {path}")
+    if follow:
+        path = follow_best(path)
+    return load_folder(path, options_from(options, **values))
+
+
+def load_folder(path: Path, options: InferenceOptions) -> TextClassifier:
+    """The model in ``path`` itself (no ``best.json`` followed)."""
+    if not path.is_dir():
+        raise UserError(f"model folder not found: {path}")
+    family = folder_family(path)
+    if family is None:
+        raise UserError(f"{path} {NOT_A_MODEL}")
+    return family_class(family).from_folder(path, options)
+
+
+def load_member(path: Path, options: InferenceOptions) -> TextClassifier:
+    """An ensemble member: the BERT-only options reach BERT members only."""
+    if folder_family(path) != "bert":
+        options = replace(options, quantize=False, backend="torch", long_text=None)
+    return load_folder(path, options)
+
+
+Classifier = TextClassifier
+"""The name of the Python API before every model kind shared it; ``Classifier.load`` is ``TextClassifier.load``."""

@@ -1,0 +1,154 @@
+"""The BERT kind: a character-level BERT ([CLS] -> linear head) fine-tuned end to end.
+
+Fitting is :func:`cls_app.training.pipeline.train_bert` on records in memory; the fitted model
+predicts from memory straight away (no reload). Prediction: texts are encoded, sorted by length
+within windows of ``options.window`` inputs and batched with their neighbours in length (little
+padding), run under ``torch.inference_mode`` through :mod:`cls_app.modeling.fast` (fused QKV,
+last layer for [CLS] only) and scattered back to their input order; ``quantize`` adds dynamic
+int8 (:mod:`cls_app.modeling.quantize`); ``backend="onnx"`` runs the folder's exported
+``model.onnx`` in ONNX Runtime with the same tokenization, batching and long-text handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..fileio import atomic_files, write_json
+from ..io.records import DataOptions
+from ..modeling.fast import fast_classifier
+from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, save_model_dir
+from ..runtime.device import configure_threads
+from ..runtime.engine import predict_text_logits
+from ..settings import default
+from ..tasks import Task, task_from_settings
+from ..text.long_text import LongTextOptions
+from ..training.pipeline import RunFolder, TrainedBert, train_bert
+from ..training.settings import BertSettings
+from .base import TextClassifier, register
+from .options import InferenceOptions
+
+log = logging.getLogger(__name__)
+
+
+@register("bert", family="bert")
+class BertTextClassifier(TextClassifier):
+    """A BERT classifier; settings: :class:`~cls_app.training.settings.BertSettings` fields by name
+    (``layers``, ``hidden``, ``epochs``, ``lr``, ``max_len``, ``pretrained``, ``truncation``, ...)."""
+
+    family = "bert"
+    dtype = np.float32
+
+    def __init__(self, kind: str | None = "bert", settings: BertSettings | None = None, **values: Any) -> None:
+        super().__init__(kind or "bert")
+        self.settings = settings or BertSettings.from_kwargs(**values)
+        self.network: Any = None  # the trained torch module (None with the ONNX backend)
+        self.module: Any = None  # what predicts: the fast view, int8, or an ONNX session
+        self.tokenizer: Any = None
+        self.folder_settings: dict = {}
+        self.summary: dict = {}
+        self.dev_metrics: dict = {}
+        self.max_len = self.settings.model.max_len
+        self.long_text = LongTextOptions()
+        self.device = "cpu"
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                    run: RunFolder | None = None) -> BertTextClassifier:
+        """Fine-tune on ``train`` (without ``dev``: a held-out part of it); with ``run``, write as it goes."""
+        if dev is None:
+            train, dev = task.split(train, default(DataOptions, "dev_fraction"), self.settings.train.seed)
+        self.adopt(train_bert(train, dev, task, self.settings, run, text_pair_col),
+                   run.out if run is not None else None)
+        return self
+
+    def adopt(self, trained: TrainedBert, path: Path | None) -> None:
+        """Predict with a freshly trained model, from memory."""
+        self.network, self.tokenizer, self.labels = trained.model.eval(), trained.tokenizer, list(trained.labels)
+        self.task, self.folder_settings, self.summary = trained.task, dict(trained.settings), dict(trained.summary)
+        self.dev_metrics = trained.result.best_dev
+        self.device = trained.device
+        self.module = fast_classifier(self.network) if self.options.fast else self.network
+        self._settings_from_folder()
+        self.path = path
+
+    def _settings_from_folder(self) -> None:
+        self.max_len = int(self.folder_settings.get("max_len", 128))
+        options = LongTextOptions.from_settings(self.folder_settings)
+        if self.options.long_text:
+            options = replace(options, **self.options.long_text)
+        self.long_text = options.resolved(self.max_len)
+        self.text_pair_col = self.folder_settings.get("text_pair_col") or None
+        self.pairs = bool(self.text_pair_col) or bool(getattr(getattr(self.network, "config", None), "text_pairs",
+                                                              False))
+
+    # ------------------------------------------------------------------ predicting
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        logits = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
+                                     self.options.batch_size, device=self.device)
+        return self.task.probabilities(logits)
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out.update({"max_len": self.max_len, "batch_size": self.options.batch_size,
+                    "quantized": self.options.quantize, "backend": self.options.backend,
+                    "long_text": asdict(self.long_text)})
+        return out
+
+    def train_seconds(self) -> float | None:
+        value = self.summary.get("train_seconds")
+        return float(value) if isinstance(value, int | float) else None
+
+    # ------------------------------------------------------------------ folders
+
+    def save(self, path: str | Path) -> Path:
+        """Write config.json, vocab.txt and model.safetensors (and the run's metrics.json when fitted here)."""
+        path = Path(path)
+        if self.network is None:
+            if self.path is None:
+                raise UserError("this bert model is not fitted: nothing to save")
+            if path.resolve() != self.path.resolve():
+                names = [n for n in (*MODEL_FILES, "model.onnx", "model.int8.onnx") if (self.path / n).is_file()]
+                with atomic_files(path, names) as tmp:
+                    for name in names:
+                        shutil.copy2(self.path / name, tmp / name)
+        else:
+            save_model_dir(self.network, self.tokenizer, path, self.folder_settings)
+            if self.summary and not (path / "metrics.json").is_file():
+                write_json(path / "metrics.json", self.summary)
+        self.path = path
+        return path
+
+    @classmethod
+    def from_folder(cls, path: Path, options: InferenceOptions) -> BertTextClassifier:
+        """A folder written by ``run.py train`` (see :mod:`cls_app.modeling.folder`)."""
+        obj = cls.blank("bert")
+        obj.settings, obj.options, obj.summary, obj.dev_metrics = BertSettings(), options, {}, {}
+        obj.device = "cpu"
+        n = configure_threads(options.threads)
+        if options.backend == "onnx":
+            from ..runtime.onnx import OnnxLogits, onnx_path
+
+            meta = load_folder_meta(path)
+            obj.network, obj.module = None, OnnxLogits(onnx_path(path, options.quantize), threads=n)
+        else:
+            meta = loaded = load_model_dir(path)
+            obj.network = loaded.model
+            obj.module = fast_classifier(loaded.model) if options.fast else loaded.model
+            if options.quantize:
+                from ..modeling.quantize import quantize_linear_int8
+
+                obj.module = quantize_linear_int8(obj.module)
+        obj.tokenizer, obj.labels, obj.path = meta.tokenizer, list(meta.labels), Path(path)
+        obj.folder_settings = dict(meta.settings)
+        obj.task = task_from_settings(meta.settings)
+        obj._settings_from_folder()
+        return obj

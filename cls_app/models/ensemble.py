@@ -1,0 +1,422 @@
+"""Ensembles: a model that combines the probabilities of other models, and its folder.
+
+An ensemble folder holds one file, ``ensemble.json``, plus (with ``copy``) the member folders
+under ``members/``::
+
+    {"kind": "ensemble", "format_version": 1, "task": "single-label classification",
+     "labels": [...], "combine": "logprob",
+     "members": [{"path": "..", "kind": "bert", "weight": 0.41, "temperature": 1.3}, ...],
+     "fit": {...how the weights were chosen, on which rows...}}
+
+``path`` is relative to the ensemble folder (``..`` is the folder above it), so a tree of folders
+can be moved or copied as a whole. Every member must know the same class names.
+
+How members combine (``p_i`` a member's probabilities, ``T_i`` its temperature, ``w_i`` its
+weight, weights >= 0 summing to 1):
+
+* ``logprob`` (default): ``softmax(sum_i w_i * log(p_i) / T_i)``, a weighted geometric mean;
+* ``prob``: ``sum_i w_i * softmax(log(p_i) / T_i)``, a weighted average of probabilities.
+
+Fitting, on a labeled **dev** file only (never on test): each member's temperature minimises
+its own log-loss on dev (it turns LinearSVC's uncalibrated softmax scores and Naive Bayes'
+over-confident ones into comparable probabilities); then the weights minimise the ensemble's
+log-loss on dev (L-BFGS over a softmax parametrisation). Guards against over-fitting a small
+dev set (see :class:`EnsembleSettings`): below ``min_fit_rows`` rows nothing is fitted (equal
+weights, temperature 1); above it the fitted weights are shrunk toward equal weights by
+``n / (n + shrink_rows)``. The dev score recorded for choosing between models is
+**cross-fitted**: each of ``cv_folds`` folds of dev is scored by an ensemble fitted on the
+other folds, so fitting on dev does not flatter the ensemble.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..fileio import atomic_dir, write_json
+from ..settings import setting
+from ..tasks import SingleLabel, compute_metrics, softmax
+from ..version import __version__
+from .base import TextClassifier, load_member, register
+from .folders import ENSEMBLE_FILE, member_paths, model_files
+from .options import InferenceOptions
+
+log = logging.getLogger(__name__)
+
+KIND = "ensemble"
+META_FILE = ENSEMBLE_FILE
+FORMAT_VERSION = 1
+TASK = "single-label classification"
+MEMBERS_DIR = "members"
+COMBINES = ("logprob", "prob")
+_EPS = 1e-12
+_T_RANGE = (0.05, 20.0)
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """How an ensemble is combined and fitted (``run.py ensemble`` and ``train --with-baselines``)."""
+
+    combine: str = setting("logprob", "logprob: weighted log-probabilities (geometric mean); prob: weighted "
+                           "probabilities (default: %(default)s)", choices=COMBINES)
+    fit: bool = setting(True, "equal weights and temperature 1: nothing fitted on dev")
+    min_fit_rows: int = setting(100, "below this many dev rows nothing is fitted (default: %(default)s)")
+    shrink_rows: int = setting(200, "fitted weights shrink toward equal by n / (n + this) for n dev rows "
+                               "(default: %(default)s)")
+    cv_folds: int = setting(5, "folds of the cross-fitted dev score (default: %(default)s)")
+    copy: bool = setting(False, "copy the members' model files into OUT/members/ (default: reference them by "
+                         "relative path)")
+    seed: int = setting(42, cli=False)
+
+    def check(self) -> None:
+        if self.combine not in COMBINES:
+            raise UserError(f"unknown combine {self.combine!r}; choose {' or '.join(COMBINES)}")
+        if self.min_fit_rows < 0 or self.shrink_rows < 0:
+            raise UserError("--min-fit-rows and --shrink-rows must not be negative")
+        if self.cv_folds < 2:
+            raise UserError(f"--cv-folds must be at least 2, got {self.cv_folds}")
+
+
+# --------------------------------------------------------------------------- the arithmetic
+
+
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    """``log(p)`` with zeros clipped to ``1e-12`` (a member certain of a wrong class is not -inf)."""
+    return np.log(np.clip(probs, _EPS, 1.0))
+
+
+def combine(logps: Sequence[np.ndarray], weights: Sequence[float], temperatures: Sequence[float],
+            how: str = "logprob") -> np.ndarray:
+    """The ensemble's probabilities from the members' log-probabilities (same rows, same columns)."""
+    if how == "logprob":
+        return softmax(sum(w * lp / t for lp, w, t in zip(logps, weights, temperatures, strict=True)))
+    if how == "prob":
+        return sum(w * softmax(lp / t) for lp, w, t in zip(logps, weights, temperatures, strict=True))
+    raise ValueError(f"unknown combine {how!r}")
+
+
+def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes."""
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], _EPS, 1.0))))
+
+
+def fit_temperature(logp: np.ndarray, y: np.ndarray) -> float:
+    """The temperature in [0.05, 20] that minimises the log-loss of ``softmax(logp / T)``."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda lt: log_loss(softmax(logp / np.exp(lt)), y),
+                          bounds=tuple(np.log(_T_RANGE)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def fit_weights(logps: Sequence[np.ndarray], temperatures: Sequence[float], y: np.ndarray,
+                how: str = "logprob") -> np.ndarray:
+    """Weights on the simplex minimising the ensemble's log-loss (L-BFGS on softmax(theta))."""
+    from scipy.optimize import minimize
+
+    m = len(logps)
+    if m == 1:
+        return np.ones(1)
+
+    def objective(theta: np.ndarray) -> float:
+        w = np.exp(theta - theta.max())
+        return log_loss(combine(logps, w / w.sum(), temperatures, how), y)
+
+    res = minimize(objective, np.zeros(m), method="L-BFGS-B")
+    w = np.exp(res.x - res.x.max())
+    return w / w.sum()
+
+
+@dataclass
+class Fit:
+    """Fitted temperatures and weights, and how they came about."""
+
+    temperatures: list[float]
+    weights: list[float]
+    info: dict
+
+
+def fit_ensemble(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings) -> Fit:
+    """Temperatures then weights on the rows ``y``, with the small-data guards of ``settings``."""
+    m, n = len(logps), len(y)
+    equal = np.full(m, 1.0 / m)
+    if not settings.fit or n < settings.min_fit_rows:
+        reason = "not asked" if not settings.fit else f"{n} dev rows, fewer than min_fit_rows {settings.min_fit_rows}"
+        return Fit([1.0] * m, equal.tolist(), {"fitted": False, "reason": reason, "rows": n})
+    temps = [fit_temperature(lp, y) for lp in logps]
+    fitted = fit_weights(logps, temps, y, settings.combine)
+    shrink = n / (n + settings.shrink_rows)
+    weights = shrink * fitted + (1 - shrink) * equal
+    return Fit(temps, weights.tolist(), {
+        "fitted": True, "rows": n, "method": "temperature per member, then weights by L-BFGS on dev log-loss",
+        "weights_before_shrink": fitted.tolist(), "shrink": shrink,
+    })
+
+
+def cross_fitted_probs(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings) -> np.ndarray:
+    """Out-of-fold ensemble probabilities: each fold scored by an ensemble fitted on the others."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(y)
+    folds = min(settings.cv_folds, n)
+    counts = np.bincount(y)
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=settings.seed)
+                if counts[counts > 0].min() >= folds else KFold(folds, shuffle=True, random_state=settings.seed))
+    out = np.zeros_like(logps[0])
+    for fit_rows, score_rows in splitter.split(np.zeros(n), y):
+        f = fit_ensemble([lp[fit_rows] for lp in logps], y[fit_rows], settings)
+        out[score_rows] = combine([lp[score_rows] for lp in logps], f.weights, f.temperatures, settings.combine)
+    return out
+
+
+# --------------------------------------------------------------------------- the folder
+
+
+def read_ensemble(path: str | Path) -> dict:
+    """The checked contents of ``path/ensemble.json``; a :class:`UserError` naming what is wrong."""
+    path = Path(path)
+    meta_path = path / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(f"{meta_path} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise UserError(f"{meta_path} is not an ensemble description (no \"kind\": \"ensemble\")")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path} uses ensemble format {meta.get('format_version')!r}, this version reads "
+                        f"format {FORMAT_VERSION}: rebuild it with `run.py ensemble`")
+    labels, members = meta.get("labels"), meta.get("members")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise UserError(f"{meta_path}: 'labels' must list at least two class names")
+    if meta.get("combine") not in COMBINES:
+        raise UserError(f"{meta_path}: 'combine' must be {' or '.join(COMBINES)}, got {meta.get('combine')!r}")
+    if not isinstance(members, list) or not members:
+        raise UserError(f"{meta_path}: 'members' must list at least one member folder")
+    for i, m in enumerate(members):
+        ok = (isinstance(m, dict) and isinstance(m.get("path"), str)
+              and all(isinstance(m.get(k), int | float) for k in ("weight", "temperature")))
+        if not ok or m["weight"] < 0 or not m["temperature"] > 0:
+            raise UserError(f"{meta_path}: member {i + 1} needs a 'path', a 'weight' >= 0 and a 'temperature' > 0")
+    return meta
+
+
+def column_order(model: Any, labels: list[str], where: Path | str) -> list[int]:
+    """Columns of ``model``'s probabilities in the order of ``labels``; they must be the same classes."""
+    if sorted(model.labels) != sorted(labels):
+        raise UserError(
+            f"{where}: member {model.path or model.kind} knows the classes {', '.join(model.labels)}, the ensemble "
+            f"{', '.join(labels)}: every member must be trained on the same classes"
+        )
+    return [list(model.labels).index(label) for label in labels]
+
+
+def member_scores(members: Sequence[Any], texts: Sequence[str], labels: list[str], where: str) -> list[np.ndarray]:
+    """Every member's log-probabilities on ``texts``, columns in ``labels`` order."""
+    out = []
+    for m in members:
+        t0 = time.perf_counter()
+        out.append(log_probs(m.predict_proba(texts)[:, column_order(m, labels, where)]))
+        log.info("%s: scored %d dev texts in %.1fs", m.path or m.kind, len(texts), time.perf_counter() - t0)
+    return out
+
+
+def _scores(pred: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
+    m = compute_metrics(y, pred, labels)
+    return {k: round(float(m[k]), 5) for k in ("accuracy", "macro_f1", "weighted_f1")}
+
+
+def member_names(members: Sequence[Any]) -> list[str]:
+    """Short unique names: the folder name (its parent's too when two are alike), or the kind."""
+    paths = [Path(m.path).resolve() if m.path is not None else None for m in members]
+    names = [p.name if p is not None else m.kind for p, m in zip(paths, members, strict=True)]
+    out = [f"{p.parent.name}_{n}" if p is not None and names.count(n) > 1 else n
+           for p, n in zip(paths, names, strict=True)]
+    return [f"{n}_{i + 1}" if out.count(n) > 1 else n for i, n in enumerate(out)]
+
+
+@dataclass
+class DevScores:
+    """Members' log-probabilities on the dev rows (columns in the ensemble's label order) and the gold ids."""
+
+    logps: list[np.ndarray]
+    y: np.ndarray
+    source: str = "dev"
+
+
+@register("ensemble", family="ensemble")
+class EnsembleClassifier(TextClassifier):
+    """Fitted members combined by weights and temperatures (see the module docstring)."""
+
+    family = "ensemble"
+
+    def __init__(self, kind: str | None = "ensemble", **settings: Any) -> None:
+        raise UserError("build an ensemble with TextClassifier.ensemble(models, dev=(texts, labels))")
+
+    members: list[TextClassifier]
+    meta: dict
+    columns: list[list[int]]
+
+    @classmethod
+    def build(cls, members: list[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]], **settings: Any
+              ) -> EnsembleClassifier:
+        """``TextClassifier.ensemble``: fit on ``dev`` with :class:`EnsembleSettings` fields ``settings``."""
+        return cls.fit_members(members, dev, ensemble_settings(**settings))
+
+    @classmethod
+    def fit_members(cls, members: list[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]],
+                    settings: EnsembleSettings = EnsembleSettings(), source: str = "dev") -> EnsembleClassifier:
+        """Fit on the dev rows (texts, labels; read from ``source``): every member scores them once."""
+        if not members:
+            raise UserError("an ensemble needs at least one member model")
+        labels = list(members[0].labels)
+        texts, gold = list(dev[0]), [str(x) for x in dev[1]]
+        unknown = sorted(set(gold) - set(labels))
+        if unknown:
+            raise UserError(f"{source}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to the members "
+                            f"(they know: {', '.join(labels)})")
+        y = np.array([labels.index(x) for x in gold])
+        return cls.fit_scores(members, DevScores(member_scores(members, texts, labels, source), y, source), settings)
+
+    @classmethod
+    def fit_scores(cls, members: list[TextClassifier], dev: DevScores, settings: EnsembleSettings
+                   ) -> EnsembleClassifier:
+        """Fit on the members' dev log-probabilities (computed once by the caller)."""
+        settings.check()
+        labels = list(members[0].labels)
+        for m in members:
+            if m.task.multi:
+                raise UserError(f"{m.path or m.kind} is a {m.task.name} model: ensembles combine single-label models")
+            if isinstance(m, EnsembleClassifier):
+                raise UserError(f"{m.path} is itself an ensemble; give its member folders instead")
+        t0 = time.perf_counter()
+        fit = fit_ensemble(dev.logps, dev.y, settings)
+        names = member_names(members)
+        scores: dict = {"rows": len(dev.y), "source": str(dev.source), "members": {}}
+        for name, lp in zip(names, dev.logps, strict=True):
+            scores["members"][name] = _scores(lp.argmax(axis=1), dev.y, labels)
+        combined = combine(dev.logps, fit.weights, fit.temperatures, settings.combine)
+        scores["ensemble_in_sample"] = _scores(combined.argmax(axis=1), dev.y, labels)
+        if fit.info["fitted"]:
+            cv = cross_fitted_probs(dev.logps, dev.y, settings)
+            scores["ensemble_cross_fitted"] = {**_scores(cv.argmax(axis=1), dev.y, labels),
+                                               "folds": settings.cv_folds, "log_loss": round(log_loss(cv, dev.y), 5)}
+        meta = {
+            "kind": KIND, "format_version": FORMAT_VERSION, "app_version": __version__, "task": TASK,
+            "labels": labels, "combine": settings.combine,
+            "members": [{"name": n, "kind": m.family, "weight": round(float(w), 6), "temperature": round(float(t), 6)}
+                        for n, m, w, t in zip(names, members, fit.weights, fit.temperatures, strict=True)],
+            "fit": {**fit.info, "seconds": round(time.perf_counter() - t0, 3)}, "dev": scores,
+            "settings": {"min_fit_rows": settings.min_fit_rows, "shrink_rows": settings.shrink_rows,
+                         "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": settings.seed},
+        }
+        return cls.assemble(members, meta, None)
+
+    @classmethod
+    def assemble(cls, members: list[TextClassifier], meta: dict, path: Path | None) -> EnsembleClassifier:
+        obj = cls.blank(KIND)
+        obj.members, obj.meta, obj.labels, obj.path = members, meta, list(meta["labels"]), path
+        obj.columns = [column_order(m, obj.labels, path or "ensemble") for m in members]
+        obj.pairs = all(m.pairs for m in members)
+        obj.text_pair_col = next((m.text_pair_col for m in members if m.text_pair_col), None)
+        obj.task = SingleLabel()
+        return obj
+
+    @property
+    def weights(self) -> list[float]:
+        return [float(m["weight"]) for m in self.meta["members"]]
+
+    @property
+    def temperatures(self) -> list[float]:
+        return [float(m["temperature"]) for m in self.meta["members"]]
+
+    def combine_member_probs(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble's probabilities from its members' (each in its own column order); a row is all-NaN
+        when any member's is (an empty text). Lets a caller that already has the members' outputs skip
+        predicting twice."""
+        logps = [log_probs(p[:, cols]) for p, cols in zip(probs, self.columns, strict=True)]
+        with np.errstate(invalid="ignore"):
+            return combine(logps, self.weights, self.temperatures, self.meta["combine"])
+
+    def predict_proba(self, texts: Any) -> np.ndarray:
+        """The members' probabilities combined (each member predicts every text once)."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
+        texts = list(texts)
+        return self.combine_member_probs([m.predict_proba(texts) for m in self.members])
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        return self.predict_proba(texts)
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out.update({"combine": self.meta["combine"], "members": len(self.members)})
+        return out
+
+    def train_seconds(self) -> float | None:
+        parts = [m.train_seconds() for m in self.members]
+        fit = float((self.meta.get("fit") or {}).get("seconds", 0.0) or 0.0)
+        return None if any(p is None for p in parts) else float(sum(p or 0.0 for p in parts)) + fit
+
+    def save(self, path: str | Path, copy: bool | None = None) -> Path:
+        """Write ``ensemble.json``; members are referenced by a path relative to ``path`` (``copy``, or a
+        member never saved: their files go under ``path/members/NAME``)."""
+        out = Path(path)
+        copy = bool(self.meta.get("settings", {}).get("copied")) if copy is None else copy
+        for m in self.members:
+            if m.path is not None and Path(m.path).resolve() == out.resolve():
+                raise UserError(f"--out {out} is one of the members; choose another folder for the ensemble")
+        meta = json.loads(json.dumps(self.meta))
+        with atomic_dir(out) as tmp:
+            for m, entry in zip(self.members, meta["members"], strict=True):
+                if copy or m.path is None:
+                    target = tmp / MEMBERS_DIR / entry["name"]
+                    if m.path is None:
+                        m.save(target)
+                    else:
+                        target.mkdir(parents=True)
+                        for f in model_files(m.path):
+                            shutil.copy2(f, target / f.name)
+                    entry["path"] = f"{MEMBERS_DIR}/{entry['name']}"
+                else:
+                    entry["path"] = Path(os.path.relpath(Path(m.path).resolve(), out.resolve())).as_posix()
+            write_json(tmp / META_FILE, meta)
+        self.meta, self.path = meta, out
+        for m, entry in zip(self.members, meta["members"], strict=True):
+            if m.path is None or entry["path"].startswith(MEMBERS_DIR + "/"):
+                m.path = out / entry["path"]
+        return out
+
+    @classmethod
+    def from_folder(cls, path: Path, options: InferenceOptions) -> EnsembleClassifier:
+        """An ensemble folder; its members loaded with ``options`` (the BERT ones apply to BERT members)."""
+        meta = read_ensemble(path)
+        members = []
+        for folder in member_paths(path, meta):
+            if not folder.is_dir():
+                raise UserError(f"{path / META_FILE}: member folder {folder} not found (members are referenced "
+                                "relative to the ensemble folder: move them together, or rebuild with --copy)")
+            if (folder / META_FILE).is_file():
+                raise UserError(f"{path}: member {folder} is itself an ensemble; list its members instead")
+            members.append(load_member(folder, options))
+        obj = cls.assemble(members, meta, path)
+        obj.options = options
+        return obj
+
+
+def ensemble_settings(**values: Any) -> EnsembleSettings:
+    """:class:`EnsembleSettings` from keyword values (a :class:`UserError` for an unknown name)."""
+    known = {f for f in asdict(EnsembleSettings())}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown ensemble setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return EnsembleSettings(**values)

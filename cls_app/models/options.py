@@ -1,0 +1,51 @@
+"""How a model runs: threads, batch size, backend, int8 (the inference flags of every command).
+
+A light module (no torch) that the CLI reads for its flags and defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import UserError
+from ..settings import setting
+
+DEFAULT_BATCH_SIZE = 64  # texts per forward pass for predict and the Python API
+DEFAULT_CHUNK_ROWS = 8192  # rows held in memory, and the window sorted by length, at a time
+EVAL_BATCH_SIZE = 128  # texts per forward pass when a folder is scored on a labeled file (evaluate, compare)
+BACKENDS = ("torch", "onnx")  # torch: the PyTorch model; onnx: the folder's exported model.onnx in ONNX Runtime
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a loaded model predicts. BERT folders use every field; the others ignore what does not apply."""
+
+    threads: int | None = setting(None, "torch CPU threads (default: the usable cores, split among local "
+                                  "processes)")
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, "texts per forward pass (default: %(default)s)")
+    backend: str = setting(BACKENDS[0], "torch (default), or onnx: run the folder's model.onnx (with --quantize: "
+                           "model.int8.onnx) in ONNX Runtime; write it first with `run.py export`", choices=BACKENDS)
+    quantize: bool = setting(False, "dynamic int8 quantization of the linear layers: faster on CPU, labels may "
+                             "differ on a few texts (with --backend onnx: the exported model.int8.onnx)")
+    window: int = setting(DEFAULT_CHUNK_ROWS, "rows read, sorted by length and written at a time; bounds memory "
+                          "(default: %(default)s)", flag="--chunk-size")
+    long_text: dict | None = setting(None, cli=False)  # overrides of the folder's long-text settings
+    progress: bool = setting(False, cli=False)  # a progress bar while predicting (the CLI's choice)
+    fast: bool = setting(True, cli=False)  # BERT: the fused inference module (False: the model as trained)
+
+    def check(self) -> InferenceOptions:
+        """Reject impossible values (a :class:`UserError` naming the flag)."""
+        if self.backend not in BACKENDS:
+            raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.window < 1:
+            raise UserError(f"--chunk-size must be at least 1, got {self.window}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {self.threads}")
+        return self
+
+    def updated(self, **changes: Any) -> InferenceOptions:
+        """A copy with ``changes`` (None values ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

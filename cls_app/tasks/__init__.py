@@ -1,0 +1,37 @@
+"""Tasks: single-label and label-set (multi-label, hierarchical) classification in one place.
+
+Each task owns its label encoding, training loss, decision rule (argmax / thresholds), metrics,
+model-folder fields and output columns; the layers above ask the task (:class:`Task`) instead of
+branching on its name. ``task_named`` and ``task_from_settings`` give the task of a flag or a folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..io.labels import LABEL_SET_TASKS, TASKS, check_task
+from .base import LabelSetPrediction, Prediction, Task, check_top_k, empty_rows, headline, top_classes
+from .label_sets import LabelSets
+from .single import SingleLabel, compute_metrics, format_report, softmax
+
+__all__ = [
+    "LABEL_SET_TASKS", "TASKS", "LabelSetPrediction", "LabelSets", "Prediction", "SingleLabel", "Task", "check_top_k",
+    "compute_metrics", "empty_rows", "format_report", "headline", "softmax", "task_from_settings", "task_named",
+    "top_classes",
+]
+
+
+def task_named(name: str, label_sep: str = ",", path_sep: str = "##", thresholds: dict | None = None) -> Task:
+    """The task of ``--task NAME`` (a :class:`UserError` for an unknown name)."""
+    check_task(name)
+    if name in LABEL_SET_TASKS:
+        return LabelSets(name, label_sep, path_sep, thresholds)
+    return SingleLabel()
+
+
+def task_from_settings(settings: dict[str, Any] | None) -> Task:
+    """The task a model folder records (``config.json`` ``cls_app`` or ``baseline.json``); single-label when none."""
+    settings = settings or {}
+    name = str(settings.get("task") or "single-label")
+    return task_named(name, settings.get("label_sep") or ",", settings.get("path_sep") or "##",
+                      settings.get("thresholds"))

@@ -1,0 +1,201 @@
+"""Single-label classification: one class per text, softmax probabilities, argmax decisions,
+accuracy / macro-F1 / per-class report / confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..errors import UserError
+from .base import Prediction, Task, check_top_k, empty_rows, top_classes
+
+if TYPE_CHECKING:
+    from ..io.records import DataOptions, LabeledData
+    from .loss import TaskLoss
+
+
+def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> dict:
+    """Metrics for integer label ids ``0..len(labels)-1``.
+
+    Returns accuracy, macro/weighted F1, sklearn's per-class report (precision, recall,
+    F1, support per class name) and the confusion matrix (rows = true, columns = predicted).
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # loads in 0.8 s
+
+    ids = list(range(len(labels)))
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    report = classification_report(
+        y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0
+    )
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "weighted_f1": float(
+            f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)
+        ),
+        "per_class": {name: report[name] for name in labels},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+    }
+
+
+def format_report(metrics: dict, labels: list[str]) -> str:
+    """A plain-text report: headline figures, per-class table, labelled confusion matrix."""
+    lines = [
+        f"samples={metrics['n']}  accuracy={metrics['accuracy']:.4f}  "
+        f"macro_f1={metrics['macro_f1']:.4f}  weighted_f1={metrics['weighted_f1']:.4f}",
+        "",
+        f"{'class':<20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
+    ]
+    for name in labels:
+        row = metrics["per_class"][name]
+        lines.append(
+            f"{name:<20}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+            f"{row['f1-score']:>10.4f}{int(row['support']):>10d}"
+        )
+    lines += ["", "confusion matrix (rows = true, columns = predicted):", confusion_table(metrics, labels)]
+    return "\n".join(lines)
+
+
+def confusion_table(metrics: dict, labels: list[str]) -> str:
+    """The confusion matrix as a labelled text table."""
+    import pandas as pd
+
+    frame = pd.DataFrame(metrics["confusion_matrix"], index=labels, columns=labels)
+    frame.index.name = "true \\ pred"
+    return frame.to_string()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class SingleLabel(Task):
+    """One class per text (the task of every folder that records none)."""
+
+    multi: ClassVar[bool] = False
+    default_metric: ClassVar[str] = "macro_f1"
+    metrics_names: ClassVar[tuple[str, ...]] = ("macro_f1", "accuracy", "weighted_f1")
+
+    @property
+    def name(self) -> str:
+        return "single-label"
+
+    def read(self, path: str, opts: DataOptions) -> LabeledData:
+        return opts.read(path)
+
+    def split(self, data: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabeledData]:
+        from ..io.records import stratified_split
+
+        return stratified_split(data, fraction, seed)
+
+    def records(self, texts: Sequence[Any], targets: Sequence[Any], source: str = "(in memory)") -> LabeledData:
+        from ..io.records import LabeledData, as_text
+
+        if len(texts) != len(targets):
+            raise UserError(f"{source}: {len(texts)} texts but {len(targets)} labels")
+        values, names = [], []
+        for i, (text, label) in enumerate(zip(texts, targets, strict=True)):
+            value = as_text(text)
+            if value is None:
+                raise UserError(f"{source}, item {i + 1}: empty text; give a non-empty string (or a pair of them)")
+            if not isinstance(label, str | int) or isinstance(label, bool) or not str(label).strip():
+                raise UserError(f"{source}, item {i + 1}: the label must be a non-empty string, got {label!r}")
+            values.append(value)
+            names.append(str(label).strip())
+        return LabeledData(values, names, source, lines=list(range(1, len(values) + 1)))
+
+    def vocabulary(self, train: LabeledData) -> list[str]:
+        from ..io.records import label_list
+
+        return label_list(train)
+
+    def encode(self, data: LabeledData, labels: Sequence[str], problem: str | None = None) -> np.ndarray:
+        from ..io.records import label_ids
+
+        label2id = {name: i for i, name in enumerate(labels)}
+        if problem is None:
+            return np.asarray(label_ids(data, label2id), dtype=np.int64)
+        return np.asarray(label_ids(data, label2id, problem), dtype=np.int64)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+    def decide(self, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        probs = np.asarray(probs, dtype=np.float64)
+        if not len(probs):
+            return np.zeros(0, dtype=np.int64)
+        pred = np.nan_to_num(probs, nan=-1.0).argmax(axis=1)
+        pred[empty_rows(probs)] = -1
+        return pred
+
+    def metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
+        return compute_metrics(y, self.decide(probs, labels), list(labels))
+
+    def correct(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.decide(probs, labels) == np.asarray(y), dtype=bool)
+
+    def loss(self, y: np.ndarray, labels: Sequence[str], class_weight: str) -> TaskLoss:
+        from .loss import ClassLoss
+
+        return ClassLoss(y, len(labels), class_weight)
+
+    def check_training(self, oversample: bool, metric: str) -> None:
+        if metric in ("micro_f1", "samples_f1"):
+            raise UserError(f"--metric {metric} is for --task multi-label / hierarchical; single-label tasks pick "
+                            f"{', '.join(self.metrics_names)}")
+        super().check_training(oversample, metric)
+
+    def folder_fields(self) -> dict:
+        return {}
+
+    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Any]:
+        top_k = check_top_k(top_k, labels)
+        order, best = top_classes(probs, top_k)
+        out: list[Any] = []
+        for row in range(len(probs)):
+            if best[row, 0] < 0:
+                out.append(Prediction(None, None, ()))
+                continue
+            top = tuple((labels[j], float(p)) for j, p in zip(order[row], best[row], strict=True))
+            out.append(Prediction(top[0][0], top[0][1], top))
+        return out
+
+    def output_columns(self, labels: Sequence[str], top_k: int) -> list[str]:
+        cols = ["pred_label", "pred_prob"]
+        for k in range(2, top_k + 1):
+            cols += [f"top{k}_label", f"top{k}_prob"]
+        return cols
+
+    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
+        order, best = top_classes(probs, top_k)
+        rows: list[list[Any]] = []
+        for row in range(len(probs)):
+            if best[row, 0] < 0:
+                rows.append([None] * (2 * top_k))
+                continue
+            values: list[Any] = []
+            for j, p in zip(order[row], best[row], strict=True):
+                values += [labels[j], float(p)]
+            rows.append(values)
+        return rows
+
+    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
+        top_k = min(top_k, len(labels))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        items = []
+        for row, cols in zip(probs, order, strict=True):
+            top = [{"label": labels[j], "prob": float(row[j])} for j in cols]
+            items.append({"label": top[0]["label"], "prob": top[0]["prob"], "top": top})
+        return items
+
+    def format_report(self, metrics: dict, labels: Sequence[str]) -> str:
+        return format_report(metrics, list(labels))

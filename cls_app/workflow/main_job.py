@@ -1,0 +1,231 @@
+"""The main job, top to bottom: ``run.py train`` (and with ``--with-baselines`` the whole comparison).
+
+1. Read train, dev and test once; every later stage gets these records.
+2. Fine-tune the BERT (writing OUT as it goes: resumable); it then predicts from memory.
+3. Score test with it (once): ``OUT/test_eval/`` and ``OUT/metrics.json``.
+4. With baselines:
+   a. fit each TF-IDF baseline on the same records,
+   b. every model predicts dev once and test once,
+   c. the ensemble is fitted on the members' dev predictions (``OUT/ensemble``) and combines their
+      test predictions (no second prediction),
+   d. the best candidate on dev is recommended (``OUT/best.json``),
+   e. the comparison on test (else dev) is written (``OUT/comparison``).
+
+Each stage hands the next typed objects (records, fitted models, :class:`Scores`); the files are
+outputs only. Under ``torchrun`` every process trains the BERT; rank 0 alone does the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..baselines.pipelines import BASELINE_NAMES, LABEL_SET_BASELINES
+from ..evaluation.compare import CompareOptions, Comparison, ModelScores, compare, display_names
+from ..evaluation.recommend import Candidate, choose, pointer, write_pointer
+from ..evaluation.report import Evaluation, evaluate
+from ..fileio import write_json
+from ..models.base import TextClassifier
+from ..models.bert import BertTextClassifier
+from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings, log_probs
+from ..models.tfidf import TfidfClassifier
+from ..runtime.distributed import env_info
+from ..tasks import Task, headline, task_named
+from ..training.pipeline import RunFolder, warn_collapsed
+from ..training.settings import TrainJob, training_args
+
+log = logging.getLogger(__name__)
+
+ENSEMBLE_DIR = "ensemble"
+BASELINES_DIR = "baselines"
+COMPARISON_DIR = "comparison"
+
+
+@dataclass
+class Splits:
+    """The records of a run, read once, and their task."""
+
+    task: Task
+    train: Any
+    dev: Any
+    test: Any | None
+
+    @classmethod
+    def read(cls, job: TrainJob) -> Splits:
+        d = job.data
+        task = task_named(d.task, d.label_sep, d.path_sep)
+        train, dev, test = task.load_splits(d, job.bert.train.seed)
+        labels = task.vocabulary(train)
+        for part in (dev, test):  # a label train never saw is a user error before anything is trained
+            if part is not None:
+                task.encode(part, labels)
+        log.info("data (%s): %d train, %d dev, %s test rows", task.name, len(train), len(dev),
+                 len(test) if test is not None else "no")
+        return cls(task, train, dev, test)
+
+
+@dataclass
+class Predictions:
+    """A fitted model with its predictions on dev and on the target rows (test, else dev)."""
+
+    model: TextClassifier
+    dev_probs: np.ndarray
+    target: ModelScores
+
+
+@dataclass
+class JobResult:
+    """What the main job did, for the command to report."""
+
+    out: Path
+    task: Task
+    labels: list[str]
+    metrics: dict  # metrics.json
+    best_dev: dict  # the full dev metrics of the BERT's best evaluation
+    is_main: bool = True
+    test: Evaluation | None = None
+    test_source: str | None = None
+    comparison: Comparison | None = None
+    recommendation: dict | None = None
+    baselines: list[TfidfClassifier] = field(default_factory=list)
+
+
+def run_main_job(job: TrainJob, with_baselines: bool, resume: bool = False) -> JobResult:
+    """``run.py train``: the BERT, its test report, and with ``with_baselines`` the rest (module docstring)."""
+    t0 = time.perf_counter()
+    out = Path(job.out)
+    splits = Splits.read(job)
+    bert = BertTextClassifier(settings=job.bert)
+    run = RunFolder(out, training_args(job), job.overwrite, job.keep_checkpoint, resume)
+    bert.fit_records(splits.train, splits.dev, splits.task, job.data.text_pair_col, run=run)
+    metrics = dict(bert.summary)
+    result = JobResult(out, bert.task, list(bert.labels), metrics, bert.dev_metrics, is_main=env_info().is_main)
+    if not result.is_main:
+        return result
+    test = splits.test
+    bert_test = score(bert, test, "BERT") if test is not None else None
+    metrics["skipped_rows"]["test"] = test.skipped if test is not None else 0
+    if test is not None and bert_test is not None:
+        result.test = evaluate(bert, test, out / "test_eval", probs=bert_test.probs)
+        result.test_source = test.source
+        metrics["test"] = headline(result.test.metrics)
+        warn_collapsed(result.test.metrics, "test")
+    metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
+    write_json(out / "metrics.json", metrics)
+    log.info("saved the best model to %s", out)
+    if with_baselines:
+        compare_with_baselines(job, splits, bert, bert_test, result)
+    return result
+
+
+def score(model: TextClassifier, data: Any, name: str | None = None) -> ModelScores:
+    """``model`` predicts the records ``data`` once, timed."""
+    start = time.perf_counter()
+    probs = model.predict_proba(data.texts)
+    seconds = time.perf_counter() - start
+    log.info("%s: predicted %d texts in %.2fs", name or model.kind, len(data), seconds)
+    return ModelScores(name or model.kind, model, probs, seconds)
+
+
+def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_col: str | None,
+                  out: Path) -> list[Predictions]:
+    """Fit the baselines on the run's records, score dev and test (recorded in each ``baseline.json``),
+    save each to ``out/NAME``. ``names``: all that fit the task by default."""
+    from tqdm.auto import tqdm
+
+    names = list(names or (LABEL_SET_BASELINES if splits.task.multi else BASELINE_NAMES))
+    models = [TfidfClassifier(kind=name, seed=seed) for name in names]  # an unknown name fails before any fit
+    target = splits.test if splits.test is not None else splits.dev
+    done = []
+    for model in tqdm(models, desc="baselines", unit="model", leave=False):
+        model.fit_records(splits.train, splits.dev, splits.task, text_pair_col)
+        dev_probs = model.predict_proba(splits.dev.texts)
+        scores = score(model, target)
+        if splits.test is not None:
+            y = model.task.encode(splits.test, model.labels)
+            model.record("test", model.task.metrics(y, scores.probs, model.labels))
+        model.save(out / model.kind)
+        scores.name = model.kind
+        done.append(Predictions(model, dev_probs, scores))
+    return done
+
+
+def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifier, bert_test: ModelScores | None,
+                           result: JobResult) -> None:
+    """Baselines, ensemble, recommendation and comparison (step 4 of the module docstring)."""
+    out, seed = Path(job.out), job.bert.train.seed
+    target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
+    baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR)
+    result.baselines = [b.model for b in baselines]  # type: ignore[misc]
+    bert_scored = Predictions(bert, bert.predict_proba(splits.dev.texts),
+                         bert_test if bert_test is not None else score(bert, target, "BERT"))
+    scored = [bert_scored, *sorted(baselines, key=lambda s: s.model.kind)]
+    ensemble = None
+    if not splits.task.multi:
+        ensemble = fit_ensemble(bert_scored, baselines, splits, job.metric, seed, out / ENSEMBLE_DIR)
+        scored.append(ensemble)
+    for s, name in zip(scored, display_names([s.model for s in scored]), strict=True):
+        s.target.name = name
+    recommended = None
+    if ensemble is not None:
+        found = candidates(bert, baselines, ensemble)
+        best = choose(found, job.metric)
+        result.recommendation = pointer(best, found, job.metric, out)
+        recommended = {"path": str(best.path), "why": result.recommendation["why"], "split": split}
+    result.comparison = compare([s.target for s in scored], target, out / COMPARISON_DIR,
+                                CompareOptions(seed=seed), recommended)
+    if result.recommendation is not None:
+        rec = result.comparison.summary["recommendation"]
+        result.recommendation["comparison"] = {"split": split, "data": str(target.source), **rec["metrics"],
+                                               "versus": rec["versus"]}
+        write_pointer(out, result.recommendation)
+
+
+def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits, metric: str, seed: int,
+                 folder: Path) -> Predictions:
+    """``OUT/ensemble``: the BERT and every baseline but the majority floor (best on dev first), fitted on
+    their dev predictions; its target predictions combine theirs."""
+    ranked = sorted((b for b in baselines if b.model.kind != "majority"),
+                    key=lambda b: -float(b.model.meta.get("dev", {}).get(metric, 0.0)))  # type: ignore[attr-defined]
+    members = [bert, *ranked]
+    labels = list(bert.model.labels)
+    y = splits.task.encode(splits.dev, labels)
+    logps = []
+    for m in members:
+        cols = [list(m.model.labels).index(name) for name in labels]
+        logps.append(log_probs(m.dev_probs[:, cols]))
+    dev = DevScores(logps, y, f"dev ({len(y)} rows)")
+    ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, EnsembleSettings(seed=seed))
+    ensemble.save(folder)
+    log.info("ensemble of %s written to %s", ", ".join(e["name"] for e in ensemble.meta["members"]), folder)
+    start = time.perf_counter()
+    probs = ensemble.combine_member_probs([m.target.probs for m in members])
+    seconds = sum(m.target.seconds for m in members) + time.perf_counter() - start
+    dev_probs = ensemble.combine_member_probs([m.dev_probs for m in members])
+    return Predictions(ensemble, dev_probs, ModelScores(ENSEMBLE_DIR, ensemble, probs, seconds))
+
+
+def candidates(bert: BertTextClassifier, baselines: list[Predictions], ensemble: Predictions) -> list[Candidate]:
+    """BERT, the baselines (the floor excluded) and the ensemble, each with the dev score it is chosen on."""
+    found = []
+    if isinstance(bert.summary.get("dev"), dict):
+        found.append(Candidate(Path(str(bert.path)).name, Path(str(bert.path)), "bert", bert.summary["dev"],
+                               "dev (best evaluation during training)"))
+    for b in baselines:
+        meta = b.model.meta  # type: ignore[attr-defined]
+        if b.model.kind != "majority" and isinstance(meta.get("dev"), dict):
+            found.append(Candidate(b.model.kind, Path(str(b.model.path)), "baseline", meta["dev"], "dev"))
+    dev = ensemble.model.meta["dev"]  # type: ignore[attr-defined]
+    path = Path(str(ensemble.model.path))
+    if "ensemble_cross_fitted" in dev:
+        cv = dev["ensemble_cross_fitted"]
+        found.append(Candidate(ENSEMBLE_DIR, path, "ensemble", cv, f"dev, cross-fitted ({cv.get('folds')} folds)"))
+    else:  # not fitted (small dev set): equal weights, the dev score is honest
+        found.append(Candidate(ENSEMBLE_DIR, path, "ensemble", dev["ensemble_in_sample"],
+                               "dev (equal weights, nothing fitted)"))
+    return found
