@@ -61,6 +61,21 @@ def train_toy_bert(folder: Path, *, n_train: int, n_dev: int = 40, layers: int =
     return clf.save(folder / "model")
 
 
+@pytest.fixture(scope="session")
+def toy_bert(tmp_path_factory) -> Path:
+    """The tiny BERT most tests share, trained once per test run (per worker with pytest-xdist): 2 layers,
+    hidden 32, max_len 64, 5 epochs on 240 toy texts (confident, so labels are stable). Read-only: a test
+    that writes into a model folder works on a copy (:func:`copy_model`)."""
+    return train_toy_bert(tmp_path_factory.mktemp("toy_bert"), n_train=240, n_dev=60, layers=2, max_len=64, epochs=5)
+
+
+def copy_model(folder: Path, where: Path) -> Path:
+    """A copy of a model folder to write into."""
+    import shutil
+
+    return Path(shutil.copytree(folder, where / folder.name))
+
+
 @pytest.fixture
 def thucnews_dir() -> Path:
     if not (SHARED_THUCNEWS / "dev.txt").is_file():

@@ -108,6 +108,7 @@ def _flip(path, rows: list[int]):
     return [i + 2 for i in rows]  # header is line 1
 
 
+@pytest.mark.slow
 def test_evaluate_writes_errors_calibration_and_html(tmp_path, toy_files, capsys) -> None:
     import json
 

@@ -135,28 +135,29 @@ def test_folder_errors_are_user_errors(tmp_path) -> None:
         spec("char_rf")
 
 
-def test_predict_command_serves_baseline_folders_too(tmp_path, toy_files) -> None:
+def test_predict_command_serves_baseline_folders_too(tmp_path, toy_files, capsys) -> None:
     """One predict interface: `run.py predict` on a baseline folder keeps every row in order."""
     import pandas as pd
 
-    from .conftest import run_cli
+    from .conftest import run_main
 
-    r = run_cli("baseline", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
-                "--out", str(tmp_path / "bl"), "--models", "char_lr")
-    assert r.returncode == 0, r.stderr
+    rc, _, err = run_main(capsys, "baseline", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+                          "--out", str(tmp_path / "bl"), "--models", "char_lr")
+    assert rc == 0, err
     frame = pd.read_csv(toy_files["test"]).head(12)
     frame.loc[3, "text"] = ""  # an empty text keeps its row, with an empty prediction
     frame.to_csv(tmp_path / "in.csv", index=False)
-    r = run_cli("predict", "--model", str(tmp_path / "bl" / "char_lr"), "--input", str(tmp_path / "in.csv"),
-                "--output", str(tmp_path / "out.csv"))
-    assert r.returncode == 0, r.stderr
+    rc, _, err = run_main(capsys, "predict", "--model", str(tmp_path / "bl" / "char_lr"), "--input",
+                          str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"))
+    assert rc == 0, err
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert len(out) == 12 and out["label"].tolist() == frame["label"].tolist()
     assert out.loc[3, "pred_label"] == ""
     kept = out.drop(index=3)
     assert (kept["pred_label"] == kept["label"]).mean() >= 0.9
-    r = run_cli("predict", "--model", str(tmp_path / "bl" / "char_lr"), "--text", "好棒赞", "--quantize")
-    assert r.returncode == 2 and "BERT models only" in r.stderr
+    rc, _, err = run_main(capsys, "predict", "--model", str(tmp_path / "bl" / "char_lr"), "--text", "好棒赞",
+                          "--quantize")
+    assert rc == 2 and "BERT models only" in err
 
 
 @pytest.mark.parametrize("texts", [["北京大学", "上海交通大学", "股市"], ["尾\x00", "中\x00间", "ab"]])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
-from .conftest import TINY_MODEL_ARGS, run_cli
+from .conftest import TINY_MODEL_ARGS, run_cli, run_main
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path, toy_files) -> None:
     out = tmp_path / "model"
     r = run_cli("train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
@@ -34,21 +36,22 @@ def test_train_then_evaluate(tmp_path, toy_files) -> None:
     assert report["accuracy"] == metrics["test"]["accuracy"]
 
 
-def test_train_without_dev_holds_out_part_of_train(tmp_path, toy_files) -> None:
+def test_train_without_dev_holds_out_part_of_train(tmp_path, toy_files, capsys) -> None:
     out = tmp_path / "m"
-    r = run_cli("train", "--train", str(toy_files["train"]), "--out", str(out), "--epochs", "1",
-                *TINY_MODEL_ARGS)
-    assert r.returncode == 0, r.stderr
+    rc, _, err = run_main(capsys, "train", "--train", str(toy_files["train"]), "--out", str(out), "--epochs", "1",
+                          "--no-cache", *TINY_MODEL_ARGS)
+    assert rc == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dev_rows"] == 24 and metrics["train_rows"] == 216
 
 
-def test_user_errors_are_one_line_without_traceback(tmp_path, toy_files) -> None:
-    r = run_cli("train", "--train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m0"))
+@pytest.mark.slow
+def test_user_errors_are_one_line_without_traceback(tmp_path, toy_files, capsys) -> None:
+    r = run_cli("train", "--train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m0"))  # a real process
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "missing.csv" in r.stderr
-    r = run_cli("evaluate", "--model", str(tmp_path / "no_model"), "--data", str(toy_files["test"]))
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "no_model" in r.stderr
-    r = run_cli("train", "--train", str(toy_files["train"]), "--out", str(tmp_path / "m"),
-                "--max-len", "4096", *TINY_MODEL_ARGS)
-    assert r.returncode == 2 and "position limit" in r.stderr and "Traceback" not in r.stderr
+    rc, _, err = run_main(capsys, "evaluate", "--model", str(tmp_path / "no_model"), "--data", str(toy_files["test"]))
+    assert rc == 2 and "Traceback" not in err and "no_model" in err
+    rc, _, err = run_main(capsys, "train", "--train", str(toy_files["train"]), "--out", str(tmp_path / "m"),
+                          "--max-len", "4096", *TINY_MODEL_ARGS)
+    assert rc == 2 and "position limit" in err and "Traceback" not in err

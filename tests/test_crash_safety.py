@@ -116,6 +116,7 @@ def _comparable_metrics(out: Path) -> dict:
     return {k: m[k] for k in ("dev", "test", "best_step", "best_epoch", "steps", "stopped_early")}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path, capsys, caplog) -> None:
     files = {split: write_csv(tmp_path / f"{split}.csv", *toy_texts(n, seed))
              for split, n, seed in (("train", 480, 1), ("dev", 60, 2), ("test", 60, 3))}

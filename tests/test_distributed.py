@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from .conftest import ROOT, TINY_MODEL_ARGS, run_cli, toy_texts, write_csv
 
@@ -14,6 +15,7 @@ MODEL_FILES = {"config.json", "vocab.txt", "model.safetensors", "training_args.j
                "train_log.csv", "test_eval"}
 
 
+@pytest.mark.slow
 def test_two_process_run_matches_single_process(tmp_path) -> None:
     # 241 training texts, batch 16: the last batch of each epoch holds one text, so one rank
     # has nothing of it (it takes part with zero weight); dropout 0 makes runs comparable

@@ -200,6 +200,7 @@ def test_ensemble_refuses_bad_members_and_files(tmp_path, capsys):
         assert rc == 2 and needle in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_path, capsys, caplog):
     import logging
 

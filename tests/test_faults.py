@@ -143,6 +143,7 @@ def run_case(site: Site, fault: str, w: dict[str, Path], case: Path, capsys, mon
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("site", SITES, ids=[s.name for s in SITES])
 def test_write_fault_gives_one_line_and_leaves_nothing_half_written(site: Site, world, tmp_path, capsys,
                                                                   monkeypatch) -> None:

@@ -291,6 +291,7 @@ def test_compare_data(models, cases_dir: Path, capsys, case) -> None:
     assert (out / "comparison.json").is_file() == (rc == 0)
 
 
+@pytest.mark.slow
 @fuzz(1)
 @given(garbage_files())
 def test_predict_subprocess(models, cases_dir: Path, case) -> None:

@@ -54,6 +54,7 @@ def _popen(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_sigint_during_train_saves_a_checkpoint_and_resume_finishes(tmp_path: Path, capsys) -> None:
     files = _files(tmp_path, n_train=160)
     out = tmp_path / "run"
@@ -99,6 +100,7 @@ def reference_run(tmp_path_factory) -> tuple[dict[str, Path], dict]:
     return files, _comparable(folder / "out")
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None, derandomize=True)
 @given(where=st.sampled_from(["step", "evaluation", "best save"]), nth=st.integers(1, 10))
 def test_interrupt_anywhere_then_resume_equals_the_uninterrupted_run(reference_run, where, nth,
@@ -140,6 +142,7 @@ def test_interrupt_anywhere_then_resume_equals_the_uninterrupted_run(reference_r
     assert _comparable(out) == expected
 
 
+@pytest.mark.slow
 def test_sigterm_during_predict_leaves_the_previous_output(tmp_path: Path, capsys) -> None:
     files = _files(tmp_path, n_train=96)
     model = tmp_path / "model"

@@ -124,6 +124,7 @@ def _train(capsys, files: dict[str, Path], out: Path, *flags: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_tail_and_chunks_see_what_head_truncation_cuts_off(capsys, tmp_path, end_signal_files) -> None:
     head = _train(capsys, end_signal_files, tmp_path / "head")
     tail = _train(capsys, end_signal_files, tmp_path / "tail", "--truncation", "tail")

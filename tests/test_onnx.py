@@ -12,15 +12,15 @@ import pytest
 from cls_app import Classifier
 from cls_app.runtime.engine import predict_text_logits
 
-from .conftest import run_main, toy_texts, train_toy_bert, write_csv
+from .conftest import copy_model, run_main, toy_texts, write_csv
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    """A tiny trained BERT folder (1 layer, hidden 32) with model.onnx and model.int8.onnx."""
+def exported(toy_bert, tmp_path_factory) -> Path:
+    """A copy of the shared tiny BERT folder (2 layers, hidden 32) with model.onnx and model.int8.onnx."""
     from cls_app.modeling.onnx_export import export_onnx
 
-    model = train_toy_bert(tmp_path_factory.mktemp("onnx"), n_train=200, layers=2, epochs=3)
+    model = copy_model(toy_bert, tmp_path_factory.mktemp("onnx"))
     export_onnx(model, quantize=True)
     return model
 

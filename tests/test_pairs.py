@@ -114,6 +114,7 @@ def _rows(n: int, seed: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_pairs_train_evaluate_predict_and_api(tmp_path: Path, capsys, monkeypatch) -> None:
     for split, n, seed in (("train", 300, 1), ("dev", 60, 2)):
         with (tmp_path / f"{split}.csv").open("w", newline="", encoding="utf-8") as fh:

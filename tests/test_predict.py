@@ -20,16 +20,15 @@ from cls_app.modeling.bert import BertClassifier, scratch_config
 from cls_app.modeling.fast import FastBertClassifier, fast_classifier
 from cls_app.text.batching import pad_batch
 
-from .conftest import NEG_CHARS, POS_CHARS, run_cli, toy_texts, train_toy_bert, write_csv
+from .conftest import NEG_CHARS, POS_CHARS, run_cli, run_main, toy_texts, write_csv
 
 LONG = "这个" + "好" * 20_000
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    """A 2-layer, hidden-32 model trained on the toy task (confident, so labels are stable)."""
-    return str(train_toy_bert(tmp_path_factory.mktemp("predict_model"), n_train=240, n_dev=60, layers=2,
-                              max_len=64, epochs=5))
+def tiny_model(toy_bert) -> str:
+    """The shared 2-layer, hidden-32 model trained on the toy task (confident, so labels are stable)."""
+    return str(toy_bert)
 
 
 @pytest.fixture(scope="module")
@@ -235,16 +234,18 @@ def test_file_errors(tmp_path, clf) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_text_and_stdin(tiny_model) -> None:
-    r = run_cli("predict", "--model", tiny_model, "--text", "这个好棒", "--text", "这个差劲糟", "--top-k", "2")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+@pytest.mark.slow
+def test_cli_text_and_stdin(tiny_model, capsys) -> None:
+    rc, out, err = run_main(capsys, "predict", "--model", tiny_model, "--text", "这个好棒", "--text", "这个差劲糟",
+                            "--top-k", "2")
+    assert rc == 0, err
+    lines = out.splitlines()
     assert len(lines) == 2
     label, prob, label2, prob2, text = lines[0].split("\t")
     assert (label, label2, text) == ("正面", "负面", "这个好棒") and float(prob) > float(prob2)
     assert lines[1].split("\t")[0] == "负面"
 
-    r = run_cli("predict", "--model", tiny_model, stdin="这个满意\n\n这个退货\n")
+    r = run_cli("predict", "--model", tiny_model, stdin="这个满意\n\n这个退货\n")  # a real process reads stdin
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["正面", "", "负面"]

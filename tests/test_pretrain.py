@@ -29,7 +29,15 @@ from cls_app.training.pretrain_data import (
     special_ids,
 )
 
-from .conftest import TINY_MODEL_ARGS, run_cli
+from .conftest import TINY_MODEL_ARGS, run_main
+
+
+class _Run:
+    """The CLI run in this process: ``returncode``, ``stdout``, ``stderr`` as a subprocess has them."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
 
 CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可也你"
 
@@ -200,7 +208,8 @@ def toy_corpus(tmp_path):
     return path
 
 
-def test_tiny_pretrain_lowers_mlm_loss_and_loads_everywhere(tmp_path, toy_corpus, toy_files) -> None:
+@pytest.mark.slow
+def test_tiny_pretrain_lowers_mlm_loss_and_loads_everywhere(tmp_path, toy_corpus, toy_files, capsys) -> None:
     out = tmp_path / "pt"
     summary = run_pretraining(_tiny_settings([str(toy_corpus)]), out, threads=1)
     assert summary["step"] == 60
@@ -220,9 +229,9 @@ def test_tiny_pretrain_lowers_mlm_loss_and_loads_everywhere(tmp_path, toy_corpus
     assert len(CharTokenizer.from_file(out)) == config["vocab_size"]
 
     # `train --pretrained DIR`, with layer-wise LR decay and a frozen first layer
-    r = run_cli("train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+    r = _Run(*run_main(capsys, "train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
                 "--out", str(tmp_path / "ft"), "--pretrained", str(out), "--epochs", "1", "--lr", "1e-3",
-                "--layer-lr-decay", "0.8", "--freeze-layers", "1", "--threads", "1")
+                "--layer-lr-decay", "0.8", "--freeze-layers", "1", "--threads", "1"))
     assert r.returncode == 0, r.stderr
     ft = load_file(tmp_path / "ft" / "model.safetensors")
     for name in ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.output.dense.weight"):
@@ -245,23 +254,26 @@ def test_resume_continues_exactly(tmp_path, toy_corpus) -> None:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_pretrain_cli_with_nsp_and_wwm(tmp_path, toy_corpus) -> None:
+@pytest.mark.slow
+def test_pretrain_cli_with_nsp_and_wwm(tmp_path, toy_corpus, capsys) -> None:
     tagged = tmp_path / "tagged.txt"
     tagged.write_text("人民/n  日报/n  发表/v  社论/n  。/w  新年/t  好/a  。/w\n" * 40, encoding="utf-8")
     _, paragraphs, _ = prepare_peoples_daily(tmp_path / "pd.txt", tagged)
     assert paragraphs == 40
     assert (tmp_path / "pd.txt").read_text(encoding="utf-8").splitlines()[0] == "人民日报发表社论。新年好。"
     out = tmp_path / "pt"
-    r = run_cli("pretrain", "--corpus", str(tmp_path / "pd.txt"), str(toy_corpus), "--out", str(out),
+    r = _Run(*run_main(capsys, "pretrain", "--corpus", str(tmp_path / "pd.txt"), str(toy_corpus), "--out",
+                       str(out),
                 "--nsp", "--wwm", "--steps", "6", "--log-every", "3", "--max-len", "24", "--batch-size", "8",
-                "--threads", "1", *TINY_MODEL_ARGS)
+                "--threads", "1", *TINY_MODEL_ARGS))
     assert r.returncode == 0, r.stderr
     assert "nsp_acc" in r.stdout and (out / "model.safetensors").is_file()
-    r = run_cli("pretrain", "--out", str(tmp_path / "nothing"))
+    r = _Run(*run_main(capsys, "pretrain", "--out", str(tmp_path / "nothing")))
     assert r.returncode == 2 and "--corpus" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, toy_corpus, toy_files) -> None:
+@pytest.mark.slow
+def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, toy_corpus, toy_files, capsys) -> None:
     kw = {"objective": "electra", "generator_hidden": 16, "steps": 60, "lr": 3e-3}
     out = tmp_path / "electra"
     summary = run_pretraining(_tiny_settings([str(toy_corpus)], **kw), out, threads=1)
@@ -297,9 +309,9 @@ def test_electra_lowers_both_losses_resumes_exactly_and_loads_as_bert(tmp_path, 
     with pytest.raises(UserError, match="ELECTRA weights"):
         run_pretraining(settings, tmp_path / "part", resume=True, threads=1)
 
-    r = run_cli("train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+    r = _Run(*run_main(capsys, "train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
                 "--out", str(tmp_path / "ft"), "--pretrained", str(out), "--epochs", "1", "--lr", "1e-3",
-                "--threads", "1")
+                "--threads", "1"))
     assert r.returncode == 0, r.stderr
     ft = load_file(tmp_path / "ft" / "model.safetensors")
     assert ft["bert.embeddings.word_embeddings.weight"].shape == weights["bert.embeddings.word_embeddings.weight"].shape
@@ -315,9 +327,10 @@ def test_load_settings_tolerates_other_versions(tmp_path) -> None:
         load_settings(tmp_path)
 
 
-def test_electra_cli_rejects_nsp(tmp_path, toy_corpus) -> None:
-    r = run_cli("pretrain", "--corpus", str(toy_corpus), "--out", str(tmp_path / "pt"), "--objective", "electra",
-                "--nsp", "--steps", "2", *TINY_MODEL_ARGS)
+@pytest.mark.slow
+def test_electra_cli_rejects_nsp(tmp_path, toy_corpus, capsys) -> None:
+    r = _Run(*run_main(capsys, "pretrain", "--corpus", str(toy_corpus), "--out", str(tmp_path / "pt"),
+                       "--objective", "electra", "--nsp", "--steps", "2", *TINY_MODEL_ARGS))
     assert r.returncode == 2 and "--nsp" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "pt").exists()
 

@@ -108,6 +108,7 @@ def test_compare_report_html_has_table_and_chart(evaluated) -> None:
     assert "comparison" in page.ids
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium_without_script_errors(evaluated, tmp_path) -> None:
     dom, console, png = render(evaluated["eval"] / "report.html", tmp_path)
     assert console == ""  # no uncaught exception, no failed load

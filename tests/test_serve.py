@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import ROOT, run_cli, run_main, toy_texts, train_toy_bert, write_csv
+from .conftest import ROOT, run_main, toy_texts, write_csv
 
 KEY = "s3cret-key"
 LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
@@ -58,8 +58,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def bert_model(tmp_path_factory) -> Path:
-    return train_toy_bert(tmp_path_factory.mktemp("serve_bert"), n_train=200, epochs=4)
+def bert_model(toy_bert) -> Path:
+    return toy_bert
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,10 @@ def baseline_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("serve_baseline")
     train = write_csv(folder / "train.csv", *toy_texts(200, 1))
     dev = write_csv(folder / "dev.csv", *toy_texts(40, 2))
-    r = run_cli("baseline", "--train", str(train), "--dev", str(dev), "--out", str(folder / "bl"), "--models",
-                "char_lr")
-    assert r.returncode == 0, r.stderr
+    from cls_app.commands import main
+
+    assert main(["-q", "baseline", "--train", str(train), "--dev", str(dev), "--out", str(folder / "bl"),
+                 "--models", "char_lr"]) == 0
     return folder / "bl" / "char_lr"
 
 
@@ -85,6 +86,7 @@ def auth(key: str = KEY) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.mark.slow
 def test_predictions_match_the_python_api(bert_server, bert_model) -> None:
     from cls_app import Classifier
 
@@ -104,11 +106,12 @@ def test_predictions_match_the_python_api(bert_server, bert_model) -> None:
     assert info["kind"] == "bert" and set(info["labels"]) == set(labels)
     assert info["settings"]["max_texts"] == 8 and info["settings"]["api_key"] is True
     assert KEY not in r.text + str(info)
-    assert info["model_settings"]["max_len"] == 32
+    assert info["model_settings"]["max_len"] == 64
     docs = httpx.get(bert_server.url + "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+@pytest.mark.slow
 def test_every_error_is_clear_json_and_the_server_stays_up(bert_server) -> None:
     url = bert_server.url
 
@@ -156,6 +159,7 @@ def test_every_error_is_clear_json_and_the_server_stays_up(bert_server) -> None:
     assert httpx.get(url + "/health").json() == {"status": "ok"}
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_micro_batched(bert_server) -> None:
     url = bert_server.url
     before = httpx.get(url + "/info", headers=auth()).json()["batching"]
@@ -178,8 +182,10 @@ def test_concurrent_requests_are_micro_batched(bert_server) -> None:
         assert a["label"] == g["label"] and abs(a["prob"] - g["prob"]) < 1e-5
 
 
+@pytest.mark.slow
 def test_baseline_folder_two_workers_env_key_and_graceful_shutdown(baseline_model) -> None:
-    server = Server(baseline_model, "--max-wait-ms", "1500", "--workers", "2", env={"CLS_APP_API_KEY": "from-env"})
+    server = Server(baseline_model, "--max-wait-ms", "1500", "--workers", "2", "--no-model-process",
+                    env={"CLS_APP_API_KEY": "from-env"})
     try:
         assert httpx.post(server.url + "/predict", json={"text": "好"}).status_code == 401
         info = httpx.get(server.url + "/info", headers=auth("from-env")).json()
@@ -296,6 +302,7 @@ def model_processes(pid: int) -> list[int]:
     return [k for k, cmd in cmdlines.items() if b"spawn_main" in cmd and b"resource_tracker" not in cmd]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux /proc")
 def test_a_killed_model_process_is_replaced_and_the_server_stays_up(baseline_model) -> None:
     server = Server(baseline_model, "--max-wait-ms", "0")

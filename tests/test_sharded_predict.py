@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, run_cli, run_main, toy_texts, train_toy_bert, write_csv
+from .conftest import ROOT, run_cli, run_main, toy_texts, write_csv
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return train_toy_bert(tmp_path_factory.mktemp("sharded"), n_train=160, epochs=2)
+def tiny_model(toy_bert) -> Path:
+    return toy_bert
 
 
 def torchrun(*args: str, n: int = 2) -> subprocess.CompletedProcess:
@@ -24,6 +24,7 @@ def torchrun(*args: str, n: int = 2) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_one_process_output(tiny_model, tmp_path) -> None:
     texts, labels = toy_texts(103, seed=8)
     texts[5] = ""  # an empty text keeps its row

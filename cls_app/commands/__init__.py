@@ -25,10 +25,10 @@ COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare
             "ensemble", "serve", "export", "explain", "audit")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every sub-command."""
+def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
+    """The argument parser with every sub-command (``prog``: ``run.py``, or ``cls-app`` as installed)."""
     parser = argparse.ArgumentParser(
-        prog="run.py", description="Chinese text classification with BERT, offline-capable."
+        prog=prog, description="Chinese text classification with BERT, offline-capable."
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads made
     # training many times slower (docs/speed.md). Must be set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
+    parser = build_parser("cls-app" if os.path.basename(sys.argv[0]) == "cls-app" else "run.py")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -36,8 +36,6 @@ def run(args: argparse.Namespace) -> None:
     options = settings_from(args, CompareOptions)
     models = [load_folder(d, inference_options(args, progress=True)) for d in expand_model_dirs(args.models)]
     first = models[0]
-    read = read_options(args, text_pair_col=args.text_pair_col or first.text_pair_col, task=first.task.name,
-                        label_sep=getattr(first.task, "label_sep", ","), path_sep=getattr(first.task, "path_sep", "##"))
-    data = first.task.read(args.data, read)
+    data = first.task.read(args.data, read_options(args, text_pair_col=args.text_pair_col or first.text_pair_col))
     out = args.out or f"saved_models/comparison_{Path(args.data).stem}"
     print_comparison(compare(score_models(models, list(data.texts)), data, out, options))

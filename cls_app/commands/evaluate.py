@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from ..evaluation.analysis import ReportOptions
@@ -42,13 +41,9 @@ def run(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k) for k in LONG_TEXT if getattr(args, k) is not None} or None
     model = load(args.model, follow=args.follow, options=inference_options(args, long_text=overrides,
                                                                             progress=True))
-    task = model.task
-    if args.label_sep or args.path_sep:  # the model's separators unless given
-        task = replace(task, **{k: v for k, v in (("label_sep", args.label_sep), ("path_sep", args.path_sep))
-                                if v and hasattr(task, k)})
-    read = read_options(args, text_pair_col=args.text_pair_col or model.text_pair_col, task=task.name,
-                        label_sep=getattr(task, "label_sep", ","), path_sep=getattr(task, "path_sep", "##"))
-    data = task.read(args.data, read)
+    task = model.task.with_separators(args.label_sep, args.path_sep)  # the model's separators unless given
+    data = task.read(args.data, read_options(args, text_pair_col=args.text_pair_col or model.text_pair_col,
+                                             label_sep=",", path_sep="##"))
     out = Path(args.out) if args.out else Path(str(model.path)) / f"eval_{Path(args.data).stem}"
     ev = evaluate(model, data, out, ReportOptions(explain_top=args.explain_top))
     print_metrics_report("", ev.metrics, ev.labels, model.task)

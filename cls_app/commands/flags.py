@@ -76,7 +76,7 @@ def add_settings(target: Target, cls: type, *, only: Iterable[str] | None = None
 
 def settings_from(args: argparse.Namespace, cls: type[T], **values: Any) -> T:
     """An instance of dataclass ``cls`` from the parsed flags named after its fields (``values`` win)."""
-    given = {f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)}
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)}  # type: ignore[arg-type]
     return cls(**{**given, **values})
 
 

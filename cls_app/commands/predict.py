@@ -128,7 +128,7 @@ def _run_distributed(args: argparse.Namespace, info: Any) -> None:
 
     from ..models.base import load
     from ..runtime import distributed
-    from ..runtime.device import default_threads
+    from ..runtime.cores import default_threads
 
     if args.shard:
         raise UserError("--shard is for separate jobs; under torchrun the processes already share the file")
@@ -178,7 +178,7 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
         if pairs:
             from ..io.pairs import join_pair
 
-            chunks = (RowChunk(c.rows, [join_pair(*t.split("\t", 1)) if "\t" in t else None for t in c.texts],
+            chunks = (RowChunk(c.rows, [join_pair(*t.split("\t", 1)) if t and "\t" in t else None for t in c.texts],
                                c.lines) for c in chunks)
     if output is None:
         summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window)

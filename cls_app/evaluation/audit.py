@@ -174,9 +174,10 @@ def leak_issues(train, other, threshold: float) -> list[dict]:
         keys.setdefault(normalize(t), j)
     out = []
     for i, t in enumerate(train.texts):
-        j = keys.get(normalize(t))
-        if j is not None:
-            out.append(_issue(train, i, "", 1.0, "leak: exact", f"{name} row {_row(other, j)} ({other.labels[j]})"))
+        found = keys.get(normalize(t))
+        if found is not None:
+            out.append(_issue(train, i, "", 1.0, "leak: exact",
+                              f"{name} row {_row(other, found)} ({other.labels[found]})"))
     for i, j, s in near_pairs(train.texts, other.texts, threshold):
         out.append(_issue(train, i, "", s, "leak: near", f"{name} row {_row(other, j)} ({other.labels[j]})"))
     return out

@@ -15,10 +15,10 @@ decision scores, not fitted probabilities, so its ECE measures that softmax only
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from ..fileio import atomic_path
 
@@ -26,7 +26,7 @@ ECE_BINS = 15
 """Equal-width confidence bins for ECE and the reliability diagram (Guo et al. use 15)."""
 
 
-def calibration(y_true: Sequence[int], proba: np.ndarray, bins: int = ECE_BINS) -> dict:
+def calibration(y_true: npt.ArrayLike, proba: np.ndarray, bins: int = ECE_BINS) -> dict:
     """ECE, MCE and the per-bin table ``{"lower", "upper", "count", "confidence", "accuracy"}``."""
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,7 +367,7 @@ def recommendation_text(rec: dict, data_name: str) -> str:
     return "\n".join(lines)
 
 
-def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accuracy: list[int] = ()) -> None:
+def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accuracy: Sequence[int] = ()) -> None:
     """Grouped bars of accuracy, macro-F1 and weighted-F1 per model, saved as PNG."""
     import matplotlib
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 ERROR_COLUMNS = ["row", "text", "gold", "predicted", "probability", "gold_probability", "margin"]
@@ -45,7 +46,7 @@ def row_numbers(n: int, rows: Sequence[int] | None) -> list[int]:
 
 
 def error_table(
-    texts: Sequence[str], y_true: Sequence[int], proba: np.ndarray, labels: Sequence[str],
+    texts: Sequence[str], y_true: npt.ArrayLike, proba: np.ndarray, labels: Sequence[str],
     rows: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Every wrongly predicted row (:data:`ERROR_COLUMNS`), most confident error first.
@@ -61,10 +62,10 @@ def error_table(
     p_pred = proba[wrong, pred[wrong]]
     p_gold = proba[wrong, y[wrong]]
     frame = pd.DataFrame({
-        "row": [line[i] for i in wrong],
-        "text": [texts[i] for i in wrong],
-        "gold": [labels[y[i]] for i in wrong],
-        "predicted": [labels[pred[i]] for i in wrong],
+        "row": [line[int(i)] for i in wrong],
+        "text": [texts[int(i)] for i in wrong],
+        "gold": [labels[int(y[i])] for i in wrong],
+        "predicted": [labels[int(pred[i])] for i in wrong],
         "probability": np.round(p_pred, 6),
         "gold_probability": np.round(p_gold, 6),
         "margin": np.round(p_pred - p_gold, 6),
@@ -73,7 +74,7 @@ def error_table(
     return frame.iloc[order].reset_index(drop=True)
 
 
-def confused_pairs(errors: pd.DataFrame, y_true: Sequence[int], labels: Sequence[str], examples: int = 3) -> list[dict]:
+def confused_pairs(errors: pd.DataFrame, y_true: npt.ArrayLike, labels: Sequence[str], examples: int = 3) -> list[dict]:
     """(gold, predicted) pairs by number of errors, most first; ties by class order.
 
     Each pair has ``count``, ``share_of_gold`` (the share of the gold class's rows that went
@@ -107,7 +108,7 @@ def pairs_frame(pairs: list[dict]) -> pd.DataFrame:
     ], columns=PAIR_COLUMNS)
 
 
-def top_k_accuracy(y_true: Sequence[int], proba: np.ndarray, k: int) -> float:
+def top_k_accuracy(y_true: npt.ArrayLike, proba: np.ndarray, k: int) -> float:
     """Share of rows whose gold class is among the ``k`` most probable (NaN rows left out)."""
     proba = np.asarray(proba, dtype=np.float64)
     ok = _valid(proba)

@@ -70,7 +70,7 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: str 
     ax.set_title(title)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, int(data[i, j]), ha="center", va="center", fontsize=8,
+            ax.text(j, i, str(int(data[i, j])), ha="center", va="center", fontsize=8,
                     color="white" if share[i, j] > 0.5 else "black")
     if not use_names:
         legend = "\n".join(f"{i}: {name}" for i, name in enumerate(labels))

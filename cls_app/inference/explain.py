@@ -29,13 +29,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import UserError
 from ..models.base import TextClassifier
 from ..settings import setting
+
+if TYPE_CHECKING:
+    from ..models.bert import BertTextClassifier
+    from ..models.ensemble import EnsembleClassifier
+    from ..models.tfidf import TfidfClassifier
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ class BertExplainer:
 
     method = "integrated_gradients"
 
-    def __init__(self, model: TextClassifier, options: ExplainOptions = ExplainOptions()) -> None:
+    def __init__(self, model: BertTextClassifier, options: ExplainOptions = ExplainOptions()) -> None:
         network = getattr(model, "network", None)
         if network is None:  # an ONNX-backed model: the gradients need the torch weights
             from ..modeling.folder import load_model_dir
@@ -244,7 +249,7 @@ class LinearExplainer:
 
     method = "linear_contributions"
 
-    def __init__(self, model: TextClassifier) -> None:
+    def __init__(self, model: TfidfClassifier) -> None:
         estimator, meta = model.estimator, model.meta
         path = model.path or model.kind
         steps = getattr(estimator, "named_steps", {})
@@ -329,12 +334,16 @@ def check_options(options: ExplainOptions) -> ExplainOptions:
 
 def explainer_for(model: TextClassifier, options: ExplainOptions = ExplainOptions()) -> Any:
     """A :class:`BertExplainer`, :class:`LinearExplainer` or :class:`EnsembleExplainer` for a loaded model."""
+    from ..models.bert import BertTextClassifier
+    from ..models.ensemble import EnsembleClassifier
+    from ..models.tfidf import TfidfClassifier
+
     check_options(options)
-    if model.family == "bert":
+    if isinstance(model, BertTextClassifier):
         return BertExplainer(model, options)
-    if model.family == "baseline":
+    if isinstance(model, TfidfClassifier):
         return LinearExplainer(model)
-    if model.family == "ensemble":
+    if isinstance(model, EnsembleClassifier):
         return EnsembleExplainer(model, options)
     raise UserError(f"explain does not know models of kind {model.kind!r}")
 
@@ -350,7 +359,7 @@ class EnsembleExplainer:
 
     method = "ensemble_weighted"
 
-    def __init__(self, model: TextClassifier, options: ExplainOptions = ExplainOptions()) -> None:
+    def __init__(self, model: EnsembleClassifier, options: ExplainOptions = ExplainOptions()) -> None:
         self.path = model.path
         self.labels = list(model.labels)
         members = model.members

@@ -62,7 +62,7 @@ class PredictSummary:
 
 
 def _note_empty(chunk: RowChunk, probs: np.ndarray, source: str | os.PathLike, summary: PredictSummary) -> None:
-    empty = np.flatnonzero(np.isnan(probs[:, 0])) if len(probs) else []
+    empty = np.flatnonzero(np.isnan(probs[:, 0])) if len(probs) else np.zeros(0, dtype=np.int64)
     for i in empty:
         line = chunk.lines[i]
         if summary.empty_rows < WARN_EMPTY_ROWS:

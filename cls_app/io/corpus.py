@@ -76,7 +76,7 @@ def strip_pos_tags(line: str) -> str:
         word = _TAG.sub("", item) if "/" in item else item
         if word:
             words.append(word)
-    out = []
+    out: list[str] = []
     for k, word in enumerate(words):
         if k and word[:1].isascii() and word[:1].isalnum() and out[-1][-1:].isascii() and out[-1][-1:].isalnum():
             out.append(" ")

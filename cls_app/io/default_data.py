@@ -25,8 +25,8 @@ from ..fileio import atomic_open
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = Path("data")  # relative to PROJECT_ROOT, never to the working directory
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the source checkout (holding run.py), when run from one
+DEFAULT_DIR = Path("data")  # relative to the project root, never to a subfolder of the working directory
 SPLITS = ("train", "dev", "test")
 LABELS = {"pos": "positive", "neg": "negative"}
 DEV_FRACTION = 0.1
@@ -34,8 +34,11 @@ TEST_FRACTION = 0.1
 
 
 def default_dir() -> Path:
-    """The folder the default data set is written to: ``<project root>/data``."""
-    return PROJECT_ROOT / DEFAULT_DIR
+    """The folder the default data set is written to: ``<project root>/data``, the root being the source
+    checkout the package runs from, or (installed with ``pip install .``, run as ``cls-app``) the working
+    directory, as ``saved_models/`` is."""
+    root = PROJECT_ROOT if (PROJECT_ROOT / "run.py").is_file() else Path.cwd()
+    return root / DEFAULT_DIR
 
 
 def _source_lines(name: str) -> list[str]:

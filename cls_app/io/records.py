@@ -102,8 +102,8 @@ def load_labeled(
                 )
             bad.append((int(line), problem))
             continue
-        texts.append(text.strip("\r\n"))
-        labels.append(label.strip())
+        texts.append(str(text).strip("\r\n"))
+        labels.append(str(label).strip())
         lines.append(int(line))
     if bad:
         message = f"{path}: dropped {len(bad)} of {len(df)} rows with an empty text or label"

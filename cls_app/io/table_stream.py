@@ -350,7 +350,7 @@ class TableWriter:
             self._writer.writerow(self.columns + self.extra)
         return self
 
-    def __exit__(self, *exc: object) -> bool | None:
+    def __exit__(self, *exc: Any) -> bool | None:
         return self._stack.__exit__(*exc)
 
     def write(self, chunk: RowChunk, extra_values: Sequence[Sequence[Any]], columns: Sequence[str] | None = None

@@ -9,6 +9,7 @@ pretrain`` or by ``BertForMaskedLM.save_pretrained``) load into ``self.bert``.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ class BertClassifier(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         dropout = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(config.hidden_size, int(config.num_labels or 2))
         self.post_init()
         self.bigram: BigramEmbedding | None = None
         if getattr(config, "bigrams", 0):
@@ -100,19 +101,13 @@ def scratch_config(
     if hidden % heads:
         raise UserError(f"--hidden {hidden} must be divisible by --heads {heads}")
     id2label, label2id = label_maps(labels)
-    return BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate or 4 * hidden,
-        max_position_embeddings=max_position,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
-    )
+    values: dict[str, Any] = {
+        "vocab_size": vocab_size, "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "intermediate_size": intermediate or 4 * hidden, "max_position_embeddings": max_position,
+        "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout, "num_labels": len(labels),
+        "id2label": id2label, "label2id": label2id,
+    }
+    return BertConfig(**values)
 
 
 def from_pretrained_encoder(source: str, labels: list[str]) -> BertClassifier:
@@ -145,7 +140,7 @@ def layer_depth(name: str, num_layers: int) -> int:
 
 
 def parameter_groups(
-    model: nn.Module, weight_decay: float, lr: float | None = None, layer_lr_decay: float = 1.0
+    model: Any, weight_decay: float, lr: float | None = None, layer_lr_decay: float = 1.0
 ) -> list[dict]:
     """AdamW parameter groups: no weight decay on biases and LayerNorm weights.
 
@@ -173,7 +168,7 @@ def parameter_groups(
     return out
 
 
-def freeze_layers(model: nn.Module, k: int) -> int:
+def freeze_layers(model: Any, k: int) -> int:
     """Freeze the embeddings and the first ``k`` encoder layers (``k`` = 0: nothing).
 
     Returns the number of parameters frozen.

@@ -39,6 +39,8 @@ def bigram_keys(seqs: Iterable[list[int]], vocab_size: int, min_count: int, max_
 class BigramEmbedding(nn.Module):
     """Vectors of ``num_bigrams`` bigrams; ``forward(ids)`` gives one vector per position (row 0: none)."""
 
+    keys: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, num_bigrams: int, hidden: int, vocab_size: int) -> None:
         super().__init__()
         self.vocab_size = int(vocab_size)

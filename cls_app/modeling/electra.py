@@ -61,6 +61,8 @@ def generator_config(disc: BertConfig, hidden: int, layers: int) -> BertConfig:
 class ElectraPretrainer(nn.Module):
     """Generator + discriminator trained together; ``pretrain_losses`` has the MLM model's signature."""
 
+    never_sample: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, config: BertConfig, gen_hidden: int, gen_layers: int, disc_weight: float = 50.0,
                  never_sample: torch.Tensor | None = None) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ are ordinary modules, so :mod:`cls_app.modeling.quantize` quantizes it like any 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,7 @@ def _fused(linears: list[nn.Linear]) -> nn.Linear:
 class _FastLayer(nn.Module):
     """One BERT encoder layer (post-LayerNorm), optionally evaluated for the [CLS] row only."""
 
-    def __init__(self, layer: nn.Module, cls_only: bool) -> None:
+    def __init__(self, layer: Any, cls_only: bool) -> None:  # a transformers BertLayer
         super().__init__()
         sa = layer.attention.self
         self.heads = int(sa.num_attention_heads)
@@ -79,7 +80,10 @@ class _FastLayer(nn.Module):
 class FastBertClassifier(nn.Module):
     """Embeddings -> encoder layers (the last for [CLS] only) -> linear head. Inference only."""
 
-    def __init__(self, model: nn.Module) -> None:
+    pos_type: torch.Tensor  # buffers (register_buffer)
+    type_delta: torch.Tensor
+
+    def __init__(self, model: Any) -> None:  # a BertClassifier
         super().__init__()
         bert = model.bert
         emb = bert.embeddings
@@ -90,7 +94,8 @@ class FastBertClassifier(nn.Module):
             "pos_type", (emb.position_embeddings.weight + emb.token_type_embeddings.weight[0]).detach().clone()
         )
         # sentence pairs: segment 1 adds the difference of the two token-type embeddings
-        self.sep_id = config_sep = getattr(model.config, "sep_token_id", None)
+        config_sep = getattr(model.config, "sep_token_id", None)
+        self.sep_id: int = int(config_sep) if config_sep is not None else -1
         self.pairs = bool(getattr(model.config, "text_pairs", False)) and config_sep is not None
         if self.pairs:
             types = emb.token_type_embeddings.weight

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -121,7 +122,7 @@ def load_folder_meta(path: str | Path) -> FolderMeta:
     """Tokenizer, labels and settings of a BERT folder, without loading ``model.safetensors``."""
     path = Path(path)
     config, settings = _read_folder_config(path, ("config.json", "vocab.txt"))
-    id2label = config.get("id2label")
+    id2label: Any = config.get("id2label")
     try:
         labels = [str(id2label[str(i)]) for i in range(len(id2label))]
     except (KeyError, TypeError):
@@ -142,9 +143,10 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> Load
     model = _load_weights(path)
     tokenizer = CharTokenizer.from_file(path / "vocab.txt")
     _check_vocab(path, tokenizer, model.config.vocab_size)
-    labels = _labels(path, model.config.id2label, model.config.num_labels)
-    _check_settings(path / "config.json", settings, model.config.max_position_embeddings)
-    model.to(device).eval()
+    config: Any = model.config
+    labels = _labels(path, config.id2label, config.num_labels)
+    _check_settings(path / "config.json", settings, config.max_position_embeddings)
+    model.to(device).eval()  # type: ignore[arg-type]
     return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, path=path, settings=settings)
 
 
@@ -182,7 +184,8 @@ def _load_weights(path: Path) -> BertClassifier:
     """The weights, refusing a file whose tensors do not all fit config.json (none missing, none left over)."""
     try:
         with quiet_transformers():
-            model, info = BertClassifier.from_pretrained(path, output_loading_info=True)
+            loaded: Any = BertClassifier.from_pretrained(path, output_loading_info=True)
+            model, info = loaded
     except Exception as exc:  # corrupt safetensors, shape mismatch, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(

@@ -95,6 +95,10 @@ def family_class(family: str) -> type[TextClassifier]:
     return FAMILIES[family]
 
 
+class NotAList(UserError, TypeError):
+    """A single string where a list of texts belongs (a user error, and a TypeError as Python would say)."""
+
+
 def is_label_set(target: Any) -> bool:
     """A label set: a list, tuple or set of labels (not a string)."""
     return isinstance(target, list | tuple | set | frozenset)
@@ -156,7 +160,7 @@ class TextClassifier:
             None = None, *, task: str | None = None) -> Self:
         """Fit on in-memory lists (``dev``: texts and labels for model selection and thresholds); returns self."""
         if isinstance(texts, str):
-            raise UserError("texts must be a list of strings, not a single string")
+            raise NotAList("texts must be a list of strings, not a single string")
         spec = self._task_for(list(labels), task)
         train = spec.records(list(texts), list(labels), "training data")
         held = spec.records(list(dev[0]), list(dev[1]), "dev data") if dev is not None else None
@@ -175,7 +179,7 @@ class TextClassifier:
         """Class probabilities, shape ``(n, len(labels))``, columns in :attr:`labels` order, rows in input order;
         all-NaN rows for empty or missing texts (None, NaN, "", whitespace)."""
         if isinstance(texts, str):
-            raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
+            raise NotAList("texts must be a list of strings, not a single string: predict_proba([text])")
         if not self.labels:
             raise UserError(f"this {self.kind} model is not fitted: call .fit(texts, labels) or load a folder")
         values = [as_text(t) for t in texts]

@@ -47,7 +47,7 @@ from ..fileio import atomic_dir, write_json
 from ..settings import setting
 from ..tasks import SingleLabel, compute_metrics, softmax
 from ..version import __version__
-from .base import TextClassifier, load_member, register
+from .base import NotAList, TextClassifier, load_member, register
 from .folders import ENSEMBLE_FILE, member_paths, model_files
 from .options import InferenceOptions
 
@@ -99,9 +99,15 @@ def combine(logps: Sequence[np.ndarray], weights: Sequence[float], temperatures:
             how: str = "logprob") -> np.ndarray:
     """The ensemble's probabilities from the members' log-probabilities (same rows, same columns)."""
     if how == "logprob":
-        return softmax(sum(w * lp / t for lp, w, t in zip(logps, weights, temperatures, strict=True)))
+        scores = np.zeros_like(logps[0])
+        for lp, w, t in zip(logps, weights, temperatures, strict=True):
+            scores = scores + w * lp / t
+        return softmax(scores)
     if how == "prob":
-        return sum(w * softmax(lp / t) for lp, w, t in zip(logps, weights, temperatures, strict=True))
+        probs = np.zeros_like(logps[0])
+        for lp, w, t in zip(logps, weights, temperatures, strict=True):
+            probs = probs + w * softmax(lp / t)
+        return probs
     raise ValueError(f"unknown combine {how!r}")
 
 
@@ -350,7 +356,7 @@ class EnsembleClassifier(TextClassifier):
     def predict_proba(self, texts: Any) -> np.ndarray:
         """The members' probabilities combined (each member predicts every text once)."""
         if isinstance(texts, str):
-            raise TypeError("texts must be a list of strings, not a single string: predict_proba([text])")
+            raise NotAList("texts must be a list of strings, not a single string: predict_proba([text])")
         texts = list(texts)
         return self.combine_member_probs([m.predict_proba(texts) for m in self.members])
 

@@ -23,7 +23,6 @@ from typing import Any
 from ..baselines.storage import META_FILE as BASELINE_FILE
 from ..baselines.storage import MODEL_FILE as BASELINE_MODEL_FILE
 from ..errors import UserError
-from ..modeling.folder import MODEL_FILES as BERT_FILES
 from ..tasks import Task, task_from_settings
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,10 @@ def model_files(path: str | Path) -> list[Path]:
             return [path / ENSEMBLE_FILE]
         found = [f for m in member_paths(path, meta) for f in model_files(m)]
         return [path / ENSEMBLE_FILE, *found]
-    names = (BASELINE_FILE, BASELINE_MODEL_FILE) if family == "baseline" else BERT_FILES
+    if family == "baseline":
+        names: tuple[str, ...] = (BASELINE_FILE, BASELINE_MODEL_FILE)
+    else:
+        from ..modeling.folder import MODEL_FILES as names  # imports torch: only for BERT folders
     return [path / n for n in names if (path / n).is_file()]
 
 

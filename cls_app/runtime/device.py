@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 
 import torch
 
 from ..errors import UserError
+from .cores import default_threads
 from .precisions import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -107,15 +107,6 @@ def adamw(params: list[dict], lr: float, device: torch.device) -> torch.optim.Ad
     for-each implementation's temporaries (a 2-layer BERT with 18M bigram parameters: 140 instead
     of 207 ms per step on a 2-core AMD EPYC, bench/optimizer_step.py; the same update up to float rounding)."""
     return torch.optim.AdamW(params, lr=lr, fused=device.type in ("cpu", "cuda"))
-
-
-def default_threads(local_world_size: int = 1) -> int:
-    """CPU threads per process: the usable cores split evenly among the local processes."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, local_world_size))
 
 
 def configure_threads(threads: int | None, local_world_size: int = 1) -> int:

@@ -159,5 +159,5 @@ def predict_sharded(model: torch.nn.Module, seqs: Sequence[Sequence[int]], pad_i
     if world == 1:
         return predict_logits(model, seqs, pad_id, batch_size, device=device)
     idx = np.arange(rank, len(seqs), world)
-    part = predict_logits(model, [seqs[i] for i in idx], pad_id, batch_size, device=device)
+    part = predict_logits(model, [seqs[int(i)] for i in idx], pad_id, batch_size, device=device)
     return gather_rows(part, idx, len(seqs))

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..text.batching import length_sorted_batches, pad_batch
-from ..text.long_text import LongTextOptions, encode_texts, pool_logits
+from ..text.long_text import EncodedTexts, LongTextOptions, encode_texts, pool_logits
 
 
 @torch.inference_mode()
@@ -46,24 +46,22 @@ def predict_logits(
 
 def predict_pooled_logits(
     model: torch.nn.Module,
-    seqs: Sequence[Sequence[int]],
-    owners: Sequence[int] | None,
-    n_texts: int,
+    enc: EncodedTexts,
     pad_id: int,
     batch_size: int = 128,
     pool: str = "mean",
     progress: bool = False,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Per-text logits, shape ``(n_texts, num_labels)``, from window rows ``seqs``.
+    """Per-text logits, shape ``(enc.n_texts, num_labels)``, from the window rows of ``enc``.
 
-    ``owners[k]`` is the text index of row ``k`` (None: one row per text, no pooling);
+    ``enc.owners[k]`` is the text index of row ``k`` (None: one row per text, no pooling);
     a text's window logits are pooled by ``mean`` or ``max``.
     """
-    logits = predict_logits(model, seqs, pad_id, batch_size, progress=progress, device=device)
-    if owners is None:
+    logits = predict_logits(model, enc.seqs, pad_id, batch_size, progress=progress, device=device)
+    if enc.owners is None:
         return logits
-    return pool_logits(logits, owners, n_texts, pool)
+    return pool_logits(logits, enc.owners, enc.n_texts, pool)
 
 
 def predict_text_logits(
@@ -79,7 +77,5 @@ def predict_text_logits(
     """Per-text logits for raw ``texts``: truncated or chunked and pooled as ``options`` say."""
     options = (options or LongTextOptions()).resolved(max_len)
     enc = encode_texts(tokenizer, texts, max_len, options)
-    return predict_pooled_logits(
-        model, enc.seqs, enc.owners, enc.n_texts, tokenizer.pad_id, batch_size, options.chunk_pool,
-        progress=progress, device=device,
-    )
+    return predict_pooled_logits(model, enc, tokenizer.pad_id, batch_size, options.chunk_pool, progress=progress,
+                                 device=device)

@@ -179,7 +179,7 @@ def create_app(model: TextClassifier, settings: ServeSettings | None = None, mod
     With ``model_process`` (a :class:`~.model_process.ModelProcess` that loads the same model) the
     batches run there and ``model`` only describes the model (labels, task, ``/info``)."""
     settings = settings or ServeSettings()
-    run_batch = model.predict_proba if model_process is None else predict_in_worker
+    run_batch: Any = model.predict_proba if model_process is None else predict_in_worker
     batcher = MicroBatcher(run_batch, settings.max_batch, settings.max_wait_ms, executor=model_process)
 
     @asynccontextmanager

@@ -40,7 +40,7 @@ def load_model(model: str | Path, settings: ServeSettings) -> TextClassifier:
     """The model of any folder, loaded as the CLI and the API load it, with the service's settings
     (a folder holding ``best.json``: the model it recommends, unless ``settings.follow`` is off)."""
     from ..models.base import load
-    from ..runtime.device import default_threads
+    from ..runtime.cores import default_threads
 
     threads = settings.threads or default_threads(settings.workers)  # the cores split among the workers
     return load(model, follow=settings.follow, batch_size=settings.batch_size, threads=threads,
@@ -102,8 +102,9 @@ def serve(model: str | Path, settings: ServeSettings, announce: Callable[[str], 
     if settings.host not in LOOPBACK:
         log.warning("listening on %s: reachable from other machines%s", settings.host,
                     "" if settings.api_key else "; consider --api-key")
-    common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": settings.access_log,
-              "timeout_graceful_shutdown": settings.shutdown_timeout_s}
+    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": None,
+                              "access_log": settings.access_log,
+                              "timeout_graceful_shutdown": settings.shutdown_timeout_s}
     url = f"http://{settings.host}:{settings.port}"
     if settings.workers == 1:
         app = build_app(model, settings)

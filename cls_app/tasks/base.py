@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..io.records import DataOptions
+    from ..io.records import DataOptions, ReadOptions
     from .loss import TaskLoss
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Task(ABC):
     # ------------------------------------------------------------------ data
 
     @abstractmethod
-    def read(self, path: str, opts: DataOptions) -> Any:
+    def read(self, path: str, opts: ReadOptions) -> Any:
         """One labeled file read with ``opts`` (the task's separators)."""
 
     @abstractmethod
@@ -153,6 +153,10 @@ class Task(ABC):
 
     def fitted(self, dev_metrics: dict) -> Task:
         """This task with the decision settings that :meth:`dev_metrics` tuned."""
+        return self
+
+    def with_separators(self, label_sep: str | None = None, path_sep: str | None = None) -> Task:
+        """This task reading label cells with other separators (None: keep the task's)."""
         return self
 
     def align(self, labels: Sequence[str], common: Sequence[str]) -> Task:

@@ -20,7 +20,7 @@ from .base import LabelSetPrediction, Task, empty_rows
 
 if TYPE_CHECKING:
     from ..io.labels import LabelSetData
-    from ..io.records import DataOptions
+    from ..io.records import ReadOptions
     from .loss import TaskLoss
 
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
@@ -174,7 +174,7 @@ def hierarchical_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequenc
     m["per_level"] = {}
     for level in sorted(set(levels.tolist())):
         cols = np.flatnonzero(levels == level)
-        sub = multilabel_metrics(yt[:, cols], yp[:, cols], [labels[c] for c in cols])
+        sub = multilabel_metrics(yt[:, cols], yp[:, cols], [labels[int(c)] for c in cols])
         m["per_level"][str(level)] = {k: sub[k] for k in ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")}
     return m
 
@@ -241,7 +241,7 @@ class LabelSets(Task):
 
     # ------------------------------------------------------------------ data
 
-    def read(self, path: str, opts: DataOptions) -> LabelSetData:
+    def read(self, path: str, opts: ReadOptions) -> LabelSetData:
         from ..io.labels import load_label_sets
 
         return load_label_sets(path, replace(opts, task=self.task, label_sep=self.label_sep, path_sep=self.path_sep))
@@ -308,6 +308,9 @@ class LabelSets(Task):
     def fitted(self, dev_metrics: dict) -> LabelSets:
         return replace(self, thresholds=dev_metrics.get("thresholds"))
 
+    def with_separators(self, label_sep: str | None = None, path_sep: str | None = None) -> LabelSets:
+        return replace(self, label_sep=label_sep or self.label_sep, path_sep=path_sep or self.path_sep)
+
     def align(self, labels: Sequence[str], common: Sequence[str]) -> LabelSets:
         """Thresholds over ``common``: a label this model does not know is never predicted."""
         per_label = dict(zip(labels, (self.thresholds or {}).get("per_label") or [], strict=False))
@@ -342,7 +345,7 @@ class LabelSets(Task):
         """The predicted labels of each row joined as in the training file; None for NaN rows (empty text)."""
         pred = self.decide(probs, labels)
         empty = empty_rows(probs)
-        return [None if empty[i] else join_labels([labels[j] for j in np.flatnonzero(pred[i])], self.task,
+        return [None if empty[i] else join_labels([labels[int(j)] for j in np.flatnonzero(pred[i])], self.task,
                                                   self.label_sep, self.path_sep)
                 for i in range(len(pred))]
 
@@ -356,8 +359,8 @@ class LabelSets(Task):
                 out.append(LabelSetPrediction(None, ()))
                 continue
             order = np.argsort(-row, kind="stable")[: keep or len(labels)]
-            out.append(LabelSetPrediction(tuple(labels[j] for j in np.flatnonzero(pred[i])),
-                                          tuple((labels[j], float(row[j])) for j in order)))
+            out.append(LabelSetPrediction(tuple(labels[int(j)] for j in np.flatnonzero(pred[i])),
+                                          tuple((labels[int(j)], float(row[j])) for j in order)))
         return out
 
     def output_columns(self, labels: Sequence[str], top_k: int) -> list[str]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 MAX_POS_WEIGHT = 100.0  # a label seen once in 10k rows would otherwise weigh 10k times
 
 
-def balanced_class_weights(train_y: Sequence[int], num_labels: int) -> torch.Tensor:
+def balanced_class_weights(train_y: npt.ArrayLike, num_labels: int) -> torch.Tensor:
     """``n / (classes * count)`` per class (scikit-learn's "balanced"); 1.0 for an absent class."""
     from sklearn.utils.class_weight import compute_class_weight
 

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import UserError
 from .base import Prediction, Task, check_top_k, empty_rows, top_classes
 
 if TYPE_CHECKING:
-    from ..io.records import DataOptions, LabeledData
+    from ..io.records import LabeledData, ReadOptions
     from .loss import TaskLoss
 
 
-def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> dict:
+def compute_metrics(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: list[str]) -> dict:
     """Metrics for integer label ids ``0..len(labels)-1``.
 
     Returns accuracy, macro/weighted F1, sklearn's per-class report (precision, recall,
@@ -26,20 +27,19 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[s
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # loads in 0.8 s
 
     ids = list(range(len(labels)))
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
+    yt, yp = np.asarray(y_true), np.asarray(y_pred)
     report = classification_report(
-        y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0
+        yt, yp, labels=ids, target_names=labels, output_dict=True, zero_division=0
     )
     return {
-        "n": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "n": int(len(yt)),
+        "accuracy": float(accuracy_score(yt, yp)) if len(yt) else 0.0,
+        "macro_f1": float(f1_score(yt, yp, labels=ids, average="macro", zero_division=0)),
         "weighted_f1": float(
-            f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)
+            f1_score(yt, yp, labels=ids, average="weighted", zero_division=0)
         ),
         "per_class": {name: report[name] for name in labels},
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "confusion_matrix": confusion_matrix(yt, yp, labels=ids).tolist(),
     }
 
 
@@ -89,7 +89,7 @@ class SingleLabel(Task):
     def name(self) -> str:
         return "single-label"
 
-    def read(self, path: str, opts: DataOptions) -> LabeledData:
+    def read(self, path: str, opts: ReadOptions) -> LabeledData:
         return opts.read(path)
 
     def split(self, data: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabeledData]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 
@@ -33,7 +34,7 @@ def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[
 
 
 def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, group: int = 50
+    lengths: npt.ArrayLike, batch_size: int, rng: np.random.Generator, group: int = 50
 ) -> list[np.ndarray]:
     """Shuffled batches of similar lengths (as Hugging Face's ``LengthGroupedSampler``).
 
@@ -41,18 +42,18 @@ def length_grouped_batches(
     mega-batch by length and cut it into batches, then shuffle the order of the batches.
     Every index appears exactly once; padding drops because batch-mates have similar lengths.
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = rng.permutation(len(lengths))
+    sizes = np.asarray(lengths, dtype=np.int64)
+    order = rng.permutation(len(sizes))
     mega = batch_size * group
     batches: list[np.ndarray] = []
     for start in range(0, len(order), mega):
         chunk = order[start : start + mega]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        chunk = chunk[np.argsort(-sizes[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+def length_sorted_batches(lengths: npt.ArrayLike, batch_size: int) -> list[np.ndarray]:
     """Indices sorted by length (longest first) cut into batches, for fast inference.
 
     Similar lengths share a batch, so little padding is computed; callers scatter the
@@ -62,19 +63,19 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def oversampled_indices(labels: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+def oversampled_indices(labels: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
     """Every index once, plus random repeats of smaller classes until each class is as large as the largest.
 
     The repeats are drawn with replacement from the class's own indices; the result is
     sorted by index (batch orders shuffle it anyway).
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    if len(labels) == 0:
+    ids = np.asarray(labels, dtype=np.int64)
+    if len(ids) == 0:
         return np.arange(0)
-    classes, counts = np.unique(labels, return_counts=True)
+    classes, counts = np.unique(ids, return_counts=True)
     target = counts.max()
-    parts = [np.arange(len(labels))]
+    parts = [np.arange(len(ids))]
     for c, n in zip(classes, counts, strict=True):
         if n < target:
-            parts.append(rng.choice(np.flatnonzero(labels == c), size=int(target - n), replace=True))
+            parts.append(rng.choice(np.flatnonzero(ids == c), size=int(target - n), replace=True))
     return np.sort(np.concatenate(parts), kind="stable")

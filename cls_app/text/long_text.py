@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import UserError
 from ..io.pairs import PAIR_SEP
@@ -90,7 +91,7 @@ def windows(ids: Sequence[int], size: int, stride: int) -> list[list[int]]:
     return [ids[s : s + size] for s in window_starts(len(ids), size, stride)]
 
 
-def pool_logits(logits: np.ndarray, owners: Sequence[int], n_texts: int, how: str = "mean") -> np.ndarray:
+def pool_logits(logits: np.ndarray, owners: npt.ArrayLike, n_texts: int, how: str = "mean") -> np.ndarray:
     """Per-text logits from per-window ``logits``; ``owners[k]`` is the text of window ``k``.
 
     ``mean`` averages a text's window logits, ``max`` takes each class's largest logit.
@@ -99,18 +100,18 @@ def pool_logits(logits: np.ndarray, owners: Sequence[int], n_texts: int, how: st
     if how not in POOLS:
         raise UserError(f"unknown pooling {how!r}; choose one of {', '.join(POOLS)}")
     logits = np.asarray(logits, dtype=np.float32)
-    owners = np.asarray(owners, dtype=np.int64)
-    if logits.ndim != 2 or len(owners) != len(logits):
-        raise ValueError(f"{len(owners)} owners for logits of shape {logits.shape}")
-    counts = np.bincount(owners, minlength=n_texts) if len(owners) else np.zeros(n_texts, np.int64)
+    owner_ids = np.asarray(owners, dtype=np.int64)
+    if logits.ndim != 2 or len(owner_ids) != len(logits):
+        raise ValueError(f"{len(owner_ids)} owners for logits of shape {logits.shape}")
+    counts = np.bincount(owner_ids, minlength=n_texts) if len(owner_ids) else np.zeros(n_texts, np.int64)
     if len(counts) > n_texts or (n_texts and counts.min() == 0):
         raise ValueError("every text needs at least one window and owners must be < n_texts")
     if how == "mean":
         out = np.zeros((n_texts, logits.shape[1]), dtype=np.float64)
-        np.add.at(out, owners, logits)
+        np.add.at(out, owner_ids, logits)
         return (out / counts[:, None]).astype(np.float32)
     out = np.full((n_texts, logits.shape[1]), -np.inf, dtype=np.float32)
-    np.maximum.at(out, owners, logits)
+    np.maximum.at(out, owner_ids, logits)
     return out
 
 
@@ -180,8 +181,8 @@ def encode_texts(tokenizer, texts: Sequence[str], max_len: int, options: LongTex
         seqs = [encode_pair(tokenizer, t, max_len) if PAIR_SEP in t else
                 [cls_id, *truncate(tokenizer.token_ids(t), room, opts.truncation, opts.head_tokens), sep_id]
                 for t in texts]
-        owners = None if opts.long_text == "truncate" else np.arange(len(texts), dtype=np.int64)
-        return EncodedTexts(seqs, owners, len(texts))
+        one_each = None if opts.long_text == "truncate" else np.arange(len(texts), dtype=np.int64)
+        return EncodedTexts(seqs, one_each, len(texts))
     if opts.long_text == "truncate":
         for text in texts:
             body = truncate(tokenizer.token_ids(text), room, opts.truncation, opts.head_tokens)
@@ -189,7 +190,7 @@ def encode_texts(tokenizer, texts: Sequence[str], max_len: int, options: LongTex
         return EncodedTexts(seqs, None, len(texts))
     owners: list[int] = []
     for i, text in enumerate(texts):
-        for body in windows(tokenizer.token_ids(text), room, opts.chunk_stride):
+        for body in windows(tokenizer.token_ids(text), room, int(opts.chunk_stride or room)):
             seqs.append([cls_id, *body, sep_id])
             owners.append(i)
     return EncodedTexts(seqs, np.asarray(owners, dtype=np.int64), len(texts))

@@ -31,7 +31,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import SupportsInt
+from typing import Any, SupportsInt
 
 from ..errors import UserError
 from ..fileio import write_text
@@ -138,7 +138,7 @@ def _normalize_char(ch: str, lowercase: bool, wordpiece: bool) -> str:
     return text
 
 
-_RUST_BERT: dict[bool, object] = {}
+_RUST_BERT: dict[bool, Any] = {}
 
 
 def _rust_bert_char(ch: str, lowercase: bool) -> str | None:
@@ -168,7 +168,7 @@ def _rust_bert_char(ch: str, lowercase: bool) -> str | None:
     rust = _RUST_BERT[lowercase]
     if rust is None:  # pragma: no cover
         return None
-    normalizer, pre_tokenizer = rust  # type: ignore[misc]
+    normalizer, pre_tokenizer = rust
     out = []
     for c in normalizer.normalize_str(ch):
         pieces = len(pre_tokenizer.pre_tokenize_str(f"a{c}a"))

@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(
     path: str | Path,
-    model: torch.nn.Module,
+    model: Any,  # a transformers PreTrainedModel
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: dict,
@@ -150,7 +151,7 @@ class Restored:
 
 def restore_checkpoint(
     path: str | Path,
-    model: torch.nn.Module,
+    model: Any,  # a transformers PreTrainedModel
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> Restored:

@@ -24,6 +24,7 @@ import logging
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,7 +139,9 @@ class _Epochs:
 
     def __init__(self, enc: EncodedCorpus, tokenizer: CharTokenizer, settings: PretrainSettings) -> None:
         self.enc, self.tok, self.s = enc, tokenizer, settings
-        self.epoch, self.batches, self.examples, self.first_step = -1, [], [], 0
+        self.epoch, self.first_step = -1, 0
+        self.batches: list[np.ndarray] = []
+        self.examples: list[Any] = []
 
     def _build(self, epoch: int) -> None:
         rng = np.random.default_rng([self.s.seed, epoch])
@@ -172,7 +175,7 @@ class _Epochs:
         return [self.examples[i] for i in self.batches[step - self.first_step]]
 
 
-def _tensors(b: MaskedBatch) -> dict[str, torch.Tensor | None]:
+def _tensors(b: MaskedBatch) -> dict[str, Any]:
     return {
         "input_ids": torch.from_numpy(b.input_ids),
         "attention_mask": torch.from_numpy(b.attention_mask),
@@ -254,7 +257,7 @@ def _model(settings: PretrainSettings, tokenizer: CharTokenizer, out: Path,
     if resume and settings.objective == "mlm":
         return BertForPreTrainingGathered.from_pretrained(out)
     model = build_model(settings, tokenizer)
-    if resume:
+    if resume and isinstance(model, ElectraPretrainer):
         try:
             model.load_weights(out)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -303,7 +306,7 @@ class Pretrainer:
             write_json(out / ARGS_FILE, {"settings": asdict(settings), "vocab_size": len(self.tokenizer),
                                          "corpus_documents": len(corpus), "corpus_tokens": enc.n_tokens})
         self.epochs = _Epochs(enc, self.tokenizer, settings)
-        self.mask_kw = {"pad_id": self.tokenizer.pad_id, "specials": special_ids(self.tokenizer),
+        self.mask_kw: dict[str, Any] = {"pad_id": self.tokenizer.pad_id, "specials": special_ids(self.tokenizer),
                         "mask_id": self.tokenizer.mask_id, "vocab_size": len(self.tokenizer),
                         "mlm_prob": settings.mlm_prob}
         self.start = time.perf_counter()

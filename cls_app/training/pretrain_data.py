@@ -164,7 +164,7 @@ def nsp_pairs(enc: EncodedCorpus, tokenizer: CharTokenizer, max_len: int, rng: n
     def tokens(d: int, idx: Sequence[int]) -> list[tuple[int, bool]]:
         out: list[tuple[int, bool]] = []
         for k in idx:
-            st = enc.starts[d][k] if wwm else np.ones(len(enc.docs[d][k]), dtype=bool)
+            st = enc.starts[d][k] if wwm and enc.starts is not None else np.ones(len(enc.docs[d][k]), dtype=bool)
             out.extend(zip(enc.docs[d][k].tolist(), st.tolist(), strict=True))
         return out
 
@@ -185,7 +185,7 @@ def nsp_pairs(enc: EncodedCorpus, tokenizer: CharTokenizer, max_len: int, rng: n
             b = tokens(other, range(start, len(enc.docs[other])))
             b = b[: max(1, target_max - len(a))]
         else:
-            b, label = b_true, NSP_TRUE  # (a one-document corpus has no random B)
+            b, label = b_true, np.int64(NSP_TRUE)  # (a one-document corpus has no random B)
         _truncate_pair(a, b, target_max)
         if not a:
             a, b = b[:1], b[1:]

@@ -84,6 +84,7 @@ class TrainSettings(OptimizerSettings):
                              "fp32 on the CPU)", choices=PRECISIONS)
     compile: bool = setting(False, "torch.compile the model (needs a C++ compiler)")
     pad_to: int = setting(0, cli=False)  # 0: dynamic padding; N: pad every batch to N tokens (for measurements)
+    progress: bool = setting(True, cli=False)  # a progress bar per epoch (the CLI's; off from the Python API)
 
 
 SCRATCH_BIGRAM_MIN_COUNT = 2  # measured in docs/ensembles.md ("Character bigram embeddings")
@@ -126,8 +127,10 @@ class BertSettings:
     def from_kwargs(cls, **values: object) -> BertSettings:
         """Settings from flat names (``layers=2, epochs=3, truncation="tail"``), each routed to the
         dataclass that has it; an unknown name is a :class:`UserError` listing the known ones. No
-        token-id cache unless ``cache_dir`` is given (a Python caller's folder stays clean)."""
-        parts: dict[str, dict] = {"model": {}, "train": {}, "long_text": {}, "top": {"cache_dir": None}}
+        token-id cache unless ``cache_dir`` is given (a Python caller's folder stays clean), and no
+        progress bars unless ``progress=True``."""
+        parts: dict[str, dict] = {"model": {}, "train": {"progress": False}, "long_text": {},
+                                  "top": {"cache_dir": None}}
         owners = {**{f.name: "long_text" for f in fields(LongTextOptions)},
                   **{f.name: "train" for f in fields(TrainSettings)},
                   **{f.name: "model" for f in fields(ModelOptions)}, "threads": "top", "cache_dir": "top"}

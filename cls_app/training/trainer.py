@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -56,12 +57,12 @@ def set_seed(seed: int) -> None:
 
 
 def epoch_batches(
-    lengths: Sequence[int],
+    lengths: npt.ArrayLike,
     batch_size: int,
     seed: int,
     epoch: int,
     group_by_length: bool,
-    labels: Sequence[int] | None = None,
+    labels: npt.ArrayLike | None = None,
     oversample: bool = False,
 ) -> list[np.ndarray]:
     """The shuffled batches of one epoch; the same for the same seed and epoch.
@@ -70,23 +71,25 @@ def epoch_batches(
     class's size first (:func:`oversampled_indices`), drawn anew each epoch.
     """
     rng = np.random.default_rng([seed, epoch])
-    pool = np.arange(len(lengths))
+    sizes = np.asarray(lengths, dtype=np.int64)
+    pool = np.arange(len(sizes))
     if oversample:
         if labels is None:
             raise ValueError("oversample needs labels")
         pool = oversampled_indices(labels, rng)
     if group_by_length:
-        batches = length_grouped_batches(np.asarray(lengths, dtype=np.int64)[pool], batch_size, rng)
+        batches = length_grouped_batches(sizes[pool], batch_size, rng)
     else:
         batches = shuffled_batches(len(pool), batch_size, rng)
     return [pool[b] for b in batches]
 
 
-def epoch_size(labels: Sequence[int], oversample: bool) -> int:
+def epoch_size(labels: npt.ArrayLike, oversample: bool) -> int:
     """Examples per epoch: all of them, or (oversampled) classes x the largest class."""
-    if not oversample or len(labels) == 0:
-        return len(labels)
-    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    ids = np.asarray(labels)
+    if not oversample or len(ids) == 0:
+        return len(ids)
+    counts = np.bincount(ids.astype(np.int64))
     counts = counts[counts > 0]
     return int(len(counts) * counts.max())
 
@@ -106,7 +109,7 @@ class TrainData:
     dev_y: Any
     labels: list[str]
     pad_id: int
-    dev_owners: Sequence[int] | None = None
+    dev_owners: npt.ArrayLike | None = None
     pool: str = "mean"
     task: Task = field(default_factory=SingleLabel)
 
@@ -254,7 +257,7 @@ class Trainer:
         batches = epoch_batches([len(x) for x in self.data.train_ids], s.batch_size, s.seed, epoch,
                                 s.group_by_length, labels=self.data.train_y, oversample=s.oversample)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch", leave=False,
-                   initial=st.batch, **({} if self.main else {"disable": True}))
+                   initial=st.batch, disable=not (self.main and s.progress))
         try:
             for i in range(st.batch, len(batches)):
                 if st.pending_eval is not None and self._evaluate_now():  # resumed inside an evaluation
@@ -283,7 +286,7 @@ class Trainer:
 
     def _evaluate_now(self) -> bool:
         """The mid-epoch evaluation that is due; True when training should stop."""
-        stop = self._evaluate(self.state.pending_eval)
+        stop = self._evaluate(float(self.state.pending_eval or 0.0))
         self.model.train()
         return stop
 
@@ -389,7 +392,7 @@ class Trainer:
             return
         if self.world > 1:  # rank 0 keeps the sums over all ranks, so the checkpoint has them all
             sums = distributed.all_reduce_sum([st.running_loss, st.running_n, st.tokens])
-            st.running_loss, st.running_n, st.tokens = sums if self.main else (0.0, 0, 0)
+            st.running_loss, st.running_n, st.tokens = (sums[0], sums[1], int(sums[2])) if self.main else (0.0, 0, 0)
         if not self.main:
             return
         st.elapsed = time.perf_counter() - self.start
@@ -417,9 +420,9 @@ class Trainer:
         )
 
 
-def _wrap(model: torch.nn.Module, device: torch.device, world: int, compile_model: bool) -> torch.nn.Module:
+def _wrap(model: torch.nn.Module, device: torch.device, world: int, compile_model: bool) -> Any:
     """The module the training steps call: DDP across ranks, then ``torch.compile`` if asked."""
-    net = model
+    net: Any = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
