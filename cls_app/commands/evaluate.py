@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(str(model.path)) / f"eval_{Path(args.data).stem}"
     ev = evaluate(model, data, out, ReportOptions(explain_top=args.explain_top))
     print_metrics_report("", ev.metrics, ev.labels, model.task)
-    if not model.task.multi:
-        print("\n" + format_analysis(ev.metrics))
+    analysis = format_analysis(ev.metrics)  # single-label reports: errors and calibration
+    if analysis:
+        print("\n" + analysis)
     print(f"\nreport written to {ev.out}/ ({', '.join(p.name for p in ev.paths.values())})")

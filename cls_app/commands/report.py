@@ -37,8 +37,9 @@ def print_job(result: Any) -> None:
     if result.test is not None:
         name = Path(str(result.test_source)).name
         print_metrics_report(f"test ({name}):", result.test.metrics, result.labels, result.task)
-        if not result.task.multi:
-            print("\n" + format_analysis(result.test.metrics))
+        analysis = format_analysis(result.test.metrics)  # single-label reports: errors and calibration
+        if analysis:
+            print("\n" + analysis)
     elif result.best_dev:
         print_metrics_report("dev (best evaluation):", result.best_dev, result.labels, result.task)
     print_train_summary(result.metrics)

@@ -8,11 +8,11 @@ import logging
 from ..errors import UserError
 from ..io.records import DataOptions
 from ..settings import default
+from ..tasks import task_named
 from ..text.long_text import LongTextOptions
 from ..training.settings import (
     EMBEDDED_DATA_DEFAULTS,
     PRETRAINED_LR,
-    TASK_METRICS,
     BertSettings,
     ModelOptions,
     TrainJob,
@@ -96,7 +96,8 @@ def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
     if args.lr is None:
         args.lr = PRETRAINED_LR if args.pretrained else default(TrainSettings, "lr")
     bert = BertSettings(model=settings_from(args, ModelOptions),
-                        train=settings_from(args, TrainSettings, metric=args.metric or TASK_METRICS[args.task]),
+                        train=settings_from(args, TrainSettings,
+                                            metric=args.metric or task_named(args.task).default_metric),
                         long_text=settings_from(args, LongTextOptions), threads=args.threads,
                         cache_dir=args.cache_dir)
     return TrainJob(data=settings_from(args, DataOptions), bert=bert, out=args.out,

@@ -131,6 +131,9 @@ class TextClassifier:
         self.pairs = False
         self.options = InferenceOptions()
         self.text_pair_col: str | None = None
+        # probabilities on the dev rows given to fit_records, when fitting computed them (None otherwise):
+        # an ensemble or a report reads them instead of predicting dev a second time
+        self.dev_probs: np.ndarray | None = None
 
     @classmethod
     def blank(cls: type[Self], kind: str) -> Self:

@@ -74,6 +74,7 @@ class BertTextClassifier(TextClassifier):
         self.network, self.tokenizer, self.labels = trained.model.eval(), trained.tokenizer, list(trained.labels)
         self.task, self.folder_settings, self.summary = trained.task, dict(trained.settings), dict(trained.summary)
         self.dev_metrics = trained.result.best_dev
+        self.dev_probs = trained.result.best_dev_probs
         self.device = trained.device
         self.module = fast_classifier(self.network) if self.options.fast else self.network
         self._settings_from_folder()

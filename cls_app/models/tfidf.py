@@ -59,9 +59,9 @@ class TfidfClassifier(TextClassifier):
         self.meta = baseline_meta(self.kind, labels, self.seed, len(train), seconds)
         if dev is not None and len(dev):
             dev_y = task.encode(dev, labels)
-            dev_metrics = task.dev_metrics(dev_y, self.predict_proba(dev.texts), labels)
-            self.task = task.fitted(dev_metrics)  # label sets: thresholds tuned on dev
-            self.record("dev", self.task.metrics(dev_y, self.predict_proba(dev.texts), labels))
+            self.dev_probs = self.predict_proba(dev.texts)
+            self.task = task.fitted(task.dev_metrics(dev_y, self.dev_probs, labels))  # label sets: thresholds
+            self.record("dev", self.task.metrics(dev_y, self.dev_probs, labels))
         self.meta.update(self.task.folder_fields())
         if task.multi:
             self.meta["classifier"] = f"one-vs-rest {self.meta['classifier']}"

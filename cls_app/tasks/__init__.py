@@ -16,8 +16,8 @@ from .single import SingleLabel, compute_metrics, format_report, softmax
 
 __all__ = [
     "LABEL_SET_TASKS", "TASKS", "LabelSetPrediction", "LabelSets", "Prediction", "SingleLabel", "Task", "check_top_k",
-    "compute_metrics", "empty_rows", "format_report", "headline", "softmax", "task_from_settings", "task_named",
-    "top_classes",
+    "compute_metrics", "default_metrics", "empty_rows", "format_report", "headline", "softmax", "task_from_settings",
+    "task_named", "top_classes",
 ]
 
 
@@ -27,6 +27,11 @@ def task_named(name: str, label_sep: str = ",", path_sep: str = "##", thresholds
     if name in LABEL_SET_TASKS:
         return LabelSets(name, label_sep, path_sep, thresholds)
     return SingleLabel()
+
+
+def default_metrics() -> dict[str, str]:
+    """Each task's model-selection metric when ``--metric`` is not given."""
+    return {name: task_named(name).default_metric for name in TASKS}
 
 
 def task_from_settings(settings: dict[str, Any] | None) -> Task:

@@ -189,11 +189,10 @@ class SingleLabel(Task):
         return rows
 
     def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
-        top_k = min(top_k, len(labels))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        order, best = top_classes(probs, min(top_k, len(labels)))
         items = []
-        for row, cols in zip(probs, order, strict=True):
-            top = [{"label": labels[j], "prob": float(row[j])} for j in cols]
+        for cols, values in zip(order, best, strict=True):
+            top = [{"label": labels[int(j)], "prob": float(v)} for j, v in zip(cols, values, strict=True)]
             items.append({"label": top[0]["label"], "prob": top[0]["prob"], "top": top})
         return items
 

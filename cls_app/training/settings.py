@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..io.records import DataOptions
 from ..runtime.precisions import PRECISIONS
 from ..settings import setting
-from ..tasks import Task
+from ..tasks import Task, default_metrics, task_named
 from ..text.long_text import LongTextOptions
 from ..text.token_cache import DEFAULT_CACHE_DIR
 from ..version import __version__
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 METRICS = ("macro_f1", "accuracy", "weighted_f1", "micro_f1", "samples_f1")
 LABEL_SET_METRICS = ("micro_f1", "samples_f1")  # multi-label / hierarchical tasks only
 # the model-selection metric when --metric is not given; TrainSettings.metric is the single-label one
-TASK_METRICS = {"single-label": "macro_f1", "multi-label": "micro_f1", "hierarchical": "micro_f1"}
 CLASS_WEIGHTS = ("none", "balanced")
 PRETRAINED_LR = 3e-5  # default peak learning rate when starting from a pretrained BERT
 DEFAULT_OUT = "saved_models/default"
@@ -68,7 +67,7 @@ class TrainSettings(OptimizerSettings):
     eval_every: int = setting(0, "evaluate every N steps (0: each epoch)")
     patience: int = setting(2, "early-stopping patience in evaluations (0: off; default: %(default)s)")
     metric: str | None = setting(None, "dev metric that picks the best model and drives early stopping (default: "
-                                 + ", ".join(f"{m} for {task}" for task, m in TASK_METRICS.items()) + ")",
+                                 + ", ".join(f"{m} for {task}" for task, m in default_metrics().items()) + ")",
                                  choices=METRICS)
     eval_batch_size: int = setting(128, cli=False)
     group_by_length: bool = setting(True, "batch texts of similar length together (default: on)", toggle=True)
@@ -159,7 +158,7 @@ class TrainJob:
     @property
     def metric(self) -> str:
         """The dev metric that picks models (``--metric``, else the task's default)."""
-        return self.bert.train.metric or TASK_METRICS[self.data.task]
+        return self.bert.train.metric or task_named(self.data.task).default_metric
 
 
 def check_settings(t: TrainSettings) -> None:

@@ -46,6 +46,7 @@ class TrainResult:
     tokens_per_s: float
     stopped_early: bool
     history: list[dict] = field(default_factory=list)
+    best_dev_probs: np.ndarray | None = None  # the best evaluation's dev probabilities (None after a resume)
 
 
 
@@ -193,6 +194,8 @@ class Trainer:
         self.dev_owners = None if data.dev_owners is None else np.asarray(data.dev_owners, dtype=np.int64)
         self.state = TrainState()
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.dev_probs: np.ndarray | None = None  # of the latest evaluation
+        self.best_dev_probs: np.ndarray | None = None  # of the best evaluation in this process
         self.start = 0.0
 
     def run(self, resume: bool = False) -> TrainResult:
@@ -338,8 +341,8 @@ class Trainer:
     def _dev_metrics(self) -> dict:
         """The task's dev metrics (label sets: thresholds tuned on these rows first)."""
         d = self.data
-        probs = d.task.probabilities(self.dev_logits(len(d.dev_y)))
-        return d.task.dev_metrics(np.asarray(d.dev_y), probs, d.labels)
+        self.dev_probs = d.task.probabilities(self.dev_logits(len(d.dev_y)))
+        return d.task.dev_metrics(np.asarray(d.dev_y), self.dev_probs, d.labels)
 
     def _evaluate(self, epoch_pos: float) -> bool:
         """Score dev, log it, keep the best; return True when training should stop (then ``state.done``).
@@ -377,6 +380,7 @@ class Trainer:
         if improved:
             st.best_value, st.best_dev, st.best_step, st.best_epoch, st.bad_evals = value, dev, st.step, epoch_pos, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_dev_probs = self.dev_probs
             if self.hooks.on_best is not None and self.main:
                 self.hooks.on_best(self.model, dev)
             return False
@@ -416,7 +420,7 @@ class Trainer:
         return TrainResult(
             best_dev=st.best_dev, best_step=st.best_step, best_epoch=st.best_epoch, steps=st.step, seconds=seconds,
             samples_per_s=st.seen / seconds if seconds else 0.0, tokens_per_s=tokens / seconds if seconds else 0.0,
-            stopped_early=st.stopped_early, history=st.history,
+            stopped_early=st.stopped_early, history=st.history, best_dev_probs=self.best_dev_probs,
         )
 
 

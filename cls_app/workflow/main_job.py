@@ -132,6 +132,13 @@ def score(model: TextClassifier, data: Any, name: str | None = None) -> ModelSco
     return ModelScores(name or model.kind, model, probs, seconds)
 
 
+def dev_probabilities(model: TextClassifier, dev: Any) -> np.ndarray:
+    """The model's probabilities on the dev rows: those its fitting computed, else predicted now."""
+    if model.dev_probs is not None and len(model.dev_probs) == len(dev):
+        return model.dev_probs
+    return model.predict_proba(dev.texts)
+
+
 def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_col: str | None,
                   out: Path) -> list[Predictions]:
     """Fit the baselines on the run's records, score dev and test (recorded in each ``baseline.json``),
@@ -144,7 +151,7 @@ def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_
     done = []
     for model in tqdm(models, desc="baselines", unit="model", leave=False):
         model.fit_records(splits.train, splits.dev, splits.task, text_pair_col)
-        dev_probs = model.predict_proba(splits.dev.texts)
+        dev_probs = dev_probabilities(model, splits.dev)
         scores = score(model, target)
         if splits.test is not None:
             y = model.task.encode(splits.test, model.labels)
@@ -162,8 +169,8 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
     baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR)
     result.baselines = [b.model for b in baselines]  # type: ignore[misc]
-    bert_scored = Predictions(bert, bert.predict_proba(splits.dev.texts),
-                         bert_test if bert_test is not None else score(bert, target, "BERT"))
+    bert_scored = Predictions(bert, dev_probabilities(bert, splits.dev),
+                              bert_test if bert_test is not None else score(bert, target, "BERT"))
     scored = [bert_scored, *sorted(baselines, key=lambda s: s.model.kind)]
     ensemble = None
     if not splits.task.multi:
