@@ -21,6 +21,7 @@ from cls_app.models.ensemble import (
     fit_temperature,
     log_probs,
 )
+from cls_app.tasks.calibration import calibrate
 
 from .conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 
@@ -127,7 +128,9 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
         p = load(ens / m["path"])
         logps.append(log_probs(p.predict_proba(texts)[:, [p.labels.index(x) for x in meta["labels"]]]))
     want = combine(logps, [m["weight"] for m in meta["members"]], [m["temperature"] for m in meta["members"]])
+    want = calibrate(want, meta["calibration"]["temperature"])  # the ensemble's own calibration, fitted on dev
     assert np.allclose(got, want) and np.allclose(got.sum(axis=1), 1.0)
+    decided = load(ens).task.decide(want, meta["labels"])  # argmax, or with the offsets fitted for macro-F1
     empty = load(ens).predict_proba([None, texts[0]])
     assert np.isnan(empty[0]).all() and not np.isnan(empty[1]).any()
 
@@ -138,7 +141,7 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text(encoding="utf-8"))
     truth = pd.read_csv(files["test"])["label"].tolist()
     assert report["accuracy"] == pytest.approx(np.mean([meta["labels"][i] == t for i, t in
-                                                        zip(want.argmax(axis=1), truth, strict=True)]))
+                                                        zip(decided, truth, strict=True)]))
     rc, out, err = run_main(capsys, "-q", "compare", "--models", str(base), str(ens), "--data", str(files["test"]),
                             "--out", str(tmp_path / "cmp"))
     assert rc == 0, err
@@ -147,13 +150,13 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
     assert rows["ens"]["size_bytes"] == model_size_bytes(ens) > sum(model_size_bytes(base / n) for n in
                                                                     ("char_nb", "char_svm", "word_nb"))
     rc, out, err = run_main(capsys, "-q", "predict", "--model", str(ens), "--text", texts[0])
-    assert rc == 0 and out.split("\t")[0] == meta["labels"][int(want[0].argmax())]
+    assert rc == 0 and out.split("\t")[0] == meta["labels"][int(decided[0])]
     # explain: the members' character scores, weighted as the ensemble weighs them
     rc, out, err = run_main(capsys, "-q", "explain", "--model", str(ens), "--text", texts[0], "--output",
                             str(tmp_path / "ex.json"))
     assert rc == 0, err
     (ex,) = json.loads((tmp_path / "ex.json").read_text(encoding="utf-8"))
-    assert ex["label"] == meta["labels"][int(want[0].argmax())] and ex["method"] == "ensemble_weighted"
+    assert ex["label"] == meta["labels"][int(decided[0])] and ex["method"] == "ensemble_weighted"
     assert len(ex["char_scores"]) == len(texts[0]) and any(ex["char_scores"])
     members = [m["path"] for m in ex["details"]["members"]]
     assert len(members) == len(meta["members"])
@@ -215,14 +218,22 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
     best = json.loads((out / "best.json").read_text(encoding="utf-8"))
     assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble")
     assert best["comparison"]["split"] == "test" and best["comparison"]["versus"]
-    # the choice is the highest dev score of the candidates (cross-fitted for the ensemble)
-    scores = {"run": json.loads((out / "metrics.json").read_text())["dev"]["macro_f1"],
-              "ensemble": ens["dev"]["ensemble_cross_fitted"]["macro_f1"]}
+    # the dev scores are those of each candidate's final, cross-fitted decisions; the leader is the highest,
+    # and the choice is the leader unless dev cannot separate it from others (then the rule picks among them)
+    scores = {"run": json.loads((out / "metrics.json").read_text())["dev_final"]["macro_f1"],
+              "ensemble": ens["dev"]["ensemble_final"]["macro_f1"]}
     for meta_path in (out / "baselines").glob("*/baseline.json"):
         meta = json.loads(meta_path.read_text())
         if meta["name"] != "majority":
             scores[meta["name"]] = meta["dev"]["macro_f1"]
-    assert best["dev"]["macro_f1"] == pytest.approx(max(scores.values()))
+    selection = best["selection"]
+    assert scores[selection["leader"]] == pytest.approx(max(scores.values()), abs=1e-5)
+    pool = [selection["leader"], *selection["tied"]]
+    assert best["name"] in pool and set(selection["versus_leader"]) == set(scores) - {selection["leader"]}
+    if not selection["tied"]:
+        assert best["name"] == selection["leader"]
+    elif "ensemble" in pool:
+        assert best["name"] == "ensemble"
     md = (out / "comparison" / "comparison.md").read_text(encoding="utf-8")
     assert "## Recommended model" in md and f"**{best['name']}**" in md and "| ensemble | ensemble |" in md
     assert "recommended model:" in text

@@ -41,6 +41,8 @@ class Scored:
     y_true: np.ndarray
     proba: np.ndarray
     rows: list[int] | None = None  # each row's line in the data file (1-based)
+    raw_proba: np.ndarray | None = None  # the probabilities before calibration (a calibrated model's)
+    temperature: float | None = None  # the calibration's temperature
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ def analyse(metrics: dict, labels: list[str], scored: Scored, options: ErrorOpti
         if k < len(labels):
             metrics[f"top{k}_accuracy"] = round(top_k_accuracy(scored.y_true, scored.proba, k), 6)
     metrics["calibration"] = calibration(scored.y_true, scored.proba)
+    if scored.raw_proba is not None and scored.temperature:
+        before = calibration(scored.y_true, scored.raw_proba)
+        metrics["calibration"]["before"] = {k: before[k] for k in ("ece", "mce", "mean_confidence")}
+        metrics["calibration"]["temperature"] = round(float(scored.temperature), 6)
     metrics["errors"] = {"count": int(len(errors)), "file": "errors.csv"}
     metrics["confused_pairs"] = pairs[: options.top_pairs]
     return errors, pairs

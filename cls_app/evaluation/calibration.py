@@ -18,51 +18,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from ..fileio import atomic_path
+from ..tasks.calibration import ECE_BINS, calibration
 
-ECE_BINS = 15
-"""Equal-width confidence bins for ECE and the reliability diagram (Guo et al. use 15)."""
-
-
-def calibration(y_true: npt.ArrayLike, proba: np.ndarray, bins: int = ECE_BINS) -> dict:
-    """ECE, MCE and the per-bin table ``{"lower", "upper", "count", "confidence", "accuracy"}``."""
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
-    proba = np.asarray(proba, dtype=np.float64)
-    ok = ~np.isnan(proba).any(axis=1)
-    y = np.asarray(y_true, dtype=int)[ok]
-    p = proba[ok]
-    conf = p.max(axis=1) if len(y) else np.empty(0)
-    correct = (p.argmax(axis=1) == y) if len(y) else np.empty(0, dtype=bool)
-    # bin b holds (b/B, (b+1)/B]; confidence 0 goes to bin 0
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
-    table, ece, mce = [], 0.0, 0.0
-    for b in range(bins):
-        sel = idx == b
-        count = int(sel.sum())
-        row = {"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": count,
-               "confidence": None, "accuracy": None}
-        if count:
-            c, a = float(conf[sel].mean()), float(correct[sel].mean())
-            row["confidence"], row["accuracy"] = round(c, 6), round(a, 6)
-            gap = abs(a - c)
-            ece += count / len(y) * gap
-            mce = max(mce, gap)
-        table.append(row)
-    return {"bins": bins, "n": int(len(y)), "ece": round(ece, 6), "mce": round(mce, 6),
-            "mean_confidence": round(float(conf.mean()), 6) if len(y) else None,
-            "accuracy": round(float(correct.mean()), 6) if len(y) else None, "table": table}
-
+__all__ = ["ECE_BINS", "calibration", "format_calibration", "plot_reliability"]
 
 def format_calibration(cal: dict) -> str:
-    """One line for report.txt."""
+    """One line for report.txt (with the figure before calibration, when the model is calibrated)."""
     if not cal["n"]:
         return "calibration: no rows"
-    return (f"calibration ({cal['bins']} equal-width confidence bins): ECE={cal['ece']:.4f}  MCE={cal['mce']:.4f}  "
+    line = (f"calibration ({cal['bins']} equal-width confidence bins): ECE={cal['ece']:.4f}  MCE={cal['mce']:.4f}  "
             f"mean confidence={cal['mean_confidence']:.4f} vs accuracy={cal['accuracy']:.4f}")
+    before = cal.get("before")
+    if before:
+        line += (f"  (before the temperature {cal['temperature']:.3f} fitted on dev: ECE={before['ece']:.4f}, "
+                 f"mean confidence={before['mean_confidence']:.4f})")
+    return line
 
 
 def plot_reliability(cal: dict, path: str | Path, title: str) -> None:

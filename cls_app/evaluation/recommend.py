@@ -1,28 +1,49 @@
-"""The recommended model: the best candidate on dev, and ``OUT/best.json`` pointing at it.
+"""The recommended model: the best candidate on dev, chosen so that dev noise does not decide, and
+``OUT/best.json`` pointing at it.
 
-Candidates (after ``train --with-baselines``): the BERT (its dev score is the evaluation that
-picked its checkpoint), each baseline but the majority floor (fixed settings: dev only scored),
-and their ensemble (its **cross-fitted** dev score: each dev fold scored by weights fitted on the
-other folds, so fitting on dev does not flatter it). The highest score on the training metric
-(``--metric``, macro-F1 by default) wins; on a tie the cheaper family (baseline, then BERT, then
-the ensemble). ``best.json`` holds ``{"path": ..., "name", "kind", "metric", "dev", "why", ...}``,
+Candidates (after ``train --with-baselines``): the BERT, each baseline but the majority floor, and
+their ensemble. Each is scored on dev with the decisions it will make (calibrated, with the
+per-class offsets fitted for the metric; **cross-fitted**: each dev fold decided by what was fitted
+on the other folds, and for the ensemble its weights as well), on the training metric (``--metric``,
+macro-F1 by default).
+
+Dev has a few hundred or thousand rows, so the top scores are often within noise of each other. A
+paired bootstrap over the dev rows (:data:`RESAMPLES` resamples) gives, for every other candidate,
+the share of resamples in which the leader scores higher; a candidate the leader does not beat in
+at least :data:`SEPARATED` of them is **tied** with it. Among the leader and the candidates tied
+with it, :data:`RULE` picks (measured on the bench of ``bench/selection.py``, docs/ensembles.md):
+
+* ``ensemble``: the ensemble when it is among them (it averages its members' errors away), else the
+  leader;
+* ``log_loss``: the one with the lowest dev log-loss (the best probabilities);
+* ``leader``: the top dev score, noise or not.
+
+Ties of the score itself go to the cheaper family (baseline, then BERT, then the ensemble).
+``best.json`` holds ``{"path": ..., "name", "kind", "metric", "dev", "why", "selection": {...}}``,
 the path relative to ``OUT``; ``predict``/``evaluate``/``serve``/``cls_app.load`` follow it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import UserError
 from ..fileio import write_json
 from ..models.folders import BEST_FILE
+from ..tasks.calibration import metric_of
 
 log = logging.getLogger(__name__)
 
 COST_ORDER = {"baseline": 0, "bert": 1, "ensemble": 2}
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
+RULES = ("ensemble", "log_loss", "leader")
+RULE = "ensemble"
+RESAMPLES = 1000
+SEPARATED = 0.95
 
 
 @dataclass
@@ -32,24 +53,88 @@ class Candidate:
     name: str
     path: Path
     family: str  # bert, baseline or ensemble
-    dev: dict  # accuracy, macro_f1, weighted_f1
+    dev: dict  # accuracy, macro_f1, weighted_f1 of its (cross-fitted) dev decisions
     basis: str  # how the dev score was obtained
+    dev_pred: np.ndarray | None = None  # those decisions, one class id per dev row
+    log_loss: float | None = None  # of its (calibrated) dev probabilities
 
 
-def choose(found: list[Candidate], metric: str) -> Candidate:
+@dataclass
+class Selection:
+    """The choice: the chosen candidate, the dev leader, those dev could not separate from it, and why."""
+
+    best: Candidate
+    leader: Candidate
+    tied: list[Candidate]
+    rule: str
+    separation: dict = field(default_factory=dict)  # name -> {"difference", "leader_better"}
+
+
+def leader_of(found: list[Candidate], metric: str) -> Candidate:
     """The highest dev ``metric``; ties go to the cheaper family."""
     if not found:
         raise UserError("no model with dev scores to recommend")
     return max(found, key=lambda c: (round(float(c.dev.get(metric, 0.0)), 6), -COST_ORDER.get(c.family, 3)))
 
 
-def pointer(best: Candidate, found: list[Candidate], metric: str, out: Path) -> dict:
-    """What ``best.json`` says: the chosen model (relative to ``out``), its dev figures and why."""
+def separation(found: list[Candidate], leader: Candidate, y: np.ndarray, metric: str, seed: int = 42,
+               resamples: int = RESAMPLES) -> dict:
+    """For each other candidate: the dev difference to the leader and the share of paired bootstrap resamples
+    of the dev rows in which the leader scores higher (ties count half)."""
+    if leader.dev_pred is None:
+        return {}
+    k = int(max(int(y.max()) if len(y) else 0, *(int(c.dev_pred.max()) for c in found
+                                                 if c.dev_pred is not None and len(c.dev_pred))) + 1)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(y), size=(resamples, len(y)))
+    lead = np.array([metric_of(y[d], leader.dev_pred[d], k, metric) for d in draws])
+    out = {}
+    for c in found:
+        if c is leader or c.dev_pred is None:
+            continue
+        other = np.array([metric_of(y[d], c.dev_pred[d], k, metric) for d in draws])
+        out[c.name] = {"difference": round(float(leader.dev.get(metric, 0.0)) - float(c.dev.get(metric, 0.0)), 6),
+                       "leader_better": round(float(np.mean(lead > other) + 0.5 * np.mean(lead == other)), 4)}
+    return out
+
+
+def select(found: list[Candidate], metric: str, y_dev: np.ndarray | None, rule: str = RULE, seed: int = 42
+           ) -> Selection:
+    """The recommended candidate (see the module docstring)."""
+    if rule not in RULES:
+        raise UserError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
+    leader = leader_of(found, metric)
+    sep = separation(found, leader, np.asarray(y_dev), metric, seed) if y_dev is not None else {}
+    tied = [c for c in found if c.name in sep and sep[c.name]["leader_better"] < SEPARATED]
+    pool = [leader, *tied]
+    best = leader
+    if rule == "ensemble":
+        best = next((c for c in pool if c.family == "ensemble"), leader)
+    elif rule == "log_loss" and all(c.log_loss is not None for c in pool):
+        best = min(pool, key=lambda c: (float(c.log_loss or 0.0), -float(c.dev.get(metric, 0.0))))
+    return Selection(best, leader, tied, rule, sep)
+
+
+def pointer(sel: Selection, found: list[Candidate], metric: str, out: Path) -> dict:
+    """What ``best.json`` says: the chosen model (relative to ``out``), its dev figures, and why."""
+    name = METRIC_NAMES.get(metric, metric)
+    best, leader = sel.best, sel.leader
     others = ", ".join(f"{c.name} {c.dev[metric]:.4f}" for c in found if c is not best)
-    why = (f"highest {METRIC_NAMES.get(metric, metric)} on dev, {best.dev[metric]:.4f} ({best.basis})"
-           + (f"; the others: {others}" if others else ""))
+    if not sel.tied:
+        why = f"highest {name} on dev, {best.dev[metric]:.4f} ({best.basis})"
+        if sel.separation:
+            why += "; dev separates it from every other candidate (paired bootstrap)"
+    else:
+        tied = ", ".join(f"{c.name} {c.dev[metric]:.4f}" for c in sel.tied)
+        spread = max(sel.separation[c.name]["difference"] for c in sel.tied)
+        why = (f"dev cannot separate the leader {leader.name} ({leader.dev[metric]:.4f} {name}) from {tied} "
+               f"(within {spread:.4f}; the leader scores higher in fewer than {SEPARATED:.0%} of paired bootstrap "
+               f"resamples of the dev rows); rule '{sel.rule}' picks {best.name} ({best.basis})")
     return {"path": Path(best.path).resolve().relative_to(out.resolve()).as_posix(), "name": best.name,
-            "kind": best.family, "metric": metric, "dev": best.dev, "why": why}
+            "kind": best.family, "metric": metric, "dev": best.dev,
+            "why": why + (f"; the others: {others}" if others else ""),
+            "selection": {"rule": sel.rule, "leader": leader.name, "tied": [c.name for c in sel.tied],
+                          "separated_at": SEPARATED, "resamples": RESAMPLES, "versus_leader": sel.separation}}
 
 
 def write_pointer(out: Path, info: dict) -> Path:

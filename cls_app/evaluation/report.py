@@ -103,6 +103,7 @@ def evaluate(model: TextClassifier, data: Any, out: str | Path, options: ReportO
         errors = label_errors(data, y, probs, model.task.decide(probs, model.labels), model.labels)
         paths = write_label_set_evaluation(metrics, model.labels, out, title, errors)
     else:
-        scored = Scored(list(data.texts), np.asarray(y), probs, data.lines)
+        temperature = getattr(model.task, "temperature", None)
+        scored = Scored(list(data.texts), np.asarray(y), probs, data.lines, model.task.uncalibrate(probs), temperature)
         paths = write_evaluation(metrics, model.labels, out, title, scored=scored, model=model, options=options)
     return Evaluation(metrics, list(model.labels), out, paths)

@@ -121,6 +121,7 @@ class BertExplainer:
         self.long_text = model.long_text
         self.options = options
         self.path = model.path
+        self.classifier = model
 
     def _forward(self, input_ids):
         import torch
@@ -152,8 +153,8 @@ class BertExplainer:
         ref = torch.tensor([[tok.cls_id, *([fill] * len(ids)), tok.sep_id]])
         with torch.no_grad():
             logits = self._forward(torch.cat([x, ref]))
-        probs = torch.softmax(logits[0], -1)
-        pred = int(probs.argmax())
+        decided = decision(self.classifier, text)
+        pred = self.labels.index(decided.label)
         t = pred if target is None else _target_index(target, self.labels)
         lig = LayerIntegratedGradients(self._forward, self.model.bert.embeddings)
         attr = lig.attribute(x, baselines=ref, target=t, n_steps=self.options.n_steps,
@@ -162,7 +163,7 @@ class BertExplainer:
         difference = float(logits[0, t] - logits[1, t])
         scores = [float(s) for s in token_scores[1:-1]]
         return Explanation(
-            text=text, label=self.labels[pred], prob=float(probs[pred]), target=self.labels[t], method=self.method,
+            text=text, label=decided.label, prob=float(decided.prob), target=self.labels[t], method=self.method,
             tokens=_shown_tokens(tok, ids, spans, text), spans=spans, token_scores=scores,
             char_scores=spread_to_chars(len(text), spans, scores),
             completeness=_completeness(float(token_scores.sum()), difference),
@@ -170,6 +171,14 @@ class BertExplainer:
                      "special_tokens_score": round(float(token_scores[0] + token_scores[-1]), 6),
                      "tokens_seen": len(ids), "tokens_in_text": len(all_ids)},
         )
+
+
+def decision(model: TextClassifier, text: str) -> Any:
+    """The model's answer for ``text`` as ``predict`` gives it (calibrated, decided for the metric)."""
+    (pred,) = model.predict([text])
+    if pred.label is None:
+        raise UserError("the text to explain is empty")
+    return pred
 
 
 def _shown_tokens(tok, ids: list[int], spans: list[tuple[int, int]], text: str) -> list[str]:
@@ -261,6 +270,7 @@ class LinearExplainer:
         self.labels = list(meta["labels"])
         self.classes = [int(c) for c in self.clf.classes_]
         self.path = model.path
+        self.classifier = model
 
     def _weights(self, t: int) -> tuple[np.ndarray, float]:
         """Weight vector and intercept of class id ``t``'s decision score.
@@ -293,10 +303,9 @@ class LinearExplainer:
         return float(scores[row])
 
     def explain(self, text: str, target: str | None = None) -> Explanation:
-        from ..baselines.pipelines import scores_as_proba
 
-        probs = scores_as_proba(self.estimator, [text], len(self.labels))[0]
-        pred = int(probs.argmax())
+        decided = decision(self.classifier, text)
+        pred = self.labels.index(decided.label)
         t = pred if target is None else _target_index(target, self.labels)
         x = self.vectorizer.transform([text])
         weights, intercept = self._weights(t)
@@ -313,7 +322,7 @@ class LinearExplainer:
         unmapped = sum(v for j, v in contrib.items() if j not in found)
         total = sum(contrib.values())
         return Explanation(
-            text=text, label=self.labels[pred], prob=float(probs[pred]), target=self.labels[t], method=self.method,
+            text=text, label=decided.label, prob=float(decided.prob), target=self.labels[t], method=self.method,
             tokens=tokens, spans=spans, token_scores=scores, char_scores=spread_to_chars(len(text), spans, scores),
             completeness=_completeness(total, self._decision(x, t) - intercept),
             details={"intercept": round(intercept, 6), "features": len(contrib), "unmapped_score": round(unmapped, 6),
@@ -368,8 +377,8 @@ class EnsembleExplainer:
         self.predictor = model
 
     def explain(self, text: str, target: str | None = None) -> Explanation:
-        probs = self.predictor.predict_proba([text])[0]
-        label = self.labels[int(np.nanargmax(probs))]
+        decided = decision(self.predictor, text)
+        label = str(decided.label)
         target = label if target is None else self.labels[_target_index(target, self.labels)]
         parts = [m.explain(text, target) for m in self.members]
         scores = np.zeros(len(text))
@@ -378,7 +387,7 @@ class EnsembleExplainer:
         chars = [float(v) for v in scores]
         error = sum(abs(f) * float(p.completeness.get("error", 0.0)) for f, p in zip(self.factors, parts, strict=True))
         return Explanation(
-            text=text, label=label, prob=float(np.nanmax(probs)), target=target, method=self.method,
+            text=text, label=label, prob=float(decided.prob), target=target, method=self.method,
             tokens=list(text), spans=[(i, i + 1) for i in range(len(text))], token_scores=chars, char_scores=chars,
             completeness={"error": error, "members": [p.completeness for p in parts]},
             details={"members": [{"path": str(m.path), "method": p.method, "factor": f}

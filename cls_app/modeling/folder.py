@@ -84,6 +84,15 @@ def save_model_dir(
     return write_bert_files(model, tokenizer, out_dir)
 
 
+def rewrite_settings(out_dir: str | Path, settings: dict) -> Path:
+    """Replace this app's settings in ``out_dir/config.json`` (the weights stay as they are), atomically."""
+    path = Path(out_dir) / "config.json"
+    config = _config_json(path)
+    config["cls_app"] = {"format_version": FORMAT_VERSION, "app_version": __version__, **settings}
+    write_json(path, config)
+    return path
+
+
 def _read_folder_config(path: Path, required: tuple[str, ...]) -> tuple[dict, dict]:
     """``config.json`` and its ``cls_app`` settings, after checking the folder has ``required`` files."""
     if not path.is_dir():

@@ -134,6 +134,10 @@ class TextClassifier:
         # probabilities on the dev rows given to fit_records, when fitting computed them (None otherwise):
         # an ensemble or a report reads them instead of predicting dev a second time
         self.dev_probs: np.ndarray | None = None
+        # the honest dev decisions (cross-fitted where decisions were fitted on dev) and what fitting on
+        # dev chose (calibration, offsets: the task's fit_decisions); None when not fitted on dev here
+        self.dev_pred: np.ndarray | None = None
+        self.decisions: dict | None = None
 
     @classmethod
     def blank(cls: type[Self], kind: str) -> Self:
@@ -199,7 +203,8 @@ class TextClassifier:
             part = values[start: start + window]
             keep = [i for i, t in enumerate(part) if t is not None]
             if keep:
-                probs[[start + i for i in keep]] = self.scores([part[i] for i in keep])  # type: ignore[misc]
+                kept = [str(part[i]) for i in keep]
+                probs[[start + i for i in keep]] = self.task.calibrate(self.scores(kept))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -211,6 +216,27 @@ class TextClassifier:
     def scores(self, texts: list[str]) -> np.ndarray:
         """Probabilities of non-empty texts (the kinds implement it)."""
         raise NotImplementedError
+
+    def fit_decisions(self, dev: Any, raw_dev: np.ndarray, metric: str | None, seed: int) -> None:
+        """Calibrate and fit the decisions on the dev rows (``raw_dev``: this model's uncalibrated
+        probabilities on them); keep the calibrated dev probabilities and the honest dev decisions."""
+        y = self.task.encode(dev, self.labels)
+        self.task, fit = self.task.fit_decisions(y, raw_dev, self.labels, metric, seed)
+        self.dev_probs = self.task.calibrate(raw_dev)
+        if fit is not None:
+            self.dev_pred, self.decisions = fit.dev_pred, fit.report
+
+    def dev_scores(self, dev: Any) -> dict:
+        """The headline dev metrics of the honest dev decisions (:attr:`dev_pred`), else of :attr:`dev_probs`."""
+        from ..tasks import headline
+
+        y = self.task.encode(dev, self.labels)
+        if self.dev_pred is not None:
+            metrics = self.task.metrics_of(y, self.dev_pred, self.labels)
+        else:
+            metrics = self.task.metrics(y, self.dev_probs if self.dev_probs is not None else
+                                        self.predict_proba(dev.texts), self.labels)
+        return headline(metrics)
 
     def check_pairs(self, values: Sequence[str | None]) -> None:
         """A user error for pairs given to a single-text model, or single texts to a pair model."""

@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..fileio import atomic_files, write_json
 from ..io.records import DataOptions
 from ..modeling.fast import fast_classifier
-from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, save_model_dir
+from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, rewrite_settings, save_model_dir
 from ..runtime.device import configure_threads
 from ..runtime.engine import predict_text_logits
 from ..settings import default
@@ -65,8 +65,20 @@ class BertTextClassifier(TextClassifier):
         """Fine-tune on ``train`` (without ``dev``: a held-out part of it); with ``run``, write as it goes."""
         if dev is None:
             train, dev = task.split(train, default(DataOptions, "dev_fraction"), self.settings.train.seed)
-        self.adopt(train_bert(train, dev, task, self.settings, run, text_pair_col),
-                   run.out if run is not None else None)
+        trained = train_bert(train, dev, task, self.settings, run, text_pair_col)
+        self.adopt(trained, run.out if run is not None else None)
+        if not trained.is_main:  # under torchrun rank 0 alone goes on
+            return self
+        raw = trained.result.best_dev_probs  # the best checkpoint's dev probabilities (None after a resume)
+        if raw is None or len(raw) != len(dev):
+            raw = self.scores(list(dev.texts))
+        self.fit_decisions(dev, raw, self.settings.train.metric, self.settings.train.seed)
+        self.folder_settings.update(self.task.folder_fields())
+        self.summary["dev_final"] = self.dev_scores(dev)
+        if self.decisions is not None:
+            self.summary["decisions"] = self.decisions
+        if run is not None and self.task.folder_fields():
+            rewrite_settings(run.out, self.folder_settings)
         return self
 
     def adopt(self, trained: TrainedBert, path: Path | None) -> None:
@@ -74,7 +86,6 @@ class BertTextClassifier(TextClassifier):
         self.network, self.tokenizer, self.labels = trained.model.eval(), trained.tokenizer, list(trained.labels)
         self.task, self.folder_settings, self.summary = trained.task, dict(trained.settings), dict(trained.summary)
         self.dev_metrics = trained.result.best_dev
-        self.dev_probs = trained.result.best_dev_probs
         self.device = trained.device
         self.module = fast_classifier(self.network) if self.options.fast else self.network
         self._settings_from_folder()

@@ -45,7 +45,8 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_dir, write_json
 from ..settings import setting
-from ..tasks import SingleLabel, compute_metrics, softmax
+from ..tasks import SingleLabel, compute_metrics, softmax, task_from_settings
+from ..tasks.calibration import fit_temperature, log_loss, log_probs
 from ..version import __version__
 from .base import NotAList, TextClassifier, load_member, register
 from .folders import ENSEMBLE_FILE, member_paths, model_files
@@ -59,8 +60,6 @@ FORMAT_VERSION = 1
 TASK = "single-label classification"
 MEMBERS_DIR = "members"
 COMBINES = ("logprob", "prob")
-_EPS = 1e-12
-_T_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,7 @@ class EnsembleSettings:
     copy: bool = setting(False, "copy the members' model files into OUT/members/ (default: reference them by "
                          "relative path)")
     seed: int = setting(42, cli=False)
+    metric: str | None = setting(None, cli=False)  # the metric the decisions are fitted for (None: macro-F1)
 
     def check(self) -> None:
         if self.combine not in COMBINES:
@@ -88,11 +88,6 @@ class EnsembleSettings:
 
 
 # --------------------------------------------------------------------------- the arithmetic
-
-
-def log_probs(probs: np.ndarray) -> np.ndarray:
-    """``log(p)`` with zeros clipped to ``1e-12`` (a member certain of a wrong class is not -inf)."""
-    return np.log(np.clip(probs, _EPS, 1.0))
 
 
 def combine(logps: Sequence[np.ndarray], weights: Sequence[float], temperatures: Sequence[float],
@@ -109,20 +104,6 @@ def combine(logps: Sequence[np.ndarray], weights: Sequence[float], temperatures:
             probs = probs + w * softmax(lp / t)
         return probs
     raise ValueError(f"unknown combine {how!r}")
-
-
-def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true classes."""
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], _EPS, 1.0))))
-
-
-def fit_temperature(logp: np.ndarray, y: np.ndarray) -> float:
-    """The temperature in [0.05, 20] that minimises the log-loss of ``softmax(logp / T)``."""
-    from scipy.optimize import minimize_scalar
-
-    res = minimize_scalar(lambda lt: log_loss(softmax(logp / np.exp(lt)), y),
-                          bounds=tuple(np.log(_T_RANGE)), method="bounded")
-    return float(np.exp(res.x))
 
 
 def fit_weights(logps: Sequence[np.ndarray], temperatures: Sequence[float], y: np.ndarray,
@@ -312,10 +293,16 @@ class EnsembleClassifier(TextClassifier):
             scores["members"][name] = _scores(lp.argmax(axis=1), dev.y, labels)
         combined = combine(dev.logps, fit.weights, fit.temperatures, settings.combine)
         scores["ensemble_in_sample"] = _scores(combined.argmax(axis=1), dev.y, labels)
+        honest = combined  # not fitted (small dev set): equal weights, the in-sample figures are honest
         if fit.info["fitted"]:
-            cv = cross_fitted_probs(dev.logps, dev.y, settings)
+            honest = cv = cross_fitted_probs(dev.logps, dev.y, settings)
             scores["ensemble_cross_fitted"] = {**_scores(cv.argmax(axis=1), dev.y, labels),
                                                "folds": settings.cv_folds, "log_loss": round(log_loss(cv, dev.y), 5)}
+        # calibration and decisions for the metric, fitted on the honest (cross-fitted) combination
+        task, decided = SingleLabel().fit_decisions(dev.y, honest, labels, settings.metric, settings.seed)
+        if decided is not None:
+            final = compute_metrics(dev.y, decided.dev_pred, labels)
+            scores["ensemble_final"] = {k: round(float(final[k]), 5) for k in ("accuracy", "macro_f1", "weighted_f1")}
         meta = {
             "kind": KIND, "format_version": FORMAT_VERSION, "app_version": __version__, "task": TASK,
             "labels": labels, "combine": settings.combine,
@@ -324,8 +311,14 @@ class EnsembleClassifier(TextClassifier):
             "fit": {**fit.info, "seconds": round(time.perf_counter() - t0, 3)}, "dev": scores,
             "settings": {"min_fit_rows": settings.min_fit_rows, "shrink_rows": settings.shrink_rows,
                          "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": settings.seed},
+            **task.folder_fields(),
         }
-        return cls.assemble(members, meta, None)
+        if decided is not None:
+            meta["decisions"] = decided.report
+        obj = cls.assemble(members, meta, None)
+        obj.dev_probs = obj.task.calibrate(combined)
+        obj.dev_pred, obj.decisions = (decided.dev_pred, decided.report) if decided is not None else (None, None)
+        return obj
 
     @classmethod
     def assemble(cls, members: list[TextClassifier], meta: dict, path: Path | None) -> EnsembleClassifier:
@@ -334,7 +327,7 @@ class EnsembleClassifier(TextClassifier):
         obj.columns = [column_order(m, obj.labels, path or "ensemble") for m in members]
         obj.pairs = all(m.pairs for m in members)
         obj.text_pair_col = next((m.text_pair_col for m in members if m.text_pair_col), None)
-        obj.task = SingleLabel()
+        obj.task = task_from_settings({**meta, "task": "single-label"})  # its calibration and decisions
         return obj
 
     @property
@@ -351,7 +344,7 @@ class EnsembleClassifier(TextClassifier):
         predicting twice."""
         logps = [log_probs(p[:, cols]) for p, cols in zip(probs, self.columns, strict=True)]
         with np.errstate(invalid="ignore"):
-            return combine(logps, self.weights, self.temperatures, self.meta["combine"])
+            return self.task.calibrate(combine(logps, self.weights, self.temperatures, self.meta["combine"]))
 
     def predict_proba(self, texts: Any) -> np.ndarray:
         """The members' probabilities combined (each member predicts every text once)."""

@@ -37,11 +37,12 @@ class TfidfClassifier(TextClassifier):
 
     family = "baseline"
 
-    def __init__(self, kind: str | None = None, seed: int = 42, **settings: Any) -> None:
+    def __init__(self, kind: str | None = None, seed: int = 42, metric: str | None = None, **settings: Any) -> None:
         super().__init__(kind)
         if settings:
-            raise UserError(f"unknown setting(s) for a {kind} model: {', '.join(sorted(settings))} (it takes: seed)")
-        self.seed = seed
+            raise UserError(f"unknown setting(s) for a {kind} model: {', '.join(sorted(settings))} (it takes: seed, "
+                            "metric)")
+        self.seed, self.metric = seed, metric
         self.estimator: Any = None
         self.meta: dict = {}
 
@@ -58,10 +59,12 @@ class TfidfClassifier(TextClassifier):
         self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
         self.meta = baseline_meta(self.kind, labels, self.seed, len(train), seconds)
         if dev is not None and len(dev):
-            dev_y = task.encode(dev, labels)
-            self.dev_probs = self.predict_proba(dev.texts)
-            self.task = task.fitted(task.dev_metrics(dev_y, self.dev_probs, labels))  # label sets: thresholds
-            self.record("dev", self.task.metrics(dev_y, self.dev_probs, labels))
+            raw = self.scores(dev.texts)
+            self.task = task.fitted(task.dev_metrics(task.encode(dev, labels), raw, labels))  # label sets: thresholds
+            self.fit_decisions(dev, raw, self.metric, self.seed)  # single-label: calibration, offsets
+            self.record("dev", self.dev_scores(dev))
+            if self.decisions is not None:
+                self.meta["decisions"] = self.decisions
         self.meta.update(self.task.folder_fields())
         if task.multi:
             self.meta["classifier"] = f"one-vs-rest {self.meta['classifier']}"
@@ -76,7 +79,7 @@ class TfidfClassifier(TextClassifier):
         """Keep ``split``'s headline scores in ``baseline.json`` (written by :meth:`save`)."""
         keys = ("n", "accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1", "subset_accuracy",
                 "hamming_loss")
-        self.meta[split] = {k: v for k, v in headline(metrics).items() if k in keys}
+        self.meta[split] = {k: round(float(v), 6) for k, v in headline(metrics).items() if k in keys}
 
     def scores(self, texts: list[str]) -> np.ndarray:
         if self.task.multi:

@@ -11,13 +11,14 @@ from typing import Any
 
 from ..io.labels import LABEL_SET_TASKS, TASKS, check_task
 from .base import LabelSetPrediction, Prediction, Task, check_top_k, empty_rows, headline, top_classes
+from .calibration import DecisionFit, calibration, softmax
 from .label_sets import LabelSets
-from .single import SingleLabel, compute_metrics, format_report, softmax
+from .single import SingleLabel, compute_metrics, format_report
 
 __all__ = [
-    "LABEL_SET_TASKS", "TASKS", "LabelSetPrediction", "LabelSets", "Prediction", "SingleLabel", "Task", "check_top_k",
-    "compute_metrics", "default_metrics", "empty_rows", "format_report", "headline", "softmax", "task_from_settings",
-    "task_named", "top_classes",
+    "LABEL_SET_TASKS", "TASKS", "DecisionFit", "LabelSetPrediction", "LabelSets", "Prediction", "SingleLabel",
+    "Task", "calibration", "check_top_k", "compute_metrics", "default_metrics", "empty_rows", "format_report",
+    "headline", "softmax", "task_from_settings", "task_named", "top_classes",
 ]
 
 
@@ -38,5 +39,12 @@ def task_from_settings(settings: dict[str, Any] | None) -> Task:
     """The task a model folder records (``config.json`` ``cls_app`` or ``baseline.json``); single-label when none."""
     settings = settings or {}
     name = str(settings.get("task") or "single-label")
+    if name.startswith("single-label"):  # an ensemble.json says "single-label classification"
+        cal, dec = settings.get("calibration") or {}, settings.get("decision") or {}
+        offsets = dec.get("offsets") if isinstance(dec, dict) else None
+        temperature = cal.get("temperature") if isinstance(cal, dict) else None
+        return SingleLabel(float(temperature) if isinstance(temperature, int | float) else None,
+                           tuple(float(v) for v in offsets) if isinstance(offsets, list) else None,
+                           dec.get("metric") if isinstance(dec, dict) else None)
     return task_named(name, settings.get("label_sep") or ",", settings.get("path_sep") or "##",
                       settings.get("thresholds"))

@@ -146,6 +146,10 @@ class Task(ABC):
     def correct(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """Per row: is the decision entirely right (for McNemar's test and bootstrap intervals)."""
 
+    @abstractmethod
+    def metrics_of(self, y: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> dict:
+        """Metrics of decisions already made (class ids, or a 0/1 matrix) against the targets ``y``."""
+
     def dev_metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
         """Metrics on dev, where decision settings (thresholds) may be tuned first; what the model
         folder records comes from them (:meth:`fitted`)."""
@@ -154,6 +158,20 @@ class Task(ABC):
     def fitted(self, dev_metrics: dict) -> Task:
         """This task with the decision settings that :meth:`dev_metrics` tuned."""
         return self
+
+    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+        """A model's probabilities made honest with what was fitted on dev (unchanged when nothing was)."""
+        return np.asarray(probs, dtype=np.float64)
+
+    def uncalibrate(self, probs: np.ndarray) -> np.ndarray:
+        """The probabilities before :meth:`calibrate` (``evaluate`` reports the calibration before and after)."""
+        return np.asarray(probs, dtype=np.float64)
+
+    def fit_decisions(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str], metric: str | None,
+                      seed: int = 42) -> tuple[Task, Any]:
+        """This task with calibration and decision settings fitted on dev (single-label: a temperature and
+        per-class offsets), and the fit's record (None when nothing is fitted here)."""
+        return self, None
 
     def with_separators(self, label_sep: str | None = None, path_sep: str | None = None) -> Task:
         """This task reading label cells with other separators (None: keep the task's)."""

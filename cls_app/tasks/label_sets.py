@@ -299,6 +299,11 @@ class LabelSets(Task):
     def metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
         return task_metrics(self.task, y, probs, labels, self.thresholds, self.path_sep)
 
+    def metrics_of(self, y: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> dict:
+        if self.task == "hierarchical":
+            return hierarchical_metrics(y, pred, labels, self.path_sep)
+        return multilabel_metrics(y, pred, labels)
+
     def dev_metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
         thresholds = tune_thresholds(probs, y)
         m = task_metrics(self.task, y, probs, labels, thresholds, self.path_sep)

@@ -1,5 +1,6 @@
-"""Single-label classification: one class per text, softmax probabilities, argmax decisions,
-accuracy / macro-F1 / per-class report / confusion matrix."""
+"""Single-label classification: one class per text, softmax probabilities (calibrated by a temperature
+fitted on dev), argmax decisions (with per-class offsets fitted on dev for the selection metric, when
+they help: :mod:`.calibration`), accuracy / macro-F1 / per-class report / confusion matrix."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UserError
-from .base import Prediction, Task, check_top_k, empty_rows, top_classes
+from .base import Prediction, Task, check_top_k, empty_rows
+from .calibration import DecisionFit, calibrate, fit_decisions, log_probs, softmax
 
 if TYPE_CHECKING:
     from ..io.records import LabeledData, ReadOptions
@@ -70,16 +72,18 @@ def confusion_table(metrics: dict, labels: list[str]) -> str:
     return frame.to_string()
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (stable)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 @dataclass(frozen=True)
 class SingleLabel(Task):
-    """One class per text (the task of every folder that records none)."""
+    """One class per text (the task of every folder that records none).
+
+    ``temperature``: the calibration fitted on dev (None: probabilities as the model gives them);
+    ``offsets``: per-class log-probability offsets of the decision (None: plain argmax);
+    ``metric``: the metric the offsets were fitted for.
+    """
+
+    temperature: float | None = None
+    offsets: tuple[float, ...] | None = None
+    metric: str | None = None
 
     multi: ClassVar[bool] = False
     default_metric: ClassVar[str] = "macro_f1"
@@ -129,13 +133,36 @@ class SingleLabel(Task):
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits)
 
+    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+        return calibrate(probs, self.temperature)
+
+    def uncalibrate(self, probs: np.ndarray) -> np.ndarray:
+        return calibrate(probs, 1.0 / self.temperature) if self.temperature else np.asarray(probs, dtype=np.float64)
+
     def decide(self, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """The class of each row: ``argmax(log p + offsets)`` (-1 for an empty text's NaN row)."""
         probs = np.asarray(probs, dtype=np.float64)
         if not len(probs):
             return np.zeros(0, dtype=np.int64)
-        pred = np.nan_to_num(probs, nan=-1.0).argmax(axis=1)
-        pred[empty_rows(probs)] = -1
+        empty = empty_rows(probs)
+        scores = log_probs(np.nan_to_num(probs, nan=0.0))
+        if self.offsets is not None:
+            scores = scores + np.asarray(self.offsets)
+        pred = scores.argmax(axis=1)
+        pred[empty] = -1
         return pred
+
+    def fit_decisions(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str], metric: str | None,
+                      seed: int = 42) -> tuple[SingleLabel, DecisionFit | None]:
+        """The temperature and (for ``metric``) the offsets fitted on the dev rows ``y`` / ``probs``
+        (uncalibrated); :class:`~.calibration.DecisionFit` holds the honest dev decisions and the report."""
+        fit = fit_decisions(y, probs, metric or self.default_metric, seed)
+        offsets = None if fit.offsets is None else tuple(float(v) for v in fit.offsets)
+        return SingleLabel(fit.temperature, offsets, metric or self.default_metric), fit
+
+    def metrics_of(self, y: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> dict:
+        """Metrics of decided class ids ``pred`` (e.g. the cross-fitted dev decisions)."""
+        return compute_metrics(y, pred, list(labels))
 
     def metrics(self, y: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
         return compute_metrics(y, self.decide(probs, labels), list(labels))
@@ -155,11 +182,31 @@ class SingleLabel(Task):
         super().check_training(oversample, metric)
 
     def folder_fields(self) -> dict:
-        return {}
+        out: dict[str, Any] = {}
+        if self.temperature is not None:
+            out["calibration"] = {"temperature": float(self.temperature)}
+        if self.metric is not None:
+            out["decision"] = {"metric": self.metric,
+                               "offsets": None if self.offsets is None else [float(v) for v in self.offsets]}
+        return out
+
+    def ranked(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the ``top_k`` class ids and their probabilities: the decided class first, then the others
+        by probability (the same as by probability alone unless offsets moved a decision; -1 for empty rows)."""
+        probs = np.asarray(probs, dtype=np.float64)
+        filled = np.nan_to_num(probs, nan=-1.0)
+        order = np.argsort(-filled, axis=1, kind="stable")
+        if self.offsets is not None and len(order):
+            pred = self.decide(probs, labels)
+            for i in np.flatnonzero((pred >= 0) & (order[:, 0] != pred)):
+                row = order[i]
+                order[i] = np.concatenate([[pred[i]], row[row != pred[i]]])
+        order = order[:, :top_k]
+        return order, np.take_along_axis(filled, order, axis=1)
 
     def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Any]:
         top_k = check_top_k(top_k, labels)
-        order, best = top_classes(probs, top_k)
+        order, best = self.ranked(probs, labels, top_k)
         out: list[Any] = []
         for row in range(len(probs)):
             if best[row, 0] < 0:
@@ -176,7 +223,7 @@ class SingleLabel(Task):
         return cols
 
     def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
-        order, best = top_classes(probs, top_k)
+        order, best = self.ranked(probs, labels, top_k)
         rows: list[list[Any]] = []
         for row in range(len(probs)):
             if best[row, 0] < 0:
@@ -189,7 +236,7 @@ class SingleLabel(Task):
         return rows
 
     def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
-        order, best = top_classes(probs, min(top_k, len(labels)))
+        order, best = self.ranked(probs, labels, min(top_k, len(labels)))
         items = []
         for cols, values in zip(order, best, strict=True):
             top = [{"label": labels[int(j)], "prob": float(v)} for j, v in zip(cols, values, strict=True)]

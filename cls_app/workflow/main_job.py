@@ -27,15 +27,16 @@ import numpy as np
 
 from ..baselines.pipelines import BASELINE_NAMES, LABEL_SET_BASELINES
 from ..evaluation.compare import CompareOptions, Comparison, ModelScores, compare, display_names
-from ..evaluation.recommend import Candidate, choose, pointer, write_pointer
+from ..evaluation.recommend import Candidate, pointer, select, write_pointer
 from ..evaluation.report import Evaluation, evaluate
 from ..fileio import write_json
 from ..models.base import TextClassifier
 from ..models.bert import BertTextClassifier
-from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings, log_probs
+from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings
 from ..models.tfidf import TfidfClassifier
 from ..runtime.distributed import env_info
 from ..tasks import Task, headline, task_named
+from ..tasks.calibration import log_loss, log_probs
 from ..training.pipeline import RunFolder, warn_collapsed
 from ..training.settings import TrainJob, training_args
 
@@ -140,13 +141,14 @@ def dev_probabilities(model: TextClassifier, dev: Any) -> np.ndarray:
 
 
 def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_col: str | None,
-                  out: Path) -> list[Predictions]:
+                  out: Path, metric: str | None = None) -> list[Predictions]:
     """Fit the baselines on the run's records, score dev and test (recorded in each ``baseline.json``),
     save each to ``out/NAME``. ``names``: all that fit the task by default."""
     from tqdm.auto import tqdm
 
     names = list(names or (LABEL_SET_BASELINES if splits.task.multi else BASELINE_NAMES))
-    models = [TfidfClassifier(kind=name, seed=seed) for name in names]  # an unknown name fails before any fit
+    # an unknown name fails before anything is fitted
+    models = [TfidfClassifier(kind=name, seed=seed, metric=metric) for name in names]
     target = splits.test if splits.test is not None else splits.dev
     done = []
     for model in tqdm(models, desc="baselines", unit="model", leave=False):
@@ -167,23 +169,24 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     """Baselines, ensemble, recommendation and comparison (step 4 of the module docstring)."""
     out, seed = Path(job.out), job.bert.train.seed
     target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
-    baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR)
+    baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR, job.metric)
     result.baselines = [b.model for b in baselines]  # type: ignore[misc]
     bert_scored = Predictions(bert, dev_probabilities(bert, splits.dev),
                               bert_test if bert_test is not None else score(bert, target, "BERT"))
     scored = [bert_scored, *sorted(baselines, key=lambda s: s.model.kind)]
     ensemble = None
     if not splits.task.multi:
-        ensemble = fit_ensemble(bert_scored, baselines, splits, job.metric, seed, out / ENSEMBLE_DIR)
+        ensemble = fit_ensemble(bert_scored, baselines, splits, EnsembleSettings(seed=seed, metric=job.metric),
+                                out / ENSEMBLE_DIR)
         scored.append(ensemble)
     for s, name in zip(scored, display_names([s.model for s in scored]), strict=True):
         s.target.name = name
     recommended = None
     if ensemble is not None:
-        found = candidates(bert, baselines, ensemble)
-        best = choose(found, job.metric)
-        result.recommendation = pointer(best, found, job.metric, out)
-        recommended = {"path": str(best.path), "why": result.recommendation["why"], "split": split}
+        found = candidates([bert_scored, *baselines, ensemble], splits.dev)
+        chosen = select(found, job.metric, splits.task.encode(splits.dev, bert.labels), seed=seed)
+        result.recommendation = pointer(chosen, found, job.metric, out)
+        recommended = {"path": str(chosen.best.path), "why": result.recommendation["why"], "split": split}
     result.comparison = compare([s.target for s in scored], target, out / COMPARISON_DIR,
                                 CompareOptions(seed=seed), recommended)
     if result.recommendation is not None:
@@ -193,10 +196,11 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
         write_pointer(out, result.recommendation)
 
 
-def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits, metric: str, seed: int,
+def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits, settings: EnsembleSettings,
                  folder: Path) -> Predictions:
     """``OUT/ensemble``: the BERT and every baseline but the majority floor (best on dev first), fitted on
     their dev predictions; its target predictions combine theirs."""
+    metric = settings.metric or "macro_f1"
     ranked = sorted((b for b in baselines if b.model.kind != "majority"),
                     key=lambda b: -float(b.model.meta.get("dev", {}).get(metric, 0.0)))  # type: ignore[attr-defined]
     members = [bert, *ranked]
@@ -207,32 +211,32 @@ def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits
         cols = [list(m.model.labels).index(name) for name in labels]
         logps.append(log_probs(m.dev_probs[:, cols]))
     dev = DevScores(logps, y, f"dev ({len(y)} rows)")
-    ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, EnsembleSettings(seed=seed))
+    ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, settings)
     ensemble.save(folder)
     log.info("ensemble of %s written to %s", ", ".join(e["name"] for e in ensemble.meta["members"]), folder)
     start = time.perf_counter()
     probs = ensemble.combine_member_probs([m.target.probs for m in members])
     seconds = sum(m.target.seconds for m in members) + time.perf_counter() - start
-    dev_probs = ensemble.combine_member_probs([m.dev_probs for m in members])
-    return Predictions(ensemble, dev_probs, ModelScores(ENSEMBLE_DIR, ensemble, probs, seconds))
+    return Predictions(ensemble, ensemble.dev_probs if ensemble.dev_probs is not None else
+                       ensemble.combine_member_probs([m.dev_probs for m in members]),
+                       ModelScores(ENSEMBLE_DIR, ensemble, probs, seconds))
 
 
-def candidates(bert: BertTextClassifier, baselines: list[Predictions], ensemble: Predictions) -> list[Candidate]:
-    """BERT, the baselines (the floor excluded) and the ensemble, each with the dev score it is chosen on."""
+def candidates(scored: list[Predictions], dev: Any) -> list[Candidate]:
+    """The models that may be recommended (the majority floor excluded), each with the dev score of the
+    decisions it will make (cross-fitted where anything was fitted on dev) and its dev log-loss."""
     found = []
-    if isinstance(bert.summary.get("dev"), dict):
-        found.append(Candidate(Path(str(bert.path)).name, Path(str(bert.path)), "bert", bert.summary["dev"],
-                               "dev (best evaluation during training)"))
-    for b in baselines:
-        meta = b.model.meta  # type: ignore[attr-defined]
-        if b.model.kind != "majority" and isinstance(meta.get("dev"), dict):
-            found.append(Candidate(b.model.kind, Path(str(b.model.path)), "baseline", meta["dev"], "dev"))
-    dev = ensemble.model.meta["dev"]  # type: ignore[attr-defined]
-    path = Path(str(ensemble.model.path))
-    if "ensemble_cross_fitted" in dev:
-        cv = dev["ensemble_cross_fitted"]
-        found.append(Candidate(ENSEMBLE_DIR, path, "ensemble", cv, f"dev, cross-fitted ({cv.get('folds')} folds)"))
-    else:  # not fitted (small dev set): equal weights, the dev score is honest
-        found.append(Candidate(ENSEMBLE_DIR, path, "ensemble", dev["ensemble_in_sample"],
-                               "dev (equal weights, nothing fitted)"))
+    for p in scored:
+        model = p.model
+        if model.kind == "majority":
+            continue
+        y = model.task.encode(dev, model.labels)
+        basis = {"bert": "dev decisions of the best checkpoint", "baseline": "dev decisions",
+                 "ensemble": "dev decisions of ensembles fitted on the other dev folds"}.get(model.family, "dev")
+        if model.decisions is not None and isinstance(model.decisions.get("offsets"), list):
+            basis += ", per-class offsets cross-fitted"
+        path = Path(str(model.path))
+        name = path.name if model.family != "baseline" else model.kind
+        found.append(Candidate(name, path, model.family, model.dev_scores(dev), basis, model.dev_pred,
+                               log_loss(p.dev_probs, y)))
     return found
