@@ -70,8 +70,8 @@ def calibrate(probs: np.ndarray, temperature: float | None) -> np.ndarray:
         return probs
     out = np.full_like(probs, np.nan)
     ok = ~np.isnan(probs).any(axis=1)
-    if ok.any():
-        out[ok] = softmax(log_probs(probs[ok]) / temperature)
+    if ok.any():  # log with the smallest positive float as floor: tiny probabilities keep their value
+        out[ok] = softmax(np.log(np.maximum(probs[ok], np.finfo(np.float64).tiny)) / temperature)
     return out
 
 
