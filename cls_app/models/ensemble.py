@@ -316,7 +316,9 @@ class EnsembleClassifier(TextClassifier):
         if decided is not None:
             meta["decisions"] = decided.report
         obj = cls.assemble(members, meta, None)
-        obj.dev_probs = obj.task.calibrate(combined)
+        # the dev probabilities of ensembles fitted on the other dev folds (calibrated): what the members'
+        # dev probabilities are to them, honest enough to compare log-losses across candidates
+        obj.dev_probs = obj.task.calibrate(honest)
         obj.dev_pred, obj.decisions = (decided.dev_pred, decided.report) if decided is not None else (None, None)
         return obj
 

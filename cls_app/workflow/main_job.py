@@ -94,6 +94,8 @@ class JobResult:
     comparison: Comparison | None = None
     recommendation: dict | None = None
     baselines: list[TfidfClassifier] = field(default_factory=list)
+    predictions: list[Predictions] = field(default_factory=list)  # every model's dev and target predictions
+    candidates: list[Candidate] = field(default_factory=list)  # what the recommendation chose from
 
 
 def run_main_job(job: TrainJob, with_baselines: bool, resume: bool = False) -> JobResult:
@@ -181,9 +183,10 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
         scored.append(ensemble)
     for s, name in zip(scored, display_names([s.model for s in scored]), strict=True):
         s.target.name = name
+    result.predictions = scored
     recommended = None
     if ensemble is not None:
-        found = candidates([bert_scored, *baselines, ensemble], splits.dev)
+        found = result.candidates = candidates([bert_scored, *baselines, ensemble], splits.dev)
         chosen = select(found, job.metric, splits.task.encode(splits.dev, bert.labels), seed=seed)
         result.recommendation = pointer(chosen, found, job.metric, out)
         recommended = {"path": str(chosen.best.path), "why": result.recommendation["why"], "split": split}
@@ -219,7 +222,7 @@ def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits
     seconds = sum(m.target.seconds for m in members) + time.perf_counter() - start
     return Predictions(ensemble, ensemble.dev_probs if ensemble.dev_probs is not None else
                        ensemble.combine_member_probs([m.dev_probs for m in members]),
-                       ModelScores(ENSEMBLE_DIR, ensemble, probs, seconds))
+                       ModelScores(ENSEMBLE_DIR, ensemble, probs, seconds))  # dev_probs: cross-fitted
 
 
 def candidates(scored: list[Predictions], dev: Any) -> list[Candidate]:
