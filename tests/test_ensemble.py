@@ -230,9 +230,12 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
     assert scores[selection["leader"]] == pytest.approx(max(scores.values()), abs=1e-5)
     pool = [selection["leader"], *selection["tied"]]
     assert best["name"] in pool and set(selection["versus_leader"]) == set(scores) - {selection["leader"]}
+    from cls_app.evaluation.recommend import RULE
+
+    assert selection["rule"] == RULE
     if not selection["tied"]:
         assert best["name"] == selection["leader"]
-    elif "ensemble" in pool:
+    elif RULE == "ensemble" and "ensemble" in pool:
         assert best["name"] == "ensemble"
     md = (out / "comparison" / "comparison.md").read_text(encoding="utf-8")
     assert "## Recommended model" in md and f"**{best['name']}**" in md and "| ensemble | ensemble |" in md
