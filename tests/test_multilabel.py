@@ -166,7 +166,8 @@ def test_predict_writes_pred_labels_and_a_probability_per_label(ml, capsys) -> N
                         str(out))
     assert rc == 0
     table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.columns) == ["text", "labels", "pred_labels", *(f"prob_{g}" for g in sorted(GROUPS))]
+    assert list(table.columns) == ["text", "labels", "pred_labels", *(f"prob_{g}" for g in sorted(GROUPS)),
+                                   "abstained", "reason", "ood_score"]
     agree = sum(set(filter(None, p.split("|"))) == set(filter(None, t.split("|")))
                 for p, t in zip(table["pred_labels"], table["labels"], strict=True))
     assert agree >= 0.6 * len(table)

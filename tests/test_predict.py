@@ -135,7 +135,8 @@ def test_csv_rows_stay_aligned_with_all_columns(tmp_path, clf, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="cls_app"):
         summary = predict_file(clf, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=3, top_k=2)
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
-    assert list(out.columns) == ["id", "review", "note", "pred_label", "pred_prob", "top2_label", "top2_prob"]
+    assert list(out.columns) == ["id", "review", "note", "pred_label", "pred_prob", "top2_label", "top2_prob",
+                                 "abstained", "reason", "ood_score"]
     assert out[["id", "review", "note"]].to_dict("records") == expected  # every row, in order, unchanged
     assert summary.rows == 10 and summary.empty_rows == 3
     for row in out.to_dict("records"):
@@ -241,7 +242,8 @@ def test_cli_text_and_stdin(tiny_model, capsys) -> None:
     assert rc == 0, err
     lines = out.splitlines()
     assert len(lines) == 2
-    label, prob, label2, prob2, text = lines[0].split("\t")
+    label, prob, label2, prob2, abstained, _reason, _ood, text = lines[0].split("\t")
+    assert abstained in ("true", "false")
     assert (label, label2, text) == ("正面", "负面", "这个好棒") and float(prob) > float(prob2)
     assert lines[1].split("\t")[0] == "负面"
 

@@ -267,7 +267,7 @@ def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
             super().__init__("fake")
             self.labels, self.path = ["a", "b"], Path("flaky")
 
-        def predict_proba(self, texts):
+        def scores(self, texts):  # what a model kind implements
             if any("boom" in t for t in texts):
                 raise RuntimeError("model exploded")
             return np.tile([0.25, 0.75], (len(texts), 1))
@@ -287,7 +287,8 @@ def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
         assert r.status_code == 500 and r.json()["error"]["code"] == "prediction_failed"
         r = httpx.post(url + "/predict", json={"text": "fine"})
         assert r.status_code == 200 and r.json()["predictions"][0] == {
-            "label": "b", "prob": 0.75, "top": [{"label": "b", "prob": 0.75}]}
+            "label": "b", "prob": 0.75, "top": [{"label": "b", "prob": 0.75}], "abstained": False, "reason": None,
+            "ood_score": None}
     finally:
         server.should_exit = True
         thread.join(timeout=30)

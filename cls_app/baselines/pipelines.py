@@ -133,15 +133,16 @@ def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False, label_s
     return Pipeline([("tfidf", vec), ("clf", clf)])
 
 
-def scores_as_proba(estimator, texts: list[str], n_labels: int) -> np.ndarray:
+def scores_as_proba(estimator: Any, texts: Any, n_labels: int) -> np.ndarray:
     """Class probabilities, shape ``(len(texts), n_labels)``, columns in label-id order.
 
     LinearSVC has no ``predict_proba``: its ``decision_function`` is passed through a
     softmax, which keeps the argmax (so the accuracy is exactly LinearSVC's) but the values
     are not calibrated probabilities.
     """
-    out = np.zeros((len(texts), n_labels), dtype=np.float64)
-    if not texts:
+    n = texts.shape[0] if hasattr(texts, "shape") else len(texts)  # texts, or their features (a sparse matrix)
+    out = np.zeros((n, n_labels), dtype=np.float64)
+    if not n:
         return out
     if hasattr(estimator, "predict_proba"):
         proba = estimator.predict_proba(texts)
@@ -156,12 +157,13 @@ def scores_as_proba(estimator, texts: list[str], n_labels: int) -> np.ndarray:
 
 
 
-def label_set_scores(estimator: Any, texts: Sequence[str]) -> np.ndarray:
+def label_set_scores(estimator: Any, texts: Any) -> np.ndarray:
     """Per-label scores in [0, 1] of a one-vs-rest estimator, shape ``(len(texts), labels)``:
     ``predict_proba`` (LR, NB) or the sigmoid of LinearSVC's decision function (not calibrated)."""
+    rows = texts if hasattr(texts, "shape") else list(texts)  # texts, or their features (a sparse matrix)
     if hasattr(estimator, "predict_proba"):
-        return np.asarray(estimator.predict_proba(list(texts)), dtype=np.float64)
-    return sigmoid(np.asarray(estimator.decision_function(list(texts)), dtype=np.float64))
+        return np.asarray(estimator.predict_proba(rows), dtype=np.float64)
+    return sigmoid(np.asarray(estimator.decision_function(rows), dtype=np.float64))
 
 
 def fit_estimator(name: str, texts: Sequence[str], y: np.ndarray, seed: int = 42, pairs: bool = False

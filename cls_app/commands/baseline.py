@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..tasks.abstain import AbstainSettings
 from ..training.settings import OptimizerSettings
-from .flags import add_settings, add_split, output_lock, settings_from
+from .flags import add_abstain, add_settings, add_split, output_lock, settings_from
 from .train import use_default_data_if_needed
 
 NAME = "baseline"
@@ -26,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", choices=BASELINE_NAMES, metavar="NAME",
                    help=f"which baselines (default: all of {', '.join(BASELINE_NAMES)})")
     add_settings(p, OptimizerSettings, only=("seed",))
+    add_abstain(p)
     return p
 
 
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> None:
     use_default_data_if_needed(args)
     job = TrainJob(data=settings_from(args, DataOptions), bert=BertSettings(train=TrainSettings(seed=args.seed)))
     with output_lock(args.out):
-        done = fit_baselines(Splits.read(job), args.models, args.seed, args.text_pair_col, Path(args.out))
+        done = fit_baselines(Splits.read(job), args.models, args.seed, args.text_pair_col, Path(args.out),
+                             abstain=settings_from(args, AbstainSettings).check())
     split = "test" if args.test else "dev"
     micro = args.task != "single-label"
     head = f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}"

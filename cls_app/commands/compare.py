@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..evaluation.compare import CompareOptions
 from ..models.options import EVAL_BATCH_SIZE
-from .flags import add_inference, add_reading, add_settings, inference_options, read_options, settings_from
+from .flags import add_abstain, add_inference, add_reading, add_settings, inference_options, read_options, settings_from
 from .report import print_comparison
 
 NAME = "compare"
@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default: saved_models/comparison_<data name>)")
     add_settings(p, CompareOptions, only=("reference",))
     add_inference(p, only=("batch_size",), batch_size=EVAL_BATCH_SIZE)
+    add_abstain(p)
     add_settings(p, CompareOptions, only=("bootstrap", "seed"))
     add_reading(p)
     return p

@@ -6,8 +6,9 @@ import argparse
 
 from ..errors import UserError
 from ..models.ensemble import EnsembleSettings
+from ..tasks.abstain import AbstainSettings
 from ..training.settings import OptimizerSettings
-from .flags import add_reading, add_settings, read_options, settings_from
+from .flags import add_abstain, add_reading, add_settings, read_options, settings_from
 
 NAME = "ensemble"
 
@@ -26,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_settings(p, EnsembleSettings)
     add_settings(p, OptimizerSettings, only=("seed",))
     add_reading(p)
+    add_abstain(p)
     return p
 
 
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> None:
     if not len(dev):
         raise UserError(f"{args.dev}: no labeled rows to fit the ensemble on")
     members = [load_folder(d, InferenceOptions()) for d in dirs]
-    model = EnsembleClassifier.fit_members(members, (dev.texts, dev.labels), settings, source=args.dev)
+    model = EnsembleClassifier.fit_members(members, (dev.texts, dev.labels), settings, source=args.dev,
+                                           abstain=settings_from(args, AbstainSettings).check())
     model.save(args.out)
     print_summary(model.meta, args.out)
 

@@ -8,7 +8,16 @@ from pathlib import Path
 from ..evaluation.analysis import ReportOptions
 from ..models.options import EVAL_BATCH_SIZE
 from ..text.long_text import LongTextOptions
-from .flags import AS_TRAINED, add_inference, add_model, add_reading, add_settings, inference_options, read_options
+from .flags import (
+    AS_TRAINED,
+    add_abstain,
+    add_inference,
+    add_model,
+    add_reading,
+    add_settings,
+    inference_options,
+    read_options,
+)
 from .report import print_metrics_report
 
 NAME = "evaluate"
@@ -27,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_settings(p.add_argument_group("long texts"), LongTextOptions, defaults=dict.fromkeys(LONG_TEXT),
                  helps={n: fields[n].metadata["help"] + AS_TRAINED for n in LONG_TEXT})
     add_inference(p, only=("backend",))
+    add_abstain(p)
     return p
 
 
@@ -34,6 +44,7 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import UserError
     from ..evaluation.analysis import format_analysis
     from ..evaluation.report import evaluate
+    from ..evaluation.selective import format_selective
     from ..models.base import load
 
     if args.explain_top < 0:
@@ -50,4 +61,6 @@ def run(args: argparse.Namespace) -> None:
     analysis = format_analysis(ev.metrics)  # single-label reports: errors and calibration
     if analysis:
         print("\n" + analysis)
+    if "selective" in ev.metrics:
+        print("\n" + format_selective(ev.metrics["selective"]))
     print(f"\nreport written to {ev.out}/ ({', '.join(p.name for p in ev.paths.values())})")

@@ -14,7 +14,7 @@ FORMATS = ("json", "csv", "html")
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..inference.explain import ExplainOptions
     from ..io.records import ReadOptions
-    from .flags import add_inference, add_model, add_settings
+    from .flags import add_abstain, add_inference, add_model, add_settings
 
     p = sub.add_parser(
         NAME, help="score each character's push toward the predicted class",
@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--target", help="explain this class instead of the predicted one")
     add_settings(p, ExplainOptions)
     add_inference(p, only=("threads",))
+    add_abstain(p)
     return p
 
 
@@ -95,8 +96,9 @@ def _print(explanations: list) -> None:
     for i, e in enumerate(explanations):
         c = e.completeness
         of = f" of {c['target_difference']:.3g}" if "target_difference" in c else ""
+        abstained = f"  abstains: {e.reason} (ood score {e.ood_score})" if e.abstained else ""
         print(f"[{i}] {e.label} ({e.prob:.3f})  explaining {e.target}  completeness error {c['error']:.3g}"
-              f"{of}  {e.details.get('seconds', 0):.2f}s")
+              f"{of}  {e.details.get('seconds', 0):.2f}s{abstained}")
         print("  " + ansi_text(e) if tty else "  " + e.text)
         if not tty:
             print(plain_text(e))

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ..io.records import DataOptions, ReadOptions
 from ..models.options import InferenceOptions
 from ..settings import field_default
+from ..tasks.abstain import AbstainSettings
 
 T = TypeVar("T")
 
@@ -127,8 +128,15 @@ def add_inference(p: Target, only: Iterable[str] = ("threads", "batch_size", "qu
     add_settings(p, InferenceOptions, only=only, defaults=defaults)
 
 
+def add_abstain(p: argparse.ArgumentParser) -> None:
+    """--reject, --target-coverage, --target-precision: another abstention rule than the model folder's."""
+    add_settings(p.add_argument_group("abstaining (docs/abstain.md)"), AbstainSettings)
+
+
 def inference_options(args: argparse.Namespace, **values: Any) -> InferenceOptions:
-    """The :class:`InferenceOptions` of the parsed flags (those the command has)."""
+    """The :class:`InferenceOptions` of the parsed flags (those the command has; the abstention flags too)."""
+    if hasattr(args, "target_coverage") and "abstain" not in values:
+        values["abstain"] = settings_from(args, AbstainSettings)
     return settings_from(args, InferenceOptions, **values).check()
 
 

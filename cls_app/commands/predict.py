@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .flags import add_inference, add_model, add_reading, inference_options, output_lock, read_options
+from .flags import add_abstain, add_inference, add_model, add_reading, inference_options, output_lock, read_options
 
 NAME = "predict"
 log = logging.getLogger("cls_app")
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_reading(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
     add_inference(p, only=("batch_size", "window", "threads", "quantize", "backend"))
+    add_abstain(p)
     return p
 
 
@@ -117,6 +118,8 @@ def _predict_input(clf: Any, args: argparse.Namespace) -> None:
     if rank != 0:
         return
     empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
+    if summary.abstained:
+        empty += f"; the model abstained on {summary.abstained} (abstained=true)"
     procs = f" with {world} processes" if world > 1 else ""
     print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.1f}s "
           f"({summary.rows_per_s:.0f} rows/s{procs}){empty}")

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import UserError
 from ..service.settings import ServeSettings
-from .flags import add_inference, add_model, add_settings, settings_from
+from .flags import add_abstain, add_inference, add_model, add_settings, settings_from
 
 NAME = "serve"
 BATCHING = ("max_batch", "max_wait_ms", "batch_size")
@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_inference(r, only=("quantize",))
     add_settings(r, ServeSettings, only=("access_log",))
     add_inference(p, only=("backend",))
+    add_abstain(p)
     return p
 
 

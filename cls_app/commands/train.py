@@ -8,7 +8,7 @@ import logging
 from ..errors import UserError
 from ..io.records import DataOptions
 from ..settings import default
-from ..tasks import task_named
+from ..tasks import AbstainSettings, task_named
 from ..text.long_text import LongTextOptions
 from ..training.settings import (
     EMBEDDED_DATA_DEFAULTS,
@@ -61,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "ensemble with BERT (OUT/ensemble), recommend the best on dev (OUT/best.json) and write the "
                    "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded "
                    "default data, off otherwise)")
+    add_settings(p.add_argument_group("abstaining (docs/abstain.md)"), AbstainSettings)
     hw = p.add_argument_group("speed and hardware (docs/speed.md; torchrun for several processes)")
     add_settings(hw, TrainSettings, only=HARDWARE)
     hw.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
@@ -101,7 +102,8 @@ def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
                         long_text=settings_from(args, LongTextOptions), threads=args.threads,
                         cache_dir=args.cache_dir)
     return TrainJob(data=settings_from(args, DataOptions), bert=bert, out=args.out,
-                    overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint)
+                    overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint,
+                    abstain=settings_from(args, AbstainSettings).check())
 
 
 def use_default_data_if_needed(args: argparse.Namespace) -> bool:

@@ -140,6 +140,18 @@ def write_report_html(path: Path, metrics: dict, labels: list[str], title: str, 
         note = (f"<p>{h.esc(format_calibration(cal))}. ECE: the average gap between confidence and accuracy over "
                 f"{cal['bins']} equal-width confidence bins, weighted by rows.</p>")
         sections.append(("calibration", note + h.figure(images.get("reliability"), "reliability diagram")))
+    sel = metrics.get("selective")
+    if sel:
+        rule = sel["rule"]
+        note = (f"<p>AURC {sel['aurc']:.4f} (mean error rate over every coverage, most confident rows first); "
+                f"accuracy {sel['accuracy']:.4f} on every row, {sel['selective_accuracy_at_90']:.4f} on the 90% "
+                f"most confident. The model's rule answers {rule['coverage']:.1%} of these rows with accuracy "
+                f"{rule['accuracy_answered']:.4f}; it abstains on {rule['out_of_domain']:.1%} as out of domain and "
+                f"{rule['low_confidence']:.1%} for low confidence.</p>")
+        body = note + h.figure(images.get("risk_coverage"), "risk-coverage curve")
+        if images.get("ood_histogram"):
+            body += h.figure(images.get("ood_histogram"), "out-of-domain scores of these rows")
+        sections.append(("abstaining", body))
     if "confused_pairs" in metrics:
         sections.append(("confused pairs", h.pairs_table(metrics["confused_pairs"])))
     if errors is not None:

@@ -37,10 +37,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..fileio import atomic_files, atomic_open, atomic_path, write_json, write_text
-from ..models.base import TextClassifier
+from ..models.base import Outputs, TextClassifier
 from ..models.folders import folder_family, model_size_bytes
 from ..settings import setting
 from .html_report import comparison_page
+from .selective import selective_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,10 @@ class ModelScores:
     model: TextClassifier
     probs: np.ndarray
     seconds: float
+    ood: np.ndarray | None = None  # the out-of-domain scores of the rows (None: not computed)
+
+    def ood_or_nan(self) -> np.ndarray:
+        return self.ood if self.ood is not None else np.full(len(self.probs), np.nan)
 
 
 def score_models(models: list[TextClassifier], texts: list[str]) -> list[ModelScores]:
@@ -155,10 +160,10 @@ def score_models(models: list[TextClassifier], texts: list[str]) -> list[ModelSc
     out = []
     for name, model in zip(display_names(models), models, strict=True):
         t0 = time.perf_counter()
-        probs = model.predict_proba(texts)
+        scored = model.score(texts)
         seconds = time.perf_counter() - t0
         log.info("%s: %d texts in %.2fs", name, len(texts), seconds)
-        out.append(ModelScores(name, model, probs, seconds))
+        out.append(ModelScores(name, model, scored.probs, seconds, scored.ood))
     return out
 
 
@@ -181,11 +186,18 @@ def results_of(scores: list[ModelScores], data: Any) -> tuple[list[ModelResult],
         full[:, [labels.index(n) for n in s.model.labels]] = np.nan_to_num(s.probs, nan=-1.0)
         common = s.model.task.align(s.model.labels, labels)
         path = s.model.path
+        correct = common.correct(y, full, labels)
+        extra = {}
+        if not task.multi:  # selective prediction: accuracy of the 90 % most confident, share the rule answers
+            confidence, _ = s.model.task.answer(s.probs, s.model.labels)
+            abstention = s.model.abstention(Outputs(s.probs, s.ood_or_nan()))
+            extra = {"acc_at_90": selective_accuracy(confidence, correct),
+                     "answered": float(np.mean(~abstention.abstained)) if len(correct) else 0.0}
         results.append(ModelResult(
             name=s.name, kind=s.model.family, path=Path(path) if path is not None else Path(s.name),
-            metrics=common.metrics(y, full, labels), correct=common.correct(y, full, labels),
+            metrics=common.metrics(y, full, labels), correct=correct,
             predict_seconds=s.seconds, size_bytes=model_size_bytes(path) if path is not None else 0,
-            train_seconds=s.model.train_seconds(), floor=s.model.kind == "majority",
+            train_seconds=s.model.train_seconds(), floor=s.model.kind == "majority", extra=extra,
         ))
     return results, labels
 
@@ -209,6 +221,9 @@ def results_table(results: list[ModelResult], labels: list[str]) -> pd.DataFrame
             row["micro_f1"] = r.metrics["micro_f1"]
         for label in labels:
             row[f"f1_{label}"] = r.metrics["per_class"][label]["f1-score"]
+        for key in ("acc_at_90", "answered"):
+            if key in r.extra:
+                row[key] = r.extra[key]
         row["train_seconds"] = r.train_seconds
         row["texts_per_s"] = r.texts_per_s
         row["size_mb"] = r.size_bytes / 1e6
@@ -222,6 +237,9 @@ def best_rows(table: pd.DataFrame, floor: list[bool]) -> dict[str, list[int]]:
     ranked = table.loc[[not f for f in floor]]
     best: dict[str, list[int]] = {}
     for col in table.columns[2:]:
+        if col == "answered":  # the share the model's rule answers: a choice, not a score
+            best[col] = []
+            continue
         values = pd.to_numeric(ranked[col], errors="coerce").dropna()
         if values.empty:
             best[col] = []
@@ -246,7 +264,7 @@ def _fmt(col: str, value) -> str:
 def _header(col: str) -> str:
     fixed = {"model": "model", "kind": "kind", "accuracy": "accuracy", "macro_f1": "macro-F1",
              "weighted_f1": "weighted-F1", "micro_f1": "micro-F1", "train_seconds": "train s", "texts_per_s": "texts/s",
-             "size_mb": "size MB"}
+             "size_mb": "size MB", "acc_at_90": "acc@90%", "answered": "answered"}
     return fixed.get(col, f"F1 {col[3:]}" if col.startswith("f1_") else col)
 
 
@@ -437,9 +455,10 @@ def _write_report_files(
         markdown_table(table, best), "",
         "Best value of each column in **bold** (highest; for train s and size MB, lowest)"
         + ("; the majority-class floor is not ranked" if any(floor) else "") + ". "
-        "texts/s: one pass over the texts through `predict_proba` with the model loaded, "
+        "texts/s: one pass over the texts (probabilities and out-of-domain scores) with the model loaded, "
         "measured in this run on this machine; size: the files needed for prediction; "
-        "train s: from each folder's metadata.", "",
+        "train s: from each folder's metadata; acc@90%: accuracy of the 90% of texts the model is most "
+        "confident about; answered: the share its abstention rule answers (docs/abstain.md).", "",
         "## Significance", "", significance_text(sig), "",
     ]
     if recommendation is not None:

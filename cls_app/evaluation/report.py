@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_files, atomic_open, write_json, write_text
-from ..models.base import TextClassifier
+from ..models.base import Outputs, TextClassifier
 from ..tasks import format_report
 from .analysis import (
     ReportOptions,
@@ -30,13 +30,14 @@ from .analysis import (
 )
 from .label_set_report import label_errors, write_label_set_evaluation
 from .plots import plot_confusion_matrix
+from .selective import Selective, format_selective
 
 log = logging.getLogger(__name__)
 
 
 def write_evaluation(
     metrics: dict, labels: list[str], out_dir: str | Path, title: str, scored: Scored | None = None,
-    model: TextClassifier | None = None, options: ReportOptions | None = None,
+    model: TextClassifier | None = None, options: ReportOptions | None = None, selective: Selective | None = None,
 ) -> dict[str, Path]:
     """Write metrics.json, report.txt, confusion_matrix.csv and .png, report.html into ``out_dir``.
 
@@ -50,6 +51,10 @@ def write_evaluation(
     names = {"report": "report.txt", "confusion_csv": "confusion_matrix.csv", "confusion_png": "confusion_matrix.png"}
     if scored is not None:
         names.update(errors="errors.csv", pairs="confused_pairs.csv", reliability="reliability.png")
+    if selective is not None:
+        names.update(risk_coverage="risk_coverage.png")
+        if selective.has_ood:
+            names.update(ood_histogram="ood_histogram.png")
     names.update(html="report.html", metrics="metrics.json")
     with atomic_files(out_dir, list(names.values())) as tmp:
         paths = {key: tmp / name for key, name in names.items()}
@@ -59,6 +64,10 @@ def write_evaluation(
         text = format_report(metrics, labels)
         if scored is not None:
             text += "\n\n" + format_analysis(metrics, options.errors)
+        if selective is not None:
+            metrics["selective"] = selective.report
+            selective.write_plots(paths["risk_coverage"], paths.get("ood_histogram"), title)
+            text += "\n\n" + format_selective(selective.report)
         write_text(paths["report"], text + "\n")
         frame = pd.DataFrame(metrics["confusion_matrix"], index=labels, columns=labels)
         frame.index.name = "true\\pred"
@@ -87,16 +96,18 @@ PROBLEM = "are not known to the model (it knows: {known}); remove those rows or 
 
 
 def evaluate(model: TextClassifier, data: Any, out: str | Path, options: ReportOptions | None = None,
-             probs: np.ndarray | None = None) -> Evaluation:
+             outputs: Outputs | None = None) -> Evaluation:
     """Score ``model`` on the records ``data`` (its task's) and write the report into ``out``.
 
-    ``probs``: the model's probabilities on ``data`` when the caller has them already (no second
-    prediction). Single-label reports add the error analysis, calibration and report.html.
+    ``outputs``: the model's probabilities and ood scores on ``data`` when the caller has them already
+    (no second prediction). Single-label reports add the error analysis, calibration, selective
+    prediction (:mod:`.selective`) and report.html.
     """
     out = Path(out)
     y = model.task.encode(data, model.labels, PROBLEM)
-    if probs is None:
-        probs = model.predict_proba(data.texts)
+    if outputs is None:
+        outputs = model.score(data.texts)
+    probs = outputs.probs
     metrics = model.task.metrics(y, probs, model.labels)
     title = f"{Path(str(model.path or model.kind)).name} on {Path(data.source).name}"
     if model.task.multi:
@@ -105,5 +116,10 @@ def evaluate(model: TextClassifier, data: Any, out: str | Path, options: ReportO
     else:
         temperature = getattr(model.task, "temperature", None)
         scored = Scored(list(data.texts), np.asarray(y), probs, data.lines, model.task.uncalibrate(probs), temperature)
-        paths = write_evaluation(metrics, model.labels, out, title, scored=scored, model=model, options=options)
+        confidence, pred = model.task.answer(probs, model.labels)
+        rule = model.abstainer.rule if model.abstainer is not None else None
+        selective = Selective.of(confidence, pred == np.asarray(y), model.abstention(outputs),
+                                 rule.ood_threshold if rule is not None and rule.mode != "off" else None)
+        paths = write_evaluation(metrics, model.labels, out, title, scored=scored, model=model, options=options,
+                                 selective=selective)
     return Evaluation(metrics, list(model.labels), out, paths)

@@ -75,6 +75,9 @@ class Explanation:
     char_scores: list[float]
     completeness: dict
     details: dict = field(default_factory=dict)
+    abstained: bool = False  # the model's answer, as predict gives it: abstains, why, the ood score
+    reason: str | None = None
+    ood_score: float | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -163,6 +166,7 @@ class BertExplainer:
         difference = float(logits[0, t] - logits[1, t])
         scores = [float(s) for s in token_scores[1:-1]]
         return Explanation(
+            abstained=decided.abstained, reason=decided.reason, ood_score=decided.ood_score,
             text=text, label=decided.label, prob=float(decided.prob), target=self.labels[t], method=self.method,
             tokens=_shown_tokens(tok, ids, spans, text), spans=spans, token_scores=scores,
             char_scores=spread_to_chars(len(text), spans, scores),
@@ -322,6 +326,7 @@ class LinearExplainer:
         unmapped = sum(v for j, v in contrib.items() if j not in found)
         total = sum(contrib.values())
         return Explanation(
+            abstained=decided.abstained, reason=decided.reason, ood_score=decided.ood_score,
             text=text, label=decided.label, prob=float(decided.prob), target=self.labels[t], method=self.method,
             tokens=tokens, spans=spans, token_scores=scores, char_scores=spread_to_chars(len(text), spans, scores),
             completeness=_completeness(total, self._decision(x, t) - intercept),
@@ -387,6 +392,7 @@ class EnsembleExplainer:
         chars = [float(v) for v in scores]
         error = sum(abs(f) * float(p.completeness.get("error", 0.0)) for f, p in zip(self.factors, parts, strict=True))
         return Explanation(
+            abstained=decided.abstained, reason=decided.reason, ood_score=decided.ood_score,
             text=text, label=label, prob=float(decided.prob), target=target, method=self.method,
             tokens=list(text), spans=[(i, i + 1) for i in range(len(text))], token_scores=chars, char_scores=chars,
             completeness={"error": error, "members": [p.completeness for p in parts]},

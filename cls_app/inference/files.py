@@ -27,7 +27,7 @@ from ..fileio import atomic_open
 from ..io.pairs import join_pair
 from ..io.records import ReadOptions, as_text
 from ..io.table_stream import RowChunk, TableReader, TableWriter, output_format
-from ..models.base import TextClassifier
+from ..models.base import Outputs, TextClassifier
 from ..models.options import DEFAULT_CHUNK_ROWS
 from ..runtime.distributed import gather_to_main, rank_world
 from ..tasks import check_top_k
@@ -42,9 +42,9 @@ def output_columns(clf: TextClassifier, top_k: int) -> list[str]:
     return clf.task.output_columns(clf.labels, top_k)
 
 
-def output_values(clf: TextClassifier, probs: np.ndarray, top_k: int) -> list[list[Any]]:
-    """The values of :func:`output_columns` per row."""
-    return clf.task.output_values(probs, clf.labels, top_k)
+def output_values(clf: TextClassifier, scored: Outputs, top_k: int) -> list[list[Any]]:
+    """The values of :func:`output_columns` per row (the task's, then whether the model abstains)."""
+    return clf.task.output_values(scored.probs, clf.labels, top_k, clf.abstention(scored))
 
 
 @dataclass
@@ -53,6 +53,7 @@ class PredictSummary:
 
     rows: int = 0
     empty_rows: int = 0
+    abstained: int = 0
     seconds: float = 0.0
     empty_lines: list[int] = field(default_factory=list)  # the first few, for messages
 
@@ -91,8 +92,8 @@ def _windows(chunks: Iterable[RowChunk], size: int) -> Iterator[RowChunk]:
         yield RowChunk(rows, texts, lines)
 
 
-def _scored_windows(clf: TextClassifier, windows: Iterable[RowChunk]) -> Iterator[tuple[RowChunk, np.ndarray]]:
-    """``(window, probabilities)`` in input order.
+def _scored_windows(clf: TextClassifier, windows: Iterable[RowChunk]) -> Iterator[tuple[RowChunk, Outputs]]:
+    """``(window, probabilities and ood scores)`` in input order.
 
     Under ``torchrun`` (a joined process group of N ranks) every rank reads the same windows and
     they are dealt out round-robin: in round r, rank k scores window ``r * N + k``, and rank 0
@@ -102,7 +103,7 @@ def _scored_windows(clf: TextClassifier, windows: Iterable[RowChunk]) -> Iterato
     rank, world = rank_world()
     if world == 1:
         for part in windows:
-            yield part, clf.predict_proba([as_text(t) for t in part.texts])
+            yield part, clf.score([as_text(t) for t in part.texts])
         return
     group: list[RowChunk] = []
     for part in windows:
@@ -114,8 +115,8 @@ def _scored_windows(clf: TextClassifier, windows: Iterable[RowChunk]) -> Iterato
         yield from _score_round(clf, group, rank)
 
 
-def _score_round(clf: TextClassifier, group: list[RowChunk], rank: int) -> Iterator[tuple[RowChunk, np.ndarray]]:
-    mine = clf.predict_proba([as_text(t) for t in group[rank].texts]) if rank < len(group) else None
+def _score_round(clf: TextClassifier, group: list[RowChunk], rank: int) -> Iterator[tuple[RowChunk, Outputs]]:
+    mine = clf.score([as_text(t) for t in group[rank].texts]) if rank < len(group) else None
     gathered = gather_to_main(mine)
     if gathered is not None:
         yield from zip(group, gathered[: len(group)], strict=True)
@@ -140,9 +141,11 @@ def predict_chunks(
     t0 = time.perf_counter()
     bar = tqdm(desc="predict", unit="row", disable=not progress or rank_world()[0] != 0, leave=False)
     try:
-        for part, probs in _scored_windows(clf, _windows(chunks, window or clf.options.window)):
-            _note_empty(part, probs, source, summary)
-            emit(part, output_values(clf, probs, top_k))
+        for part, scored in _scored_windows(clf, _windows(chunks, window or clf.options.window)):
+            _note_empty(part, scored.probs, source, summary)
+            abstention = clf.abstention(scored)
+            summary.abstained += int(abstention.abstained.sum())
+            emit(part, clf.task.output_values(scored.probs, clf.labels, top_k, abstention))
             summary.rows += len(part)
             bar.update(len(part))
     finally:

@@ -107,6 +107,8 @@ class FastBertClassifier(nn.Module):
             _FastLayer(layer, cls_only=(i == len(layers) - 1)) for i, layer in enumerate(layers)
         )
         self.classifier = model.classifier
+        # True: forward returns the logits followed by the [CLS] vector (what the out-of-domain detector reads)
+        self.features = False
         self.eval()
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -120,14 +122,16 @@ class FastBertClassifier(nn.Module):
         return self.emb_norm(x)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits ``(batch, num_labels)`` for right-padded ``input_ids``."""
+        """Class logits ``(batch, num_labels)`` for right-padded ``input_ids`` (with :attr:`features`: then the
+        final [CLS] vector, ``(batch, num_labels + hidden)``)."""
         x = self.embed(input_ids)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]
         for layer in self.layers:
             x = layer(x, mask)
-        return self.classifier(x[:, 0])
+        logits = self.classifier(x[:, 0])
+        return torch.cat([logits, x[:, 0].to(logits.dtype)], dim=1) if self.features else logits
 
 
 def supports(model: nn.Module) -> str | None:

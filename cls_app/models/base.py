@@ -31,7 +31,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -40,7 +40,9 @@ from ..errors import UserError
 from ..io.pairs import PAIR_SEP
 from ..io.records import as_text
 from ..tasks import SingleLabel, Task, task_named
-from .folders import NOT_A_MODEL, folder_family, follow_best
+from ..tasks.abstain import AbstainSettings, Abstention, DevEvidence, fit_rule
+from .folders import ABSTAIN_FILES, NOT_A_MODEL, folder_family, follow_best
+from .ood import Abstainer, Detector, OodScorer, TextDensity
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,18 @@ class NotAList(UserError, TypeError):
     """A single string where a list of texts belongs (a user error, and a TypeError as Python would say)."""
 
 
+DETECTOR_ROWS = 20000
+"""The out-of-domain distance is fitted on at most this many training rows (a random sample)."""
+
+
+class Outputs(NamedTuple):
+    """What a model says about each text: calibrated class probabilities (all-NaN rows for empty texts) and
+    the out-of-domain score."""
+
+    probs: np.ndarray
+    ood: np.ndarray
+
+
 def is_label_set(target: Any) -> bool:
     """A label set: a list, tuple or set of labels (not a string)."""
     return isinstance(target, list | tuple | set | frozenset)
@@ -138,6 +152,10 @@ class TextClassifier:
         # dev chose (calibration, offsets: the task's fit_decisions); None when not fitted on dev here
         self.dev_pred: np.ndarray | None = None
         self.decisions: dict | None = None
+        # abstaining (:mod:`.ood`): the detector, dev evidence and rule (None: the model always answers);
+        # dev_ood: the normalised out-of-domain scores of the dev rows given to fit (an ensemble reads them)
+        self.abstainer: Abstainer | None = None
+        self.dev_ood: np.ndarray | None = None
 
     @classmethod
     def blank(cls: type[Self], kind: str) -> Self:
@@ -185,6 +203,15 @@ class TextClassifier:
     def predict_proba(self, texts: Iterable[Any]) -> np.ndarray:
         """Class probabilities, shape ``(n, len(labels))``, columns in :attr:`labels` order, rows in input order;
         all-NaN rows for empty or missing texts (None, NaN, "", whitespace)."""
+        return self.score(texts).probs
+
+    def ood_scores(self, texts: Iterable[Any]) -> np.ndarray:
+        """The out-of-domain score of each text (:mod:`.ood`: 0 a typical dev text, 1 dev's 95th percentile,
+        higher is farther from the training data); NaN for empty texts or a folder without abstention files."""
+        return self.score(texts).ood
+
+    def score(self, texts: Iterable[Any]) -> Outputs:
+        """Probabilities and out-of-domain scores in one pass (see :meth:`predict_proba`, :meth:`ood_scores`)."""
         if isinstance(texts, str):
             raise NotAList("texts must be a list of strings, not a single string: predict_proba([text])")
         if not self.labels:
@@ -192,6 +219,8 @@ class TextClassifier:
         values = [as_text(t) for t in texts]
         self.check_pairs(values)
         probs = np.full((len(values), len(self.labels)), np.nan, dtype=self.dtype)
+        ood = np.full(len(values), np.nan)
+        scorer = self.abstainer.scorer if self.abstainer is not None else None
         window = max(1, self.options.window)
         starts = range(0, len(values), window)
         bar = None
@@ -203,13 +232,29 @@ class TextClassifier:
             part = values[start: start + window]
             keep = [i for i, t in enumerate(part) if t is not None]
             if keep:
+                rows = [start + i for i in keep]
                 kept = [str(part[i]) for i in keep]
-                probs[[start + i for i in keep]] = self.task.calibrate(self.scores(kept))
+                raw, features = self.analyse(kept)
+                probs[rows] = self.task.calibrate(raw)
+                if scorer is not None:
+                    ood[rows] = scorer.score(kept, probs[rows], features)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        return probs
+        return Outputs(probs, ood)
+
+    def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
+        """Uncalibrated probabilities of non-empty texts and the features the out-of-domain detector reads
+        (None: none); kinds with a detector override it to get both in one pass."""
+        return self.scores(texts), None
+
+    def abstention(self, scored: Outputs) -> Abstention:
+        """Which rows of ``scored`` the model abstains on, and why (no rule: none)."""
+        if self.abstainer is None:
+            return Abstention.none(len(scored.probs), scored.ood)
+        confidence, pred = self.task.answer(scored.probs, self.labels)
+        return self.abstainer.rule.apply(confidence, pred, scored.ood)
 
     dtype: ClassVar[Any] = np.float64
 
@@ -248,9 +293,60 @@ class TextClassifier:
             raise UserError(f"{where} classifies sentence pairs: give (text, text_b) items")
 
     def predict(self, texts: Iterable[Any], top_k: int = 1) -> list[Any]:
-        """The task's decision for each text: a :class:`~cls_app.tasks.Prediction` (label, probability and
-        the ``top_k`` best) or, for label-set tasks, a :class:`~cls_app.tasks.LabelSetPrediction`."""
-        return self.task.predictions(self.predict_proba(texts), self.labels, top_k)
+        """The task's decision for each text: a :class:`~cls_app.tasks.Prediction` (label, probability, the
+        ``top_k`` best, and whether the model abstains, why, and the out-of-domain score) or, for label-set
+        tasks, a :class:`~cls_app.tasks.LabelSetPrediction` (an abstained row's set is empty)."""
+        scored = self.score(texts)
+        return self.task.predictions(scored.probs, self.labels, top_k, self.abstention(scored))
+
+    # ------------------------------------------------------------------ abstaining
+
+    ood_method: ClassVar[str | None] = None  # the detector a kind fits: mahalanobis, centroid (None: none)
+
+    def fit_detector(self, features: Any, y: np.ndarray) -> Detector | None:
+        """The out-of-domain detector fitted on the training rows' ``features`` and targets ``y``."""
+        if self.ood_method == "mahalanobis":
+            return Detector.mahalanobis(features, None if self.task.multi else y)
+        if self.ood_method == "centroid":
+            return Detector.centroids(features, y)
+        return None
+
+    def fit_abstention(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42) -> None:
+        """Fit the out-of-domain score (its distance on up to :data:`DETECTOR_ROWS` training rows, the character
+        model on every training text) and the abstention rule on dev (after :meth:`fit_decisions`: the rule
+        reads the calibrated dev probabilities)."""
+        detector = None
+        if self.ood_method is not None:
+            rows = np.arange(len(train))
+            if len(rows) > DETECTOR_ROWS:
+                rows = np.sort(np.random.default_rng(seed).choice(rows, DETECTOR_ROWS, replace=False))
+            _, features = self.analyse([train.texts[i] for i in rows])
+            y = self.task.encode(train, self.labels)[rows]
+            detector = self.fit_detector(features, y) if features is not None else None
+        scorer = OodScorer(detector, TextDensity.fit(list(train.texts)))
+        texts = list(dev.texts)
+        raw, features = self.analyse(texts)
+        dev_probs = self.dev_probs if self.dev_probs is not None else self.task.calibrate(raw)
+        dev_ood = scorer.fit_norms(scorer.parts(texts, dev_probs, features))
+        self.set_abstainer(scorer, self.task.encode(dev, self.labels), dev_probs, dev_ood, settings)
+
+    def set_abstainer(self, scorer: OodScorer, y: np.ndarray, dev_probs: np.ndarray, dev_ood: np.ndarray,
+                      settings: AbstainSettings | None) -> None:
+        """The abstainer from dev's targets ``y``, calibrated probabilities and ood scores (the honest dev
+        decisions :attr:`dev_pred` where known)."""
+        confidence, pred = self.task.answer(dev_probs, self.labels, self.dev_pred)
+        correct = self.task.row_correct(y, pred)
+        evidence = DevEvidence(confidence, pred, correct, np.asarray(dev_ood, dtype=np.float64))
+        rule = fit_rule(evidence, settings or AbstainSettings(), len(self.labels), self.task.multi)
+        self.abstainer = Abstainer(scorer, evidence, rule, self.task.multi)
+        self.dev_ood = evidence.ood
+        log.info("%s: abstains on %.1f%% of dev (%s)", self.kind, 100 * (1 - rule.dev.get("coverage", 1.0)),
+                 ", ".join(f"{k} {v}" for k, v in rule.dev.items() if k in ("out_of_domain", "low_confidence")))
+
+    def save_abstainer(self, path: Path) -> None:
+        """Write the abstention files into the model folder ``path`` (nothing when there is none)."""
+        if self.abstainer is not None:
+            self.abstainer.save(path)
 
     # ------------------------------------------------------------------ folders
 
@@ -259,8 +355,11 @@ class TextClassifier:
         raise NotImplementedError
 
     def describe(self) -> dict:
-        """Scalar settings for ``GET /info`` and logs."""
-        return {"kind": self.kind, "family": self.family, "task": self.task.name}
+        """Settings for ``GET /info`` and logs."""
+        out: dict[str, Any] = {"kind": self.kind, "family": self.family, "task": self.task.name}
+        if self.abstainer is not None:
+            out["abstain"] = self.abstainer.describe()
+        return out
 
     def train_seconds(self) -> float | None:
         """Training time, when known."""
@@ -328,11 +427,19 @@ def load_folder(path: Path, options: InferenceOptions) -> TextClassifier:
     family = folder_family(path)
     if family is None:
         raise UserError(f"{path} {NOT_A_MODEL}")
-    return family_class(family).from_folder(path, options)
+    model = family_class(family).from_folder(path, options)
+    model.abstainer = Abstainer.load(path)
+    if options.abstain is not None and options.abstain.given:
+        if model.abstainer is None:
+            raise UserError(f"{path} was made before abstention existed (no {ABSTAIN_FILES[1]}): retrain it, or fit "
+                            "its abstention on a labeled dev file with `run.py abstain --model DIR --dev FILE`")
+        model.abstainer = model.abstainer.with_settings(options.abstain, len(model.labels))
+    return model
 
 
 def load_member(path: Path, options: InferenceOptions) -> TextClassifier:
     """An ensemble member: the BERT-only options reach BERT members only."""
+    options = replace(options, abstain=None)  # the ensemble's own rule decides; members give their ood scores
     if folder_family(path) != "bert":
         options = replace(options, quantize=False, backend="torch", long_text=None)
     return load_folder(path, options)

@@ -27,14 +27,22 @@ from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, rew
 from ..runtime.device import configure_threads
 from ..runtime.engine import predict_text_logits
 from ..settings import default
-from ..tasks import Task, task_from_settings
+from ..tasks import AbstainSettings, Task, task_from_settings
 from ..text.long_text import LongTextOptions
 from ..training.pipeline import RunFolder, TrainedBert, train_bert
 from ..training.settings import BertSettings
 from .base import TextClassifier, register
+from .folders import ABSTAIN_FILES
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
+
+
+def with_features(module: Any) -> Any:
+    """``module`` returning the [CLS] vector after the logits, when it can (the fast view); else as it is."""
+    if hasattr(module, "features"):
+        module.features = True
+    return module
 
 
 @register("bert", family="bert")
@@ -44,10 +52,13 @@ class BertTextClassifier(TextClassifier):
 
     family = "bert"
     dtype = np.float32
+    ood_method = "mahalanobis"
 
-    def __init__(self, kind: str | None = "bert", settings: BertSettings | None = None, **values: Any) -> None:
+    def __init__(self, kind: str | None = "bert", settings: BertSettings | None = None,
+                 abstain: AbstainSettings | None = None, **values: Any) -> None:
         super().__init__(kind or "bert")
         self.settings = settings or BertSettings.from_kwargs(**values)
+        self.abstain = abstain
         self.network: Any = None  # the trained torch module (None with the ONNX backend)
         self.module: Any = None  # what predicts: the fast view, int8, or an ONNX session
         self.tokenizer: Any = None
@@ -73,6 +84,9 @@ class BertTextClassifier(TextClassifier):
         if raw is None or len(raw) != len(dev):
             raw = self.scores(list(dev.texts))
         self.fit_decisions(dev, raw, self.settings.train.metric, self.settings.train.seed)
+        self.fit_abstention(train, dev, self.abstain, self.settings.train.seed)
+        if run is not None:
+            self.save_abstainer(run.out)
         self.folder_settings.update(self.task.folder_fields())
         self.summary["dev_final"] = self.dev_scores(dev)
         if self.decisions is not None:
@@ -87,7 +101,7 @@ class BertTextClassifier(TextClassifier):
         self.task, self.folder_settings, self.summary = trained.task, dict(trained.settings), dict(trained.summary)
         self.dev_metrics = trained.result.best_dev
         self.device = trained.device
-        self.module = fast_classifier(self.network) if self.options.fast else self.network
+        self.module = with_features(fast_classifier(self.network) if self.options.fast else self.network)
         self._settings_from_folder()
         self.path = path
 
@@ -104,9 +118,15 @@ class BertTextClassifier(TextClassifier):
     # ------------------------------------------------------------------ predicting
 
     def scores(self, texts: list[str]) -> np.ndarray:
-        logits = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
-                                     self.options.batch_size, device=self.device)
-        return self.task.probabilities(logits)
+        return self.analyse(texts)[0]
+
+    def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
+        """Probabilities and (with the fast torch module) the final [CLS] vectors, from one forward pass."""
+        out = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
+                                  self.options.batch_size, device=self.device)
+        k = len(self.labels)
+        features = out[:, k:] if out.shape[1] > k else None
+        return self.task.probabilities(out[:, :k]), features
 
     def describe(self) -> dict:
         out = super().describe()
@@ -128,7 +148,8 @@ class BertTextClassifier(TextClassifier):
             if self.path is None:
                 raise UserError("this bert model is not fitted: nothing to save")
             if path.resolve() != self.path.resolve():
-                names = [n for n in (*MODEL_FILES, "model.onnx", "model.int8.onnx") if (self.path / n).is_file()]
+                names = [n for n in (*MODEL_FILES, "model.onnx", "model.int8.onnx", *ABSTAIN_FILES)
+                         if (self.path / n).is_file()]
                 with atomic_files(path, names) as tmp:
                     for name in names:
                         shutil.copy2(self.path / name, tmp / name)
@@ -136,6 +157,7 @@ class BertTextClassifier(TextClassifier):
             save_model_dir(self.network, self.tokenizer, path, self.folder_settings)
             if self.summary and not (path / "metrics.json").is_file():
                 write_json(path / "metrics.json", self.summary)
+            self.save_abstainer(path)
         self.path = path
         return path
 
@@ -144,6 +166,7 @@ class BertTextClassifier(TextClassifier):
         """A folder written by ``run.py train`` (see :mod:`cls_app.modeling.folder`)."""
         obj = cls.blank("bert")
         obj.settings, obj.options, obj.summary, obj.dev_metrics = BertSettings(), options, {}, {}
+        obj.abstain = None
         obj.device = "cpu"
         n = configure_threads(options.threads)
         if options.backend == "onnx":
@@ -159,6 +182,7 @@ class BertTextClassifier(TextClassifier):
                 from ..modeling.quantize import quantize_linear_int8
 
                 obj.module = quantize_linear_int8(obj.module)
+            obj.module = with_features(obj.module)
         obj.tokenizer, obj.labels, obj.path = meta.tokenizer, list(meta.labels), Path(path)
         obj.folder_settings = dict(meta.settings)
         obj.task = task_from_settings(meta.settings)

@@ -45,11 +45,12 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_dir, write_json
 from ..settings import setting
-from ..tasks import SingleLabel, compute_metrics, softmax, task_from_settings
+from ..tasks import AbstainSettings, SingleLabel, compute_metrics, softmax, task_from_settings
 from ..tasks.calibration import fit_temperature, log_loss, log_probs
 from ..version import __version__
-from .base import NotAList, TextClassifier, load_member, register
+from .base import NotAList, Outputs, TextClassifier, load_member, register
 from .folders import ENSEMBLE_FILE, member_paths, model_files
+from .ood import OodScorer
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -207,14 +208,17 @@ def column_order(model: Any, labels: list[str], where: Path | str) -> list[int]:
     return [list(model.labels).index(label) for label in labels]
 
 
-def member_scores(members: Sequence[Any], texts: Sequence[str], labels: list[str], where: str) -> list[np.ndarray]:
-    """Every member's log-probabilities on ``texts``, columns in ``labels`` order."""
-    out = []
+def member_scores(members: Sequence[Any], texts: Sequence[str], labels: list[str], where: str
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every member's log-probabilities on ``texts`` (columns in ``labels`` order) and ood scores."""
+    out, ood = [], []
     for m in members:
         t0 = time.perf_counter()
-        out.append(log_probs(m.predict_proba(texts)[:, column_order(m, labels, where)]))
+        scored = m.score(texts)
+        out.append(log_probs(scored.probs[:, column_order(m, labels, where)]))
+        ood.append(scored.ood)
         log.info("%s: scored %d dev texts in %.1fs", m.path or m.kind, len(texts), time.perf_counter() - t0)
-    return out
+    return out, ood
 
 
 def _scores(pred: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
@@ -238,6 +242,7 @@ class DevScores:
     logps: list[np.ndarray]
     y: np.ndarray
     source: str = "dev"
+    ood: list[np.ndarray] | None = None  # the members' out-of-domain scores on the dev rows (None: not known)
 
 
 @register("ensemble", family="ensemble")
@@ -257,11 +262,13 @@ class EnsembleClassifier(TextClassifier):
     def build(cls, members: list[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]], **settings: Any
               ) -> EnsembleClassifier:
         """``TextClassifier.ensemble``: fit on ``dev`` with :class:`EnsembleSettings` fields ``settings``."""
-        return cls.fit_members(members, dev, ensemble_settings(**settings))
+        abstain = settings.pop("abstain", None)
+        return cls.fit_members(members, dev, ensemble_settings(**settings), abstain=abstain)
 
     @classmethod
     def fit_members(cls, members: list[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]],
-                    settings: EnsembleSettings = EnsembleSettings(), source: str = "dev") -> EnsembleClassifier:
+                    settings: EnsembleSettings = EnsembleSettings(), source: str = "dev",
+                    abstain: AbstainSettings | None = None) -> EnsembleClassifier:
         """Fit on the dev rows (texts, labels; read from ``source``): every member scores them once."""
         if not members:
             raise UserError("an ensemble needs at least one member model")
@@ -272,11 +279,12 @@ class EnsembleClassifier(TextClassifier):
             raise UserError(f"{source}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to the members "
                             f"(they know: {', '.join(labels)})")
         y = np.array([labels.index(x) for x in gold])
-        return cls.fit_scores(members, DevScores(member_scores(members, texts, labels, source), y, source), settings)
+        logps, ood = member_scores(members, texts, labels, source)
+        return cls.fit_scores(members, DevScores(logps, y, source, ood), settings, abstain)
 
     @classmethod
-    def fit_scores(cls, members: list[TextClassifier], dev: DevScores, settings: EnsembleSettings
-                   ) -> EnsembleClassifier:
+    def fit_scores(cls, members: list[TextClassifier], dev: DevScores, settings: EnsembleSettings,
+                   abstain: AbstainSettings | None = None) -> EnsembleClassifier:
         """Fit on the members' dev log-probabilities (computed once by the caller)."""
         settings.check()
         labels = list(members[0].labels)
@@ -320,6 +328,11 @@ class EnsembleClassifier(TextClassifier):
         # dev probabilities are to them, honest enough to compare log-losses across candidates
         obj.dev_probs = obj.task.calibrate(honest)
         obj.dev_pred, obj.decisions = (decided.dev_pred, decided.report) if decided is not None else (None, None)
+        # abstaining: the mean of the members' normalised ood scores, normalised again on dev
+        scorer = OodScorer(members=True)
+        member_ood = np.column_stack(dev.ood) if dev.ood is not None else None
+        dev_ood = scorer.fit_norms(scorer.parts(None, obj.dev_probs, member_scores=member_ood))
+        obj.set_abstainer(scorer, dev.y, obj.dev_probs, dev_ood, abstain)
         return obj
 
     @classmethod
@@ -348,15 +361,34 @@ class EnsembleClassifier(TextClassifier):
         with np.errstate(invalid="ignore"):
             return self.task.calibrate(combine(logps, self.weights, self.temperatures, self.meta["combine"]))
 
-    def predict_proba(self, texts: Any) -> np.ndarray:
-        """The members' probabilities combined (each member predicts every text once)."""
+    def score(self, texts: Any) -> Outputs:
+        """The members' probabilities combined, and their ood scores (each member predicts every text once)."""
         if isinstance(texts, str):
             raise NotAList("texts must be a list of strings, not a single string: predict_proba([text])")
         texts = list(texts)
-        return self.combine_member_probs([m.predict_proba(texts) for m in self.members])
+        return self.combine_outputs([m.score(texts) for m in self.members])
+
+    def combine_outputs(self, scored: Sequence[Outputs]) -> Outputs:
+        """The ensemble's probabilities and ood scores from its members' (a caller that has them skips
+        predicting twice)."""
+        probs = self.combine_member_probs([s.probs for s in scored])
+        ood = np.full(len(probs), np.nan)
+        if self.abstainer is not None and len(probs):
+            ood = self.abstainer.scorer.score(None, probs, member_scores=np.column_stack([s.ood for s in scored]))
+            ood[np.isnan(probs).all(axis=1)] = np.nan
+        return Outputs(probs, ood)
 
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.predict_proba(texts)
+
+    def fit_abstention(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42) -> None:
+        """The abstention of a loaded ensemble, fitted on ``dev`` (its members' ood scores: each member needs its
+        own abstention files for the ensemble to have an ood score; ``train`` is not read)."""
+        outputs = [m.score(list(dev.texts)) for m in self.members]
+        probs = self.combine_member_probs([o.probs for o in outputs])
+        scorer = OodScorer(members=True)
+        dev_ood = scorer.fit_norms(scorer.parts(None, probs, member_scores=np.column_stack([o.ood for o in outputs])))
+        self.set_abstainer(scorer, self.task.encode(dev, self.labels), probs, dev_ood, settings)
 
     def describe(self) -> dict:
         out = super().describe()
@@ -391,6 +423,7 @@ class EnsembleClassifier(TextClassifier):
                 else:
                     entry["path"] = Path(os.path.relpath(Path(m.path).resolve(), out.resolve())).as_posix()
             write_json(tmp / META_FILE, meta)
+            self.save_abstainer(tmp)
         self.meta, self.path = meta, out
         for m, entry in zip(self.members, meta["members"], strict=True):
             if m.path is None or entry["path"].startswith(MEMBERS_DIR + "/"):

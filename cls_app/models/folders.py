@@ -100,6 +100,9 @@ def member_paths(path: str | Path, meta: dict) -> list[Path]:
     return [Path(os.path.normpath(Path(path) / m["path"])) for m in meta["members"]]
 
 
+ABSTAIN_FILES = ("ood.safetensors", "ood.json")  # written by cls_app.models.ood (the json last)
+
+
 def model_files(path: str | Path) -> list[Path]:
     """The files a model folder needs for prediction (reports and logs excluded); for an ensemble,
     ``ensemble.json`` and its members' files."""
@@ -111,12 +114,18 @@ def model_files(path: str | Path) -> list[Path]:
         if not isinstance(members, list):
             return [path / ENSEMBLE_FILE]
         found = [f for m in member_paths(path, meta) for f in model_files(m)]
-        return [path / ENSEMBLE_FILE, *found]
+        return [path / ENSEMBLE_FILE, *abstain_files(path), *found]
     if family == "baseline":
         names: tuple[str, ...] = (BASELINE_FILE, BASELINE_MODEL_FILE)
     else:
         from ..modeling.folder import MODEL_FILES as names  # imports torch: only for BERT folders
-    return [path / n for n in names if (path / n).is_file()]
+    return [path / n for n in names if (path / n).is_file()] + abstain_files(path)
+
+
+def abstain_files(path: Path) -> list[Path]:
+    """The folder's abstention files (``ood.safetensors``, ``ood.json``) when it has both."""
+    found = [path / n for n in ABSTAIN_FILES]
+    return found if all(f.is_file() for f in found) else []
 
 
 def model_size_bytes(path: str | Path) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..settings import setting
+from ..tasks.abstain import AbstainSettings
 
 DEFAULT_BATCH_SIZE = 64  # texts per forward pass for predict and the Python API
 DEFAULT_CHUNK_ROWS = 8192  # rows held in memory, and the window sorted by length, at a time
@@ -33,6 +34,7 @@ class InferenceOptions:
     long_text: dict | None = setting(None, cli=False)  # overrides of the folder's long-text settings
     progress: bool = setting(False, cli=False)  # a progress bar while predicting (the CLI's choice)
     fast: bool = setting(True, cli=False)  # BERT: the fused inference module (False: the model as trained)
+    abstain: AbstainSettings | None = setting(None, cli=False)  # another abstention rule than the folder's
 
     def check(self) -> InferenceOptions:
         """Reject impossible values (a :class:`UserError` naming the flag)."""
@@ -44,6 +46,8 @@ class InferenceOptions:
             raise UserError(f"--chunk-size must be at least 1, got {self.window}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
+        if self.abstain is not None:
+            self.abstain.check()
         return self
 
     def updated(self, **changes: Any) -> InferenceOptions:

@@ -24,7 +24,7 @@ from ..baselines.pipelines import (
 )
 from ..baselines.storage import load_baseline, save_baseline
 from ..errors import UserError
-from ..tasks import Task, headline, task_from_settings
+from ..tasks import AbstainSettings, Task, headline, task_from_settings
 from .base import TextClassifier, register
 from .options import InferenceOptions
 
@@ -36,13 +36,15 @@ class TfidfClassifier(TextClassifier):
     """A TF-IDF + linear model (or the majority floor); settings: ``seed``."""
 
     family = "baseline"
+    ood_method = "centroid"
 
-    def __init__(self, kind: str | None = None, seed: int = 42, metric: str | None = None, **settings: Any) -> None:
+    def __init__(self, kind: str | None = None, seed: int = 42, metric: str | None = None,
+                 abstain: AbstainSettings | None = None, **settings: Any) -> None:
         super().__init__(kind)
         if settings:
             raise UserError(f"unknown setting(s) for a {kind} model: {', '.join(sorted(settings))} (it takes: seed, "
-                            "metric)")
-        self.seed, self.metric = seed, metric
+                            "metric, abstain)")
+        self.seed, self.metric, self.abstain = seed, metric, abstain
         self.estimator: Any = None
         self.meta: dict = {}
 
@@ -62,6 +64,7 @@ class TfidfClassifier(TextClassifier):
             raw = self.scores(dev.texts)
             self.task = task.fitted(task.dev_metrics(task.encode(dev, labels), raw, labels))  # label sets: thresholds
             self.fit_decisions(dev, raw, self.metric, self.seed)  # single-label: calibration, offsets
+            self.fit_abstention(train, dev, self.abstain, self.seed)
             self.record("dev", self.dev_scores(dev))
             if self.decisions is not None:
                 self.meta["decisions"] = self.decisions
@@ -86,10 +89,20 @@ class TfidfClassifier(TextClassifier):
             return label_set_scores(self.estimator, texts)
         return scores_as_proba(self.estimator, texts, len(self.labels))
 
+    def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
+        """Probabilities and the TF-IDF rows they come from (one featurisation); the majority floor has none."""
+        if not hasattr(self.estimator, "steps"):
+            return self.scores(texts), None
+        features = self.estimator.steps[0][1].transform(texts)
+        clf = self.estimator[-1]
+        probs = label_set_scores(clf, features) if self.task.multi else scores_as_proba(clf, features, len(self.labels))
+        return probs, features
+
     def save(self, path: str | Path) -> Path:
         if self.estimator is None:
             raise UserError(f"this {self.kind} model is not fitted: nothing to save")
         save_baseline(self.estimator, self.meta, path)
+        self.save_abstainer(Path(path))
         self.path = Path(path)
         return self.path
 
@@ -115,7 +128,7 @@ class TfidfClassifier(TextClassifier):
         estimator, meta = load_baseline(path)
         obj = cls.blank(str(meta.get("name") or "baseline"))
         obj.seed = int((meta.get("settings") or {}).get("clf", {}).get("random_state", 42) or 42)
-        obj.estimator, obj.meta = estimator, meta
+        obj.estimator, obj.meta, obj.abstain = estimator, meta, None
         obj.labels = list(meta["labels"])
         obj.task = task_from_settings(meta)
         obj.path = path

@@ -161,13 +161,14 @@ def _install_routes(app: FastAPI, model: TextClassifier, settings: ServeSettings
                                for i in range(len(texts))]
         if keep:
             try:
-                probs = await batcher.submit([texts[i] for i in keep])
+                scored = await batcher.submit([texts[i] for i in keep])
             except BatcherClosed:
                 raise ApiError(503, "shutting_down", "the server is shutting down; retry elsewhere") from None
             except Exception:
                 raise ApiError(500, "prediction_failed", "the model failed on this batch (see the server log)",
                                ) from None
-            for i, item in zip(keep, model.task.service_items(probs, labels, body.top_k), strict=True):
+            items = model.task.service_items(scored.probs, labels, body.top_k, model.abstention(scored))
+            for i, item in zip(keep, items, strict=True):
                 results[i] = item
         return JSONResponse({"predictions": results})
 
@@ -179,7 +180,7 @@ def create_app(model: TextClassifier, settings: ServeSettings | None = None, mod
     With ``model_process`` (a :class:`~.model_process.ModelProcess` that loads the same model) the
     batches run there and ``model`` only describes the model (labels, task, ``/info``)."""
     settings = settings or ServeSettings()
-    run_batch: Any = model.predict_proba if model_process is None else predict_in_worker
+    run_batch: Any = model.score if model_process is None else predict_in_worker
     batcher = MicroBatcher(run_batch, settings.max_batch, settings.max_wait_ms, executor=model_process)
 
     @asynccontextmanager

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,9 +57,11 @@ class BatcherClosed(RuntimeError):
 
 
 class MicroBatcher:
-    """Group concurrent ``submit`` calls into batches for ``predict_proba`` (see the module doc)."""
+    """Group concurrent ``submit`` calls into batches for ``predict_proba`` (see the module doc): a function of
+    texts returning an array of rows, or a NamedTuple of such arrays (a model's ``score``: probabilities and
+    out-of-domain scores), each request getting its own rows."""
 
-    def __init__(self, predict_proba: Callable[[Sequence[str]], np.ndarray], max_batch: int,
+    def __init__(self, predict_proba: Callable[[Sequence[str]], Any], max_batch: int,
                  max_wait_ms: float, executor: Executor | None = None) -> None:
         self.predict_proba = predict_proba
         self.max_batch = max_batch
@@ -79,8 +82,8 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._task = asyncio.create_task(self._run_forever(), name="micro-batcher")
 
-    async def submit(self, texts: list[str]) -> np.ndarray:
-        """Probabilities for ``texts`` (rows in order), computed in some batch."""
+    async def submit(self, texts: list[str]) -> Any:
+        """The rows for ``texts`` (in order), computed in some batch."""
         if self._closed or self._queue is None:
             raise BatcherClosed("the server is shutting down")
         future = asyncio.get_running_loop().create_future()
@@ -163,7 +166,8 @@ class MicroBatcher:
         self._record(jobs, len(texts), loop.time() - start)
         row = 0
         for j in jobs:
-            part = probs[row : row + len(j.texts)]
+            end = row + len(j.texts)
+            part = probs[row:end] if isinstance(probs, np.ndarray) else type(probs)(*(f[row:end] for f in probs))
             row += len(j.texts)
             if not j.future.done():
                 j.future.set_result(part)

@@ -22,8 +22,6 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import numpy as np
-
 log = logging.getLogger(__name__)
 
 _predictor: Any = None
@@ -37,9 +35,9 @@ def load_in_worker(loader: Callable[..., Any], args: tuple) -> None:
     _predictor = loader(*args)
 
 
-def predict_in_worker(texts: list[str]) -> np.ndarray:
-    """``predict_proba`` of the model loaded in this process."""
-    return _predictor.predict_proba(texts)
+def predict_in_worker(texts: list[str]) -> Any:
+    """``score`` (probabilities and ood scores) of the model loaded in this process."""
+    return _predictor.score(texts)
 
 
 class ModelProcess(Executor):

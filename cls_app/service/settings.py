@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 
+from ..errors import UserError
 from ..models.options import BACKENDS
 from ..settings import setting
+from ..tasks.abstain import AbstainSettings
 
 API_KEY_ENV = "CLS_APP_API_KEY"
 """Environment variable read for the API key when ``--api-key`` is not given."""
@@ -56,6 +58,15 @@ class ServeSettings:
     access_log: bool = setting(False, "log every request")
     follow: bool = setting(True, cli=False)
     """A training folder holding ``best.json`` serves the model it recommends (``--no-follow``: the folder's own)."""
+    reject: str | None = setting(None, cli=False)
+    target_coverage: float | None = setting(None, cli=False)
+    target_precision: float | None = setting(None, cli=False)
+    """Another abstention rule than the folder's (:class:`~cls_app.tasks.AbstainSettings`; None: the folder's)."""
+
+    @property
+    def abstain(self) -> AbstainSettings:
+        """The abstention flags as :class:`~cls_app.tasks.AbstainSettings`."""
+        return AbstainSettings(self.reject, self.target_coverage, self.target_precision)
 
     def check(self) -> list[str]:
         """Problems with these settings, one message each (empty when fine)."""
@@ -69,6 +80,10 @@ class ServeSettings:
             problems.append(f"--port must be between 0 and 65535, got {self.port}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"--threads must be at least 1, got {self.threads}")
+        try:
+            self.abstain.check()
+        except UserError as exc:
+            problems.append(str(exc))
         return problems
 
     def public(self) -> dict:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..io.labels import LABEL_SET_TASKS, TASKS, check_task
-from .base import LabelSetPrediction, Prediction, Task, check_top_k, empty_rows, headline, top_classes
+from .abstain import AbstainSettings, Abstention, DevEvidence, RejectRule, fit_rule
+from .base import ABSTAIN_COLUMNS, LabelSetPrediction, Prediction, Task, check_top_k, empty_rows, headline, top_classes
 from .calibration import DecisionFit, calibration, softmax
 from .label_sets import LabelSets
 from .single import SingleLabel, compute_metrics, format_report
 
 __all__ = [
+    "ABSTAIN_COLUMNS", "AbstainSettings", "Abstention", "DevEvidence", "RejectRule", "fit_rule",
     "LABEL_SET_TASKS", "TASKS", "DecisionFit", "LabelSetPrediction", "LabelSets", "Prediction", "SingleLabel",
     "Task", "calibration", "check_top_k", "compute_metrics", "default_metrics", "empty_rows", "format_report",
     "headline", "softmax", "task_from_settings", "task_named", "top_classes",

@@ -23,6 +23,7 @@ from ..errors import UserError
 
 if TYPE_CHECKING:
     from ..io.records import DataOptions, ReadOptions
+    from .abstain import Abstention
     from .loss import TaskLoss
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,42 @@ HEADLINE = ("n", "accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1"
 
 
 class Prediction(NamedTuple):
-    """One text's prediction; all None / empty for an empty or missing text."""
+    """One text's prediction; all None / empty for an empty or missing text. ``abstained``: the model says
+    "none of these" (``label`` stays its best guess), ``reason`` why; ``ood_score``: how far the text is from
+    the training data (:mod:`cls_app.models.ood`; None when the model has no detector)."""
 
     label: str | None
     prob: float | None
     top: tuple[tuple[str, float], ...] = ()
+    abstained: bool = False
+    reason: str | None = None
+    ood_score: float | None = None
 
 
 class LabelSetPrediction(NamedTuple):
-    """One text's predicted labels (None for an empty or missing text) and label probabilities, best first."""
+    """One text's predicted labels (None for an empty or missing text; empty when the model abstains) and
+    label probabilities, best first; ``abstained``, ``reason``, ``ood_score`` as in :class:`Prediction`."""
 
     labels: tuple[str, ...] | None
     probs: tuple[tuple[str, float], ...] = ()
+    abstained: bool = False
+    reason: str | None = None
+    ood_score: float | None = None
+
+
+ABSTAIN_COLUMNS = ("abstained", "reason", "ood_score")
+"""The columns ``predict`` adds after the task's own: abstained (true/false), why, the out-of-domain score."""
+
+
+def abstain_row(abstention: Abstention | None, i: int) -> tuple[bool, str | None, float | None]:
+    """Row ``i``'s (abstained, reason, ood_score); (False, None, None) without an abstention."""
+    return abstention.row(i) if abstention is not None else (False, None, None)
+
+
+def abstain_cells(abstention: Abstention | None, i: int) -> list[Any]:
+    """Row ``i``'s values of :data:`ABSTAIN_COLUMNS` for a file (``reason`` "" when answered)."""
+    abstained, reason, ood = abstain_row(abstention, i)
+    return ["true" if abstained else "false", reason or "", ood]
 
 
 def check_top_k(top_k: int, labels: Sequence[str]) -> int:
@@ -202,20 +227,35 @@ class Task(ABC):
     # ------------------------------------------------------------------ outputs
 
     @abstractmethod
-    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Any]:
-        """:class:`Prediction` or :class:`LabelSetPrediction` per row."""
+    def answer(self, probs: np.ndarray, labels: Sequence[str], pred: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the confidence of the answer and a class id for the abstention rule (-1: an empty text);
+        ``pred``: decisions already made (the honest dev ones) instead of deciding on ``probs``."""
+
+    @abstractmethod
+    def row_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """Per row, whether the answer ``pred`` (from :meth:`answer`) is right (label sets: always, the rule
+        does not read it)."""
+
+    @abstractmethod
+    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1,
+                    abstention: Abstention | None = None) -> list[Any]:
+        """:class:`Prediction` or :class:`LabelSetPrediction` per row, with the abstention when given."""
 
     @abstractmethod
     def output_columns(self, labels: Sequence[str], top_k: int) -> list[str]:
-        """The columns ``predict`` adds to each row."""
+        """The columns ``predict`` adds to each row (the task's, then :data:`ABSTAIN_COLUMNS`)."""
 
     @abstractmethod
-    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
+    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int,
+                      abstention: Abstention | None = None) -> list[list[Any]]:
         """The values of :meth:`output_columns` per row (all None for an empty text)."""
 
     @abstractmethod
-    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
-        """One JSON object per row (no empty rows) for the HTTP service."""
+    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int,
+                      abstention: Abstention | None = None) -> list[dict]:
+        """One JSON object per row (no empty rows) for the HTTP service, with ``abstained``, ``reason`` and
+        ``ood_score``."""
 
     @abstractmethod
     def format_report(self, metrics: dict, labels: Sequence[str]) -> str:

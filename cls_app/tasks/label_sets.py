@@ -16,11 +16,12 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.labels import LABEL_SET_TASKS
-from .base import LabelSetPrediction, Task, empty_rows
+from .base import ABSTAIN_COLUMNS, LabelSetPrediction, Task, abstain_cells, abstain_row, empty_rows
 
 if TYPE_CHECKING:
     from ..io.labels import LabelSetData
     from ..io.records import ReadOptions
+    from .abstain import Abstention
     from .loss import TaskLoss
 
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
@@ -346,18 +347,37 @@ class LabelSets(Task):
 
     # ------------------------------------------------------------------ outputs
 
-    def cells(self, probs: np.ndarray, labels: Sequence[str]) -> list[str | None]:
-        """The predicted labels of each row joined as in the training file; None for NaN rows (empty text)."""
+    def decided(self, probs: np.ndarray, labels: Sequence[str], abstention: Abstention | None) -> np.ndarray:
+        """The 0/1 decisions, abstained rows emptied."""
         pred = self.decide(probs, labels)
+        if abstention is not None and abstention.abstained.any():
+            pred = pred.copy()
+            pred[abstention.abstained] = 0
+        return pred
+
+    def cells(self, probs: np.ndarray, labels: Sequence[str], abstention: Abstention | None = None
+              ) -> list[str | None]:
+        """The predicted labels of each row joined as in the training file; None for NaN rows (empty text)."""
+        pred = self.decided(probs, labels, abstention)
         empty = empty_rows(probs)
         return [None if empty[i] else join_labels([labels[int(j)] for j in np.flatnonzero(pred[i])], self.task,
                                                   self.label_sep, self.path_sep)
                 for i in range(len(pred))]
 
-    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Any]:
+    def answer(self, probs: np.ndarray, labels: Sequence[str], pred: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Label sets have no confidence test (their empty set is that): confidence 1, class 0 (-1: empty text)."""
+        empty = empty_rows(probs)
+        return np.ones(len(empty)), np.where(empty, -1, 0)
+
+    def row_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        return np.ones(len(pred), dtype=bool)
+
+    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1,
+                    abstention: Abstention | None = None) -> list[Any]:
         """:class:`LabelSetPrediction` per row; ``probs`` lists every label (``top_k`` > 1: the best K)."""
         keep = top_k if top_k > 1 else None
-        pred = self.decide(probs, labels)
+        pred = self.decided(probs, labels, abstention)
         out: list[Any] = []
         for i, row in enumerate(probs):
             if np.isnan(row).all():
@@ -365,32 +385,40 @@ class LabelSets(Task):
                 continue
             order = np.argsort(-row, kind="stable")[: keep or len(labels)]
             out.append(LabelSetPrediction(tuple(labels[int(j)] for j in np.flatnonzero(pred[i])),
-                                          tuple((labels[int(j)], float(row[j])) for j in order)))
+                                          tuple((labels[int(j)], float(row[j])) for j in order),
+                                          *abstain_row(abstention, i)))
         return out
 
     def output_columns(self, labels: Sequence[str], top_k: int) -> list[str]:
-        """``pred_labels`` then ``prob_<label>`` per label (``top_k`` 1), or ``top1_label, top1_prob, ...``."""
+        """``pred_labels`` then ``prob_<label>`` per label (``top_k`` 1), or ``top1_label, top1_prob, ...``;
+        then the abstention columns."""
         if top_k <= 1:
-            return ["pred_labels", *(f"prob_{name}" for name in labels)]
-        return ["pred_labels", *(c for k in range(1, top_k + 1) for c in (f"top{k}_label", f"top{k}_prob"))]
+            return ["pred_labels", *(f"prob_{name}" for name in labels), *ABSTAIN_COLUMNS]
+        return ["pred_labels", *(c for k in range(1, top_k + 1) for c in (f"top{k}_label", f"top{k}_prob")),
+                *ABSTAIN_COLUMNS]
 
-    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
+    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int,
+                      abstention: Abstention | None = None) -> list[list[Any]]:
         rows: list[list[Any]] = []
         width = len(self.output_columns(labels, top_k))
-        for cell, row in zip(self.cells(probs, labels), probs, strict=True):
+        for i, (cell, row) in enumerate(zip(self.cells(probs, labels, abstention), probs, strict=True)):
             if cell is None:
                 rows.append([None] * width)
             elif top_k <= 1:
-                rows.append([cell, *(float(p) for p in row)])
+                rows.append([cell, *(float(p) for p in row), *abstain_cells(abstention, i)])
             else:
                 order = np.argsort(-row, kind="stable")[:top_k]
-                rows.append([cell, *(v for j in order for v in (labels[j], float(row[j])))])
+                rows.append([cell, *(v for j in order for v in (labels[j], float(row[j]))),
+                             *abstain_cells(abstention, i)])
         return rows
 
-    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
-        """``{"labels": [...], "probs": [{"label", "prob"}, ...]}`` per row (every label, or the best ``top_k``)."""
-        return [{"labels": list(p.labels or ()), "probs": [{"label": n, "prob": v} for n, v in p.probs]}
-                for p in self.predictions(probs, labels, top_k)]
+    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int,
+                      abstention: Abstention | None = None) -> list[dict]:
+        """``{"labels": [...], "probs": [{"label", "prob"}, ...], "abstained", "reason", "ood_score"}`` per row
+        (every label, or the best ``top_k``)."""
+        return [{"labels": list(p.labels or ()), "probs": [{"label": n, "prob": v} for n, v in p.probs],
+                 "abstained": p.abstained, "reason": p.reason, "ood_score": p.ood_score}
+                for p in self.predictions(probs, labels, top_k, abstention)]
 
     def format_report(self, metrics: dict, labels: Sequence[str]) -> str:
         return format_multilabel_report(metrics, labels)

@@ -12,11 +12,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UserError
-from .base import Prediction, Task, check_top_k, empty_rows
+from .base import ABSTAIN_COLUMNS, Prediction, Task, abstain_cells, abstain_row, check_top_k, empty_rows
 from .calibration import DecisionFit, calibrate, fit_decisions, log_probs, softmax
 
 if TYPE_CHECKING:
     from ..io.records import LabeledData, ReadOptions
+    from .abstain import Abstention
     from .loss import TaskLoss
 
 
@@ -204,7 +205,21 @@ class SingleLabel(Task):
         order = order[:, :top_k]
         return order, np.take_along_axis(filled, order, axis=1)
 
-    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1) -> list[Any]:
+    def answer(self, probs: np.ndarray, labels: Sequence[str], pred: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The decided class (``pred`` when given) and its probability."""
+        probs = np.asarray(probs, dtype=np.float64)
+        pred = self.decide(probs, labels) if pred is None else np.asarray(pred, dtype=np.int64)
+        if not len(probs):
+            return np.zeros(0), pred
+        conf = np.take_along_axis(np.nan_to_num(probs, nan=0.0), np.clip(pred, 0, None)[:, None], axis=1)[:, 0]
+        return conf, pred
+
+    def row_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        return np.asarray(pred) == np.asarray(y)
+
+    def predictions(self, probs: np.ndarray, labels: Sequence[str], top_k: int = 1,
+                    abstention: Abstention | None = None) -> list[Any]:
         top_k = check_top_k(top_k, labels)
         order, best = self.ranked(probs, labels, top_k)
         out: list[Any] = []
@@ -213,34 +228,38 @@ class SingleLabel(Task):
                 out.append(Prediction(None, None, ()))
                 continue
             top = tuple((labels[j], float(p)) for j, p in zip(order[row], best[row], strict=True))
-            out.append(Prediction(top[0][0], top[0][1], top))
+            out.append(Prediction(top[0][0], top[0][1], top, *abstain_row(abstention, row)))
         return out
 
     def output_columns(self, labels: Sequence[str], top_k: int) -> list[str]:
         cols = ["pred_label", "pred_prob"]
         for k in range(2, top_k + 1):
             cols += [f"top{k}_label", f"top{k}_prob"]
-        return cols
+        return cols + list(ABSTAIN_COLUMNS)
 
-    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[list[Any]]:
+    def output_values(self, probs: np.ndarray, labels: Sequence[str], top_k: int,
+                      abstention: Abstention | None = None) -> list[list[Any]]:
         order, best = self.ranked(probs, labels, top_k)
         rows: list[list[Any]] = []
         for row in range(len(probs)):
             if best[row, 0] < 0:
-                rows.append([None] * (2 * top_k))
+                rows.append([None] * (2 * top_k + len(ABSTAIN_COLUMNS)))
                 continue
             values: list[Any] = []
             for j, p in zip(order[row], best[row], strict=True):
                 values += [labels[j], float(p)]
-            rows.append(values)
+            rows.append(values + abstain_cells(abstention, row))
         return rows
 
-    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict]:
+    def service_items(self, probs: np.ndarray, labels: Sequence[str], top_k: int,
+                      abstention: Abstention | None = None) -> list[dict]:
         order, best = self.ranked(probs, labels, min(top_k, len(labels)))
         items = []
-        for cols, values in zip(order, best, strict=True):
+        for i, (cols, values) in enumerate(zip(order, best, strict=True)):
             top = [{"label": labels[int(j)], "prob": float(v)} for j, v in zip(cols, values, strict=True)]
-            items.append({"label": top[0]["label"], "prob": top[0]["prob"], "top": top})
+            abstained, reason, ood = abstain_row(abstention, i)
+            items.append({"label": top[0]["label"], "prob": top[0]["prob"], "top": top, "abstained": abstained,
+                          "reason": reason, "ood_score": ood})
         return items
 
     def format_report(self, metrics: dict, labels: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ from ..io.records import DataOptions
 from ..runtime.precisions import PRECISIONS
 from ..settings import setting
 from ..tasks import Task, default_metrics, task_named
+from ..tasks.abstain import AbstainSettings
 from ..text.long_text import LongTextOptions
 from ..text.token_cache import DEFAULT_CACHE_DIR
 from ..version import __version__
@@ -154,6 +155,7 @@ class TrainJob:
     out: str = setting(DEFAULT_OUT, "model folder to write (default: %(default)s)")
     overwrite: bool = setting(False, "start over in an --out that holds an unfinished run")
     keep_checkpoint: bool = setting(False, "keep OUT/checkpoint/ after the run finishes")
+    abstain: AbstainSettings = field(default_factory=AbstainSettings)  # when every model of the run abstains
 
     @property
     def metric(self) -> str:
@@ -202,7 +204,7 @@ def training_args(job: TrainJob) -> dict:
         "app_version": __version__,
         "data": data, "model": asdict(b.model), "train": asdict(b.train),
         "long_text": b.long_text.resolved(b.model.max_len).to_settings(), "threads": b.threads,
-        "keep_checkpoint": job.keep_checkpoint,
+        "keep_checkpoint": job.keep_checkpoint, "abstain": asdict(job.abstain),
     }
 
 
@@ -212,6 +214,7 @@ def job_from_args(args: dict, out: str) -> TrainJob:
         bert = BertSettings(model=ModelOptions(**args["model"]), train=TrainSettings(**args["train"]),
                             long_text=LongTextOptions(**args.get("long_text", {})), threads=args.get("threads"))
         return TrainJob(data=DataOptions(**args["data"]), bert=bert, out=out,
-                        keep_checkpoint=bool(args.get("keep_checkpoint", False)))
+                        keep_checkpoint=bool(args.get("keep_checkpoint", False)),
+                        abstain=AbstainSettings(**(args.get("abstain") or {})))
     except (KeyError, TypeError) as exc:
         raise UserError(f"{out}/training_args.json does not describe a run of this version ({exc})") from None

@@ -30,12 +30,12 @@ from ..evaluation.compare import CompareOptions, Comparison, ModelScores, compar
 from ..evaluation.recommend import Candidate, pointer, select, write_pointer
 from ..evaluation.report import Evaluation, evaluate
 from ..fileio import write_json
-from ..models.base import TextClassifier
+from ..models.base import Outputs, TextClassifier
 from ..models.bert import BertTextClassifier
 from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings
 from ..models.tfidf import TfidfClassifier
 from ..runtime.distributed import env_info
-from ..tasks import Task, headline, task_named
+from ..tasks import AbstainSettings, Task, headline, task_named
 from ..tasks.calibration import log_loss, log_probs
 from ..training.pipeline import RunFolder, warn_collapsed
 from ..training.settings import TrainJob, training_args
@@ -103,7 +103,7 @@ def run_main_job(job: TrainJob, with_baselines: bool, resume: bool = False) -> J
     t0 = time.perf_counter()
     out = Path(job.out)
     splits = Splits.read(job)
-    bert = BertTextClassifier(settings=job.bert)
+    bert = BertTextClassifier(settings=job.bert, abstain=job.abstain)
     run = RunFolder(out, training_args(job), job.overwrite, job.keep_checkpoint, resume)
     bert.fit_records(splits.train, splits.dev, splits.task, job.data.text_pair_col, run=run)
     metrics = dict(bert.summary)
@@ -114,7 +114,7 @@ def run_main_job(job: TrainJob, with_baselines: bool, resume: bool = False) -> J
     bert_test = score(bert, test, "BERT") if test is not None else None
     metrics["skipped_rows"]["test"] = test.skipped if test is not None else 0
     if test is not None and bert_test is not None:
-        result.test = evaluate(bert, test, out / "test_eval", probs=bert_test.probs)
+        result.test = evaluate(bert, test, out / "test_eval", outputs=Outputs(bert_test.probs, bert_test.ood_or_nan()))
         result.test_source = test.source
         metrics["test"] = headline(result.test.metrics)
         warn_collapsed(result.test.metrics, "test")
@@ -129,10 +129,10 @@ def run_main_job(job: TrainJob, with_baselines: bool, resume: bool = False) -> J
 def score(model: TextClassifier, data: Any, name: str | None = None) -> ModelScores:
     """``model`` predicts the records ``data`` once, timed."""
     start = time.perf_counter()
-    probs = model.predict_proba(data.texts)
+    scored = model.score(data.texts)
     seconds = time.perf_counter() - start
     log.info("%s: predicted %d texts in %.2fs", name or model.kind, len(data), seconds)
-    return ModelScores(name or model.kind, model, probs, seconds)
+    return ModelScores(name or model.kind, model, scored.probs, seconds, scored.ood)
 
 
 def dev_probabilities(model: TextClassifier, dev: Any) -> np.ndarray:
@@ -143,14 +143,14 @@ def dev_probabilities(model: TextClassifier, dev: Any) -> np.ndarray:
 
 
 def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_col: str | None,
-                  out: Path, metric: str | None = None) -> list[Predictions]:
+                  out: Path, metric: str | None = None, abstain: AbstainSettings | None = None) -> list[Predictions]:
     """Fit the baselines on the run's records, score dev and test (recorded in each ``baseline.json``),
     save each to ``out/NAME``. ``names``: all that fit the task by default."""
     from tqdm.auto import tqdm
 
     names = list(names or (LABEL_SET_BASELINES if splits.task.multi else BASELINE_NAMES))
     # an unknown name fails before anything is fitted
-    models = [TfidfClassifier(kind=name, seed=seed, metric=metric) for name in names]
+    models = [TfidfClassifier(kind=name, seed=seed, metric=metric, abstain=abstain) for name in names]
     target = splits.test if splits.test is not None else splits.dev
     done = []
     for model in tqdm(models, desc="baselines", unit="model", leave=False):
@@ -171,7 +171,8 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     """Baselines, ensemble, recommendation and comparison (step 4 of the module docstring)."""
     out, seed = Path(job.out), job.bert.train.seed
     target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
-    baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR, job.metric)
+    baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR, job.metric,
+                              job.abstain)
     result.baselines = [b.model for b in baselines]  # type: ignore[misc]
     bert_scored = Predictions(bert, dev_probabilities(bert, splits.dev),
                               bert_test if bert_test is not None else score(bert, target, "BERT"))
@@ -179,7 +180,7 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     ensemble = None
     if not splits.task.multi:
         ensemble = fit_ensemble(bert_scored, baselines, splits, EnsembleSettings(seed=seed, metric=job.metric),
-                                out / ENSEMBLE_DIR)
+                                out / ENSEMBLE_DIR, job.abstain)
         scored.append(ensemble)
     for s, name in zip(scored, display_names([s.model for s in scored]), strict=True):
         s.target.name = name
@@ -200,7 +201,7 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
 
 
 def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits, settings: EnsembleSettings,
-                 folder: Path) -> Predictions:
+                 folder: Path, abstain: AbstainSettings | None = None) -> Predictions:
     """``OUT/ensemble``: the BERT and every baseline but the majority floor (best on dev first), fitted on
     their dev predictions; its target predictions combine theirs."""
     metric = settings.metric or "macro_f1"
@@ -213,16 +214,17 @@ def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits
     for m in members:
         cols = [list(m.model.labels).index(name) for name in labels]
         logps.append(log_probs(m.dev_probs[:, cols]))
-    dev = DevScores(logps, y, f"dev ({len(y)} rows)")
-    ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, settings)
+    dev_ood = [m.model.dev_ood if m.model.dev_ood is not None else np.full(len(y), np.nan) for m in members]
+    dev = DevScores(logps, y, f"dev ({len(y)} rows)", dev_ood)
+    ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, settings, abstain)
     ensemble.save(folder)
     log.info("ensemble of %s written to %s", ", ".join(e["name"] for e in ensemble.meta["members"]), folder)
     start = time.perf_counter()
-    probs = ensemble.combine_member_probs([m.target.probs for m in members])
+    combined = ensemble.combine_outputs([Outputs(m.target.probs, m.target.ood_or_nan()) for m in members])
     seconds = sum(m.target.seconds for m in members) + time.perf_counter() - start
     return Predictions(ensemble, ensemble.dev_probs if ensemble.dev_probs is not None else
                        ensemble.combine_member_probs([m.dev_probs for m in members]),
-                       ModelScores(ENSEMBLE_DIR, ensemble, probs, seconds))  # dev_probs: cross-fitted
+                       ModelScores(ENSEMBLE_DIR, ensemble, combined.probs, seconds, combined.ood))  # dev: cross-fitted
 
 
 def candidates(scored: list[Predictions], dev: Any) -> list[Candidate]:
