@@ -221,8 +221,8 @@ def test_service_answers_with_the_abstention_and_takes_another_rule(char_lr):
     from cls_app.service.server import load_model
     from cls_app.service.settings import ServeSettings
 
-    for settings, expected in ((ServeSettings(max_wait_ms=0), True), (ServeSettings(max_wait_ms=0, reject="off"), False)):
-        app = create_app(load_model(char_lr, settings), settings)
+    for serve, expected in ((ServeSettings(max_wait_ms=0), True), (ServeSettings(max_wait_ms=0, reject="off"), False)):
+        app = create_app(load_model(char_lr, serve), serve)
         with TestClient(app) as client:
             body = client.post("/predict", json={"texts": ["hello world how are you", toy_texts(1, 4)[0][0]]}).json()
             junk, known = body["predictions"]
