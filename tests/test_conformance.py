@@ -18,9 +18,10 @@ from .conftest import toy_texts
 
 TINY_BERT = {"layers": 1, "hidden": 32, "heads": 2, "min_freq": 1, "max_len": 32, "epochs": 4, "batch_size": 16,
              "lr": 3e-3, "seed": 0}
-SETTINGS = {"bert": TINY_BERT}
+SETTINGS = {"bert": TINY_BERT, "textcnn": {"epochs": 3, "embed": 32, "filters": 32, "buckets": 5000},
+            "fasttext": {"epoch": 10, "buckets": 20000, "dim": 16}}
 BASELINES = ["char_lr", "char_svm", "char_nb", "word_lr", "word_svm", "word_nb", "majority"]
-KINDS_UNDER_TEST = ["bert", *BASELINES, "ensemble"]
+KINDS_UNDER_TEST = ["bert", *BASELINES, "fasttext", "textcnn", "ensemble"]
 LABEL_SET_KINDS = ["bert", "char_lr", "char_svm", "char_nb", "word_lr", "word_svm", "word_nb"]
 GROUPS = {"体育": "球赛跑跳泳冠", "财经": "股票基金涨跌", "科技": "手机电脑芯片"}
 
@@ -44,7 +45,8 @@ def fitted(data) -> dict[str, TextClassifier]:
 
 
 def test_every_registered_kind_is_checked() -> None:
-    kind_class("bert"), kind_class("char_lr"), kind_class("ensemble")  # noqa: B018 (registers the built-ins)
+    for kind in ("bert", "char_lr", "ensemble", "fasttext", "textcnn"):  # registers the built-ins
+        kind_class(kind)
     assert set(KINDS) == set(KINDS_UNDER_TEST)
 
 

@@ -214,18 +214,20 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
                              *TINY_MODEL_ARGS)
     assert rc == 0, err
     ens = json.loads((out / "ensemble" / "ensemble.json").read_text(encoding="utf-8"))
-    assert ens["members"][0]["path"] == ".." and len(ens["members"]) == 7  # BERT + every baseline but the floor
+    # BERT, every baseline but the floor, fasttext and textcnn
+    assert ens["members"][0]["path"] == ".." and len(ens["members"]) == 9
     best = json.loads((out / "best.json").read_text(encoding="utf-8"))
-    assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble")
+    assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble", "fasttext", "textcnn")
     assert best["comparison"]["split"] == "test" and best["comparison"]["versus"]
     # the dev scores are those of each candidate's final, cross-fitted decisions; the leader is the highest,
     # and the choice is the leader unless dev cannot separate it from others (then the rule picks among them)
     scores = {"run": json.loads((out / "metrics.json").read_text())["dev_final"]["macro_f1"],
               "ensemble": ens["dev"]["ensemble_final"]["macro_f1"]}
-    for meta_path in (out / "baselines").glob("*/baseline.json"):
+    for meta_path in [*(out / "baselines").glob("*/baseline.json"), *(out / "baselines").glob("*/classifier.json")]:
         meta = json.loads(meta_path.read_text())
         if meta["name"] != "majority":
             scores[meta["name"]] = meta["dev"]["macro_f1"]
+    assert {"fasttext", "textcnn"} <= set(scores)
     selection = best["selection"]
     assert scores[selection["leader"]] == pytest.approx(max(scores.values()), abs=1e-5)
     pool = [selection["leader"], *selection["tied"]]
@@ -238,6 +240,9 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
     elif RULE == "ensemble" and "ensemble" in pool:
         assert best["name"] == "ensemble"
     md = (out / "comparison" / "comparison.md").read_text(encoding="utf-8")
+    fast = best["fastest"]  # the fastest candidate within 0.5 points of the recommended one on dev
+    assert fast["dev"]["macro_f1"] >= scores[best["name"]] - 0.005 - 1e-9 and fast["texts_per_s"] > 0
+    assert (out / fast["path"]).is_dir()
     assert "## Recommended model" in md and f"**{best['name']}**" in md and "| ensemble | ensemble |" in md
     assert "recommended model:" in text
 

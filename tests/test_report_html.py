@@ -62,8 +62,8 @@ def render(html: Path, tmp: Path) -> tuple[str, str, Path]:
     exe = chromium()
     url = html.resolve().as_uri()
     common = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}"]
-    dom = subprocess.run([*common, "--enable-logging=stderr", "--v=0", "--dump-dom", url], capture_output=True,
-                         text=True, timeout=120)
+    dom = subprocess.run([*common, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", "--dump-dom",
+                          url], capture_output=True, text=True, timeout=120)
     png = tmp / "report.png"
     subprocess.run([*common, f"--screenshot={png}", "--window-size=1280,1600", url], capture_output=True,
                    timeout=120, check=True)
@@ -101,6 +101,20 @@ def test_evaluate_report_html_is_self_contained(evaluated) -> None:
     assert page.highlight_spans > 0  # the errors carry explain's character highlights
 
 
+def test_report_html_carries_the_cjk_characters_it_uses_as_a_web_font(evaluated) -> None:
+    import base64
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    html = (evaluated["eval"] / "report.html").read_text(encoding="utf-8")
+    found = re.search(r"font-family:'cls-cjk';src:url\(data:font/woff;base64,([A-Za-z0-9+/=]+)\)", html)
+    assert found, "no embedded CJK web font"
+    cmap = TTFont(io.BytesIO(base64.b64decode(found.group(1)))).getBestCmap()
+    assert {ord(c) for c in "正面负面"} <= set(cmap)  # the class names' characters
+    assert len(found.group(1)) < 400_000  # a subset, not the 19 MB collection
+
+
 def test_compare_report_html_has_table_and_chart(evaluated) -> None:
     page = parse(evaluated["compare"] / "report.html")
     assert not page.external and page.tables >= 1
@@ -114,6 +128,7 @@ def test_report_renders_in_chromium_without_script_errors(evaluated, tmp_path) -
     assert console == ""  # no uncaught exception, no failed load
     assert 'data-ready="1"' in dom
     assert re.search(r'id="js-status"[^>]*>interactive: 3 error rows<', dom)
+    assert 'data-cjk-font="1"' in dom  # the embedded subset of Noto Sans CJK loaded (no system CJK font needed)
     assert png.stat().st_size > 10_000
     dom, console, _ = render(evaluated["compare"] / "report.html", tmp_path)
     assert console == "" and 'data-ready="1"' in dom and re.search(r'id="js-status"[^>]*>interactive<', dom)

@@ -65,4 +65,8 @@ def print_recommendation(pointer: dict, out: Any) -> None:
         worse = [v["other"] for v in figures["versus"] if v["significant"] and v["accuracy_difference"] > 0]
         print(f"  {split} accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}; significantly "
               f"better (McNemar p < 0.05) than: {', '.join(worse) or 'none'}")
+    fast = pointer.get("fastest")
+    if fast and fast["name"] != pointer["name"]:
+        print(f"  fastest within 0.5 points on dev: {fast['name']} ({out}/{fast['path']}, {fast['texts_per_s']:,.0f} "
+              f"texts/s, dev {fast['dev'].get(pointer['metric'], 0.0):.4f})")
     print(f"  written to {out}/best.json: `predict --model {out}` uses it (--no-follow: the BERT itself)")

@@ -8,7 +8,8 @@ Writes into the report folder:
 * ``comparison.csv`` -- the same numbers, plus a last row ``best`` naming the best model of
   each column;
 * ``comparison.json`` -- everything, machine-readable;
-* ``comparison.png`` -- a bar chart of accuracy, macro-F1 and weighted-F1;
+* ``comparison.png`` -- horizontal bars of accuracy sorted by it, bootstrap 95 % intervals as whiskers,
+  the axis spanning the models' range, the recommended model in red, the majority floor as a line;
 * ``report.html`` -- the table, the chart and the test on one self-contained page.
 
 Throughput is measured in the same run (texts per second through ``predict_proba``, model
@@ -27,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,8 +385,20 @@ def recommendation_text(rec: dict, data_name: str) -> str:
     return "\n".join(lines)
 
 
-def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accuracy: Sequence[int] = ()) -> None:
-    """Grouped bars of accuracy, macro-F1 and weighted-F1 per model, saved as PNG."""
+def accuracy_interval(correct: np.ndarray, n_resamples: int = 1000, seed: int = 42) -> tuple[float, float]:
+    """Bootstrap 95 % percentile interval of the accuracy (texts resampled with replacement)."""
+    c = np.asarray(correct, dtype=float)
+    if not len(c):
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    means = c[rng.integers(0, len(c), size=(n_resamples, len(c)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def plot_comparison(results: list[ModelResult], path: str | Path, title: str, recommended: str | None = None) -> None:
+    """What users read first: one horizontal bar per model, sorted by accuracy, with its bootstrap 95 % interval
+    as a whisker, the axis spanning the models' range (not 0 to 1), the recommended model marked and the
+    majority floor as a dashed line (or named at the edge when it is far below)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -394,29 +406,40 @@ def plot_comparison(table: pd.DataFrame, path: str | Path, title: str, best_accu
 
     from .plots import cjk_font_name
 
-    if any(not str(m).isascii() for m in table["model"]) or not title.isascii():
+    if any(not r.name.isascii() for r in results) or not title.isascii():
         font = cjk_font_name()
         if font:
             plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
-    metrics = [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted-F1")]
-    n = len(table)
-    x = np.arange(n)
-    width = 0.27
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * n + 2), 4.8))
-    for k, (col, label) in enumerate(metrics):
-        values = table[col].to_numpy(dtype=float)
-        bars = ax.bar(x + (k - 1) * width, values, width, label=label)
-        if col == "accuracy":
-            for i, (bar, v) in enumerate(zip(bars, values, strict=True)):
-                star = " *" if i in best_accuracy else ""
-                ax.text(bar.get_x() + bar.get_width() / 2, v + 0.01, f"{v:.3f}{star}", ha="center",
-                        va="bottom", fontsize=7, rotation=90)
-    ax.set_xticks(x, table["model"], rotation=30, ha="right")
-    ax.set_ylim(0, 1.2)
-    ax.set_ylabel("score")
-    ax.set_title(f"{title} (* best accuracy)" if best_accuracy else title)
-    ax.legend(loc="upper right", ncol=3, fontsize=8, framealpha=0.9)
-    ax.grid(axis="y", alpha=0.3)
+    ranked = sorted((r for r in results if not r.floor), key=lambda r: r.metrics["accuracy"])
+    floors = [r for r in results if r.floor]
+    acc = np.array([r.metrics["accuracy"] for r in ranked])
+    ci = np.array([accuracy_interval(r.correct) for r in ranked]).reshape(-1, 2)
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * max(3, len(ranked)) + 1.4))
+    colors = ["#c44e52" if r.name == recommended else "#4c72b0" for r in ranked]
+    y = np.arange(len(ranked))
+    ax.barh(y, acc, color=colors, height=0.6)
+    ax.errorbar(acc, y, xerr=np.abs(ci.T - acc), fmt="none", ecolor="#222", elinewidth=1.2, capsize=3)
+    lows = ci[:, 0] if len(ci) else np.array([0.0])
+    span_low, span_high = float(lows.min()), float(ci[:, 1].max()) if len(ci) else 1.0
+    pad = max(0.01, 0.15 * (span_high - span_low))
+    left, right = max(0.0, span_low - pad), min(1.0, span_high + pad)
+    for r in floors:
+        value = r.metrics["accuracy"]
+        if value >= left:
+            ax.axvline(value, color="#888", ls="--", lw=1)
+            ax.text(value, len(ranked) - 0.4, f" {r.name} {value:.3f}", fontsize=7, color="#555")
+        else:
+            ax.text(left, -0.9, f"{r.name} floor {value:.3f} (off the axis)", fontsize=7, color="#555")
+    for i, r in enumerate(ranked):
+        mark = "  (recommended)" if r.name == recommended else ""
+        ax.text(ci[i, 1] + pad * 0.05, i, f"{acc[i]:.4f}{mark}", va="center", fontsize=8)
+    ax.set_yticks(y, [r.name for r in ranked])
+    ax.set_xlim(left, right + pad * 1.5)
+    ax.set_xticks([t for t in ax.get_xticks() if left <= t <= 1.0 + 1e-9])
+    ax.set_ylim(-1.2, len(ranked) - 0.2)
+    ax.set_xlabel("accuracy (bars) with bootstrap 95% intervals (whiskers)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
@@ -490,7 +513,11 @@ def _write_report_files(
         **({"recommendation": recommendation} if recommendation is not None else {}),
     }
     write_json(paths["json"], summary)
-    plot_comparison(table, paths["png"], f"{data_name}: {n} texts", best.get("accuracy", []))
+    chosen = None
+    if recommendation is not None:
+        chosen = next((r.name for r in results if Path(r.path).resolve() == Path(recommendation["path"]).resolve()),
+                      None)
+    plot_comparison(results, paths["png"], f"{data_name}: {n} texts", chosen)
     notes = significance_text(sig)
     if recommendation is not None:
         notes += "\n\n" + recommendation_text(recommendation, data_name)

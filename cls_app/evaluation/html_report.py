@@ -2,18 +2,24 @@
 
 Everything is inline: the CSS, a few lines of script (a filter box over the error table and
 a ``data-ready`` mark the browser check reads), and the pictures as ``data:image/png;base64``
-URIs. No external fonts, scripts or images, so the page needs no network.
+URIs, and the CJK characters it uses as a subset of the bundled Noto Sans CJK SC in a WOFF data URI
+(Chinese class names render in a browser without a CJK font). No external fonts, scripts or images,
+so the page needs no network.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 CSS = """
-body{font-family:'Noto Sans CJK SC','Noto Sans',Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7fb}
+body{font-family:'cls-cjk','Noto Sans CJK SC','Noto Sans',Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7fb}
 header{background:#1f3b73;color:#fff;padding:18px 32px}header h1{margin:0;font-size:1.5em}
 header p{margin:4px 0 0;opacity:.85}main{padding:16px 32px;max-width:1200px}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 20px;margin:14px 0;
@@ -41,6 +47,8 @@ SCRIPT = """
   var s=document.getElementById('js-status');
   if(s){s.textContent=document.getElementById('error-table')?'interactive: '+n+' error rows':'interactive';}
   document.body.setAttribute('data-ready','1');
+  if(document.fonts&&document.fonts.load){document.fonts.load("16px cls-cjk","\u4e2d").then(function(f){
+    document.body.setAttribute('data-cjk-font',f.length?'1':'0');});}
 })();
 """
 
@@ -90,13 +98,55 @@ class Markup(str):
     """A string that is HTML already (not escaped by :func:`table`)."""
 
 
+WEB_FONT = "cls-cjk"
+MAX_FONT_CHARS = 4000  # a page with more distinct CJK characters embeds the first ones only
+
+
+def web_font_css(text: str) -> str:
+    """An ``@font-face`` rule carrying the bundled Noto Sans CJK SC, cut down to the CJK characters of ``text``
+    (a WOFF data URI of a few KB), so Chinese renders in a browser without a CJK font; "" when ``text`` has
+    none or the font cannot be read."""
+    chars = sorted({c for c in text if ord(c) > 0x2E7F})[:MAX_FONT_CHARS]
+    if not chars:
+        return ""
+    try:
+        return _font_face("".join(chars))
+    except Exception as exc:  # the font package missing or unreadable: the page still works
+        log.warning("report.html: no embedded CJK font (%s)", exc)
+        return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _font_face(chars: str) -> str:
+    import io
+
+    import noto_cjk_sans_otc
+    from fontTools import subset
+    from fontTools.ttLib import TTCollection
+
+    collection = TTCollection(str(noto_cjk_sans_otc.FONT_PATH), lazy=True)
+    font = next(f for f in collection.fonts if f["name"].getDebugName(1) == "Noto Sans CJK SC")
+    options = subset.Options()
+    options.flavor, options.name_IDs, options.layout_features = "woff", ["*"], []
+    sub = subset.Subsetter(options)
+    sub.populate(text=chars)
+    sub.subset(font)
+    buffer = io.BytesIO()
+    font.flavor = "woff"
+    font.save(buffer)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"@font-face{{font-family:'{WEB_FONT}';src:url(data:font/woff;base64,{data}) format('woff')}}"
+
+
 def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
-    """The whole document: header, then one ``<section>`` per (heading, HTML body)."""
+    """The whole document: header, then one ``<section>`` per (heading, HTML body); the CJK characters it uses
+    carried in an embedded web font (:func:`web_font_css`)."""
     body = "".join(f'<section id="{esc(_slug(h))}"><h2>{esc(h)}</h2>{content}</section>' for h, content in sections)
+    font = web_font_css(title + subtitle + body)
     return (
         '<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{esc(title)}</title><style>{font}{CSS}</style></head><body>"
         f'<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p><p class="muted" id="js-status">static</p></header>'
         f"<main>{body}</main><script>{SCRIPT}</script></body></html>\n"
     )

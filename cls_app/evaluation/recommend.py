@@ -138,6 +138,26 @@ def pointer(sel: Selection, found: list[Candidate], metric: str, out: Path) -> d
                           "separated_at": SEPARATED, "resamples": RESAMPLES, "versus_leader": sel.separation}}
 
 
+FAST_MARGIN = 0.005
+"""``fastest``: the fastest candidate whose dev score is within this of the recommended one's."""
+
+
+def fastest_within(found: list[Candidate], best: Candidate, metric: str, speeds: dict[str, float], out: Path
+                   ) -> dict | None:
+    """The fastest candidate (``speeds``: texts/s by name, measured in the same run) whose dev ``metric`` is
+    at most :data:`FAST_MARGIN` below the recommended model's; None when speeds are unknown."""
+    floor = float(best.dev.get(metric, 0.0)) - FAST_MARGIN
+    near = [c for c in found if c.name in speeds and float(c.dev.get(metric, 0.0)) >= floor - 1e-12]
+    if not near:
+        return None
+    fast = max(near, key=lambda c: speeds[c.name])
+    return {"path": Path(fast.path).resolve().relative_to(out.resolve()).as_posix(), "name": fast.name,
+            "kind": fast.family, "dev": fast.dev, "texts_per_s": speeds[fast.name],
+            "why": f"the most texts/s among the candidates within {FAST_MARGIN * 100:.1f} points of the recommended "
+                   f"model's dev {METRIC_NAMES.get(metric, metric)} ({fast.dev.get(metric, 0.0):.4f} against "
+                   f"{best.dev.get(metric, 0.0):.4f})"}
+
+
 def write_pointer(out: Path, info: dict) -> Path:
     """Write ``out/best.json``."""
     write_json(out / BEST_FILE, info)

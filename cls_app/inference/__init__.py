@@ -12,6 +12,7 @@ _EXPORTS = {
     "output_columns": "files",
     "predict_chunks": "files",
     "predict_file": "files",
+    "read_chunks": "files",
     "stdin_chunks": "files",
 }
 __all__ = sorted(_EXPORTS)

@@ -359,7 +359,33 @@ def explainer_for(model: TextClassifier, options: ExplainOptions = ExplainOption
         return LinearExplainer(model)
     if isinstance(model, EnsembleClassifier):
         return EnsembleExplainer(model, options)
-    raise UserError(f"explain does not know models of kind {model.kind!r}")
+    return OcclusionExplainer(model)
+
+
+class OcclusionExplainer:
+    """Any other kind (fasttext, textcnn): a character's score is how much the log-probability of the target
+    class drops when that character is left out (one batch of ``len(text) + 1`` predictions). The scores need
+    not add up to anything; completeness compares their sum with the target's log-probability above chance."""
+
+    method = "occlusion"
+
+    def __init__(self, model: TextClassifier) -> None:
+        self.classifier, self.path, self.labels = model, model.path, list(model.labels)
+
+    def explain(self, text: str, target: str | None = None) -> Explanation:
+        decided = decision(self.classifier, text)
+        t = _target_index(target, self.labels) if target else self.labels.index(decided.label)
+        variants = [text] + [text[:i] + text[i + 1:] for i in range(len(text))]
+        probs = self.classifier.predict_proba(variants)
+        logp = np.log(np.clip(np.nan_to_num(probs[:, t], nan=1.0 / len(self.labels)), 1e-12, 1.0))
+        scores = [float(logp[0] - v) for v in logp[1:]]
+        return Explanation(
+            abstained=decided.abstained, reason=decided.reason, ood_score=decided.ood_score,
+            text=text, label=decided.label, prob=float(decided.prob), target=self.labels[t], method=self.method,
+            tokens=list(text), spans=[(i, i + 1) for i in range(len(text))], token_scores=scores, char_scores=scores,
+            completeness=_completeness(sum(scores), float(logp[0] - np.log(1.0 / len(self.labels)))),
+            details={"model": self.classifier.kind},
+        )
 
 
 class EnsembleExplainer:

@@ -347,3 +347,9 @@ def stdin_chunks(encoding: str | None, chunk_rows: int) -> Iterator[RowChunk]:
             rows, lines = [], []
     if rows:
         yield RowChunk(rows, [r[0] for r in rows], lines)
+
+
+def read_chunks(path: str | os.PathLike, options: ReadOptions, chunk_rows: int = DEFAULT_CHUNK_ROWS
+                ) -> Iterator[RowChunk]:
+    """The rows of an unlabeled file (any format ``predict`` reads), ``chunk_rows`` at a time."""
+    return TableReader(path, options.text_col, options.encoding, options.fmt, chunk_rows).chunks()

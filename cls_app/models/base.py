@@ -57,8 +57,10 @@ FAMILIES: dict[str, type[TextClassifier]] = {}
 # The built-in kinds and folder families, by the module (in this package) that registers them. This
 # module never imports them by name: like plugins they are imported on first use and register
 # themselves, so a kind added later is one module with ``@register(...)``, listed here.
-BUILTIN_KINDS = {"bert": "bert", "ensemble": "ensemble", **dict.fromkeys(BASELINE_NAMES, "tfidf")}
-BUILTIN_FAMILIES = {"bert": "bert", "baseline": "tfidf", "ensemble": "ensemble"}
+BUILTIN_KINDS = {"bert": "bert", "ensemble": "ensemble", "fasttext": "fast_text", "textcnn": "textcnn",
+                 **dict.fromkeys(BASELINE_NAMES, "tfidf")}
+BUILTIN_FAMILIES = {"bert": "bert", "baseline": "tfidf", "ensemble": "ensemble", "fasttext": "fast_text",
+                    "textcnn": "textcnn"}
 
 
 def register(*kinds: str, family: str | None = None) -> Any:
@@ -323,7 +325,7 @@ class TextClassifier:
             _, features = self.analyse([train.texts[i] for i in rows])
             y = self.task.encode(train, self.labels)[rows]
             detector = self.fit_detector(features, y) if features is not None else None
-        scorer = OodScorer(detector, TextDensity.fit(list(train.texts)))
+        scorer = OodScorer(detector, TextDensity.of(train.texts))
         texts = list(dev.texts)
         raw, features = self.analyse(texts)
         dev_probs = self.dev_probs if self.dev_probs is not None else self.task.calibrate(raw)

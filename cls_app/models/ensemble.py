@@ -226,6 +226,16 @@ def _scores(pred: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
     return {k: round(float(m[k]), 5) for k in ("accuracy", "macro_f1", "weighted_f1")}
 
 
+def share_densities(members: Sequence[Any]) -> None:
+    """Members fitted on the same training texts get one character model between them, which scores each
+    list of texts once (:meth:`~cls_app.models.ood.TextDensity.both`)."""
+    shared: dict[tuple[int, int, int], Any] = {}
+    for m in members:
+        scorer = m.abstainer.scorer if m.abstainer is not None else None
+        if scorer is not None and scorer.density is not None:
+            scorer.density = shared.setdefault(scorer.density.signature(), scorer.density)
+
+
 def member_names(members: Sequence[Any]) -> list[str]:
     """Short unique names: the folder name (its parent's too when two are alike), or the kind."""
     paths = [Path(m.path).resolve() if m.path is not None else None for m in members]
@@ -343,6 +353,7 @@ class EnsembleClassifier(TextClassifier):
         obj.pairs = all(m.pairs for m in members)
         obj.text_pair_col = next((m.text_pair_col for m in members if m.text_pair_col), None)
         obj.task = task_from_settings({**meta, "task": "single-label"})  # its calibration and decisions
+        share_densities(members)
         return obj
 
     @property

@@ -6,7 +6,9 @@ Three families of folder, each self-describing:
   max length, ...), ``vocab.txt``, ``model.safetensors`` (:mod:`cls_app.modeling.folder`);
 * TF-IDF baselines: ``baseline.json`` (``kind``, ``name``, labels, task) and ``model.skops``
   (:mod:`cls_app.baselines.storage`);
-* ensembles: ``ensemble.json`` naming member folders (:mod:`cls_app.models.ensemble`).
+* ensembles: ``ensemble.json`` naming member folders (:mod:`cls_app.models.ensemble`);
+* the small kinds (``fasttext``, ``textcnn``): ``classifier.json`` (``family``, format version,
+  labels, task, settings, and the ``files`` beside it).
 
 A training folder may also hold ``best.json``, the model that ``train --with-baselines``
 recommends (a path relative to the folder); :func:`follow_best` follows it.
@@ -29,16 +31,21 @@ log = logging.getLogger(__name__)
 
 BEST_FILE = "best.json"  # in a training output folder: the recommended model, {"path": relative folder, ...}
 ENSEMBLE_FILE = "ensemble.json"
-FAMILIES = ("bert", "baseline", "ensemble")
+KIND_FILE = "classifier.json"  # the small kinds' description: {"family": "fasttext" | "textcnn", "files": [...], ...}
+FAMILIES = ("bert", "baseline", "ensemble", "fasttext", "textcnn")
 NOT_A_MODEL = ("is not a model folder (no config.json for BERT, no baseline.json for a baseline, no ensemble.json "
-               "for an ensemble)")
+               "for an ensemble, no classifier.json for fasttext or textcnn)")
 
 
 def folder_family(path: str | Path) -> str | None:
-    """``"baseline"``, ``"bert"``, ``"ensemble"`` or None when ``path`` is no model folder."""
+    """``"baseline"``, ``"bert"``, ``"ensemble"``, a small kind's family, or None when ``path`` is no model folder."""
     path = Path(path)
     if (path / BASELINE_FILE).is_file():
         return "baseline"
+    if (path / KIND_FILE).is_file():
+        info = _read_json(path / KIND_FILE)
+        family = info.get("family") if isinstance(info, dict) else None
+        return family if family in FAMILIES else None
     if (path / ENSEMBLE_FILE).is_file():
         return "ensemble"
     if (path / "config.json").is_file():
@@ -57,7 +64,7 @@ def folder_settings(path: str | Path) -> dict:
     """This app's settings a model folder records (BERT ``config.json`` ``cls_app``, ``baseline.json``
     or ``ensemble.json``), read without loading the model; {} when there are none."""
     path = Path(path)
-    for name, key in ((BASELINE_FILE, None), (ENSEMBLE_FILE, None), ("config.json", "cls_app")):
+    for name, key in ((BASELINE_FILE, None), (ENSEMBLE_FILE, None), (KIND_FILE, None), ("config.json", "cls_app")):
         info = _read_json(path / name)
         if isinstance(info, dict):
             section = info.get(key) if key else info
@@ -117,6 +124,11 @@ def model_files(path: str | Path) -> list[Path]:
         return [path / ENSEMBLE_FILE, *abstain_files(path), *found]
     if family == "baseline":
         names: tuple[str, ...] = (BASELINE_FILE, BASELINE_MODEL_FILE)
+    elif family in ("fasttext", "textcnn"):
+        info = _read_json(path / KIND_FILE)
+        listed = info.get("files") if isinstance(info, dict) else None
+        extra = [str(n) for n in listed if isinstance(n, str)] if isinstance(listed, list) else []
+        names = (KIND_FILE, *extra)
     else:
         from ..modeling.folder import MODEL_FILES as names  # imports torch: only for BERT folders
     return [path / n for n in names if (path / n).is_file()] + abstain_files(path)

@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import warnings
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,9 @@ def composition_bins(text: str) -> list[int]:
     return [min(SCRIPT_BINS - 1, int(c * SCRIPT_BINS / n)) for c in counts]
 
 
+_FITTED: dict[int, tuple[Any, Any]] = {}  # id(training texts) -> (weak reference to them, their density)
+
+
 @dataclass
 class TextDensity:
     """How ordinary a text's characters are for the training texts (kind-agnostic: ``language`` and
@@ -166,6 +170,39 @@ class TextDensity:
     history: dict[int, tuple[int, int]]  # a -> (bigram count from a, distinct followers)
     script_counts: np.ndarray  # (5, SCRIPT_BINS) training texts per script share bin
     total: int  # characters counted
+    # the last texts scored and their (language, composition): an ensemble's members share one density and
+    # score the same list, so it is scored once
+    last: tuple[Any, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, texts: Any) -> TextDensity:
+        """:meth:`fit` on a list of training texts, once per list object (every model of a training run
+        fits the same density)."""
+        key = id(texts)
+        hit = _FITTED.get(key)
+        if hit is not None and hit[0]() is texts:
+            return hit[1]
+        density = cls.fit(list(texts))
+        try:
+            _FITTED.clear()
+            _FITTED[key] = (weakref.ref(texts), density)
+        except TypeError:  # not weak-referenceable: no cache
+            pass
+        return density
+
+    def signature(self) -> tuple[int, int, int]:
+        return self.total, len(self.unigrams), len(self.bigrams)
+
+    def both(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(language, composition) of ``texts``, reusing the last call's when the list is the same one."""
+        if self.last is not None and self.last[0]() is texts:
+            return self.last[1], self.last[2]
+        out = self.language(texts), self.composition(texts)
+        try:
+            self.last = (weakref.ref(texts), *out)
+        except TypeError:
+            self.last = None
+        return out
 
     @classmethod
     def fit(cls, texts: list[str]) -> TextDensity:
@@ -249,8 +286,7 @@ class OodScorer:
                 return out
         out["distance"] = self.detector.raw(features) if self.detector is not None and features is not None else nan
         if self.density is not None and texts is not None:
-            out["language"] = self.density.language(texts)
-            out["composition"] = self.density.composition(texts)
+            out["language"], out["composition"] = self.density.both(texts)
         return out
 
     def z(self, name: str, values: np.ndarray) -> np.ndarray:

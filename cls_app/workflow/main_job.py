@@ -27,13 +27,12 @@ import numpy as np
 
 from ..baselines.pipelines import BASELINE_NAMES, LABEL_SET_BASELINES
 from ..evaluation.compare import CompareOptions, Comparison, ModelScores, compare, display_names
-from ..evaluation.recommend import Candidate, pointer, select, write_pointer
+from ..evaluation.recommend import Candidate, fastest_within, pointer, select, write_pointer
 from ..evaluation.report import Evaluation, evaluate
 from ..fileio import write_json
 from ..models.base import Outputs, TextClassifier
 from ..models.bert import BertTextClassifier
 from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings
-from ..models.tfidf import TfidfClassifier
 from ..runtime.distributed import env_info
 from ..tasks import AbstainSettings, Task, headline, task_named
 from ..tasks.calibration import log_loss, log_probs
@@ -41,6 +40,9 @@ from ..training.pipeline import RunFolder, warn_collapsed
 from ..training.settings import TrainJob, training_args
 
 log = logging.getLogger(__name__)
+
+SMALL_KINDS = ("fasttext", "textcnn")
+"""The fast neural kinds the main job trains beside the TF-IDF baselines (single-label tasks)."""
 
 ENSEMBLE_DIR = "ensemble"
 BASELINES_DIR = "baselines"
@@ -93,7 +95,7 @@ class JobResult:
     test_source: str | None = None
     comparison: Comparison | None = None
     recommendation: dict | None = None
-    baselines: list[TfidfClassifier] = field(default_factory=list)
+    baselines: list[TextClassifier] = field(default_factory=list)
     predictions: list[Predictions] = field(default_factory=list)  # every model's dev and target predictions
     candidates: list[Candidate] = field(default_factory=list)  # what the recommendation chose from
 
@@ -148,9 +150,9 @@ def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_
     save each to ``out/NAME``. ``names``: all that fit the task by default."""
     from tqdm.auto import tqdm
 
-    names = list(names or (LABEL_SET_BASELINES if splits.task.multi else BASELINE_NAMES))
+    names = list(names or (LABEL_SET_BASELINES if splits.task.multi else (*BASELINE_NAMES, *SMALL_KINDS)))
     # an unknown name fails before anything is fitted
-    models = [TfidfClassifier(kind=name, seed=seed, metric=metric, abstain=abstain) for name in names]
+    models = [TextClassifier(kind=name, seed=seed, metric=metric, abstain=abstain) for name in names]
     target = splits.test if splits.test is not None else splits.dev
     done = []
     for model in tqdm(models, desc="baselines", unit="model", leave=False):
@@ -173,7 +175,7 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
     baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR, job.metric,
                               job.abstain)
-    result.baselines = [b.model for b in baselines]  # type: ignore[misc]
+    result.baselines = [b.model for b in baselines]
     bert_scored = Predictions(bert, dev_probabilities(bert, splits.dev),
                               bert_test if bert_test is not None else score(bert, target, "BERT"))
     scored = [bert_scored, *sorted(baselines, key=lambda s: s.model.kind)]
@@ -197,6 +199,10 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
         rec = result.comparison.summary["recommendation"]
         result.recommendation["comparison"] = {"split": split, "data": str(target.source), **rec["metrics"],
                                                "versus": rec["versus"]}
+        speeds = {m["name"]: float(m["texts_per_s"]) for m in result.comparison.summary["models"]}
+        fast = fastest_within(result.candidates, chosen.best, job.metric, speeds, out)
+        if fast is not None:
+            result.recommendation["fastest"] = fast
         write_pointer(out, result.recommendation)
 
 

@@ -1,0 +1,215 @@
+"""The ``fasttext`` kind: the fastText library's supervised classifier (Joulin et al. 2017).
+
+A text becomes one line of tokens: its characters (``c`` + char), then its jieba words (``w`` +
+word), so fastText's word n-grams (``word_ngrams``, default 2) add character bigrams and word
+bigrams, hashed into ``buckets``. Training writes that file to a temporary folder and calls
+``fasttext.train_supervised`` with one thread (repeatable for ``seed``); ``autotune=True`` lets
+fastText search its settings on the dev rows instead (``autotune_seconds``). Predicting calls the
+model's C++ ``predict`` per line (the library's Python wrapper breaks on NumPy 2); its sentence
+vector is the feature the out-of-domain distance reads (Mahalanobis, as BERT's [CLS] vector).
+
+The folder: ``classifier.json`` (family ``fasttext``, format version, labels, task, settings,
+scores) and ``model.bin`` (fastText's own binary format, not pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..baselines.pipelines import jieba_words
+from ..errors import UserError
+from ..fileio import atomic_dir, write_json
+from ..io.pairs import PAIR_SEP
+from ..tasks import AbstainSettings, Task, headline, task_from_settings
+from ..version import __version__
+from .base import TextClassifier, register
+from .folders import KIND_FILE
+from .options import InferenceOptions
+
+log = logging.getLogger(__name__)
+
+FAMILY = "fasttext"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.bin"
+LABEL_PREFIX = "__label__"
+
+
+@dataclass(frozen=True)
+class FastTextSettings:
+    """fastText's supervised settings (its defaults, but for ``dim``, ``epoch``, ``lr``, ``word_ngrams``, ``buckets``
+    (200,000 hashed n-gram rows instead of 2 million: a 60 MB folder rather than 800 MB) and ``words``)."""
+
+    dim: int = 64
+    epoch: int = 25
+    lr: float = 0.5
+    word_ngrams: int = 2
+    min_count: int = 1
+    buckets: int = 200_000
+    loss: str = "softmax"
+    words: bool = True  # jieba words besides the characters
+    autotune: bool = False  # let fastText search the settings on dev (autotune_seconds)
+    autotune_seconds: int = 60
+    seed: int = 42
+    threads: int = 1
+    metric: str | None = None
+
+    @classmethod
+    def from_kwargs(cls, **values: Any) -> FastTextSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown setting(s) for a fasttext model: {', '.join(unknown)} (it takes: "
+                            f"{', '.join(sorted(known))})")
+        return cls(**values)
+
+
+def tokens(text: str, words: bool) -> str:
+    """The fastText line of ``text``: its characters, then (``words``) its jieba words; a pair's second
+    text after a ``__sep__`` token."""
+    parts = []
+    for piece in text.split(PAIR_SEP):
+        chars = ["c" + ch for ch in piece if not ch.isspace()]
+        if words:
+            chars += ["w" + w for w in jieba_words(piece) if w.strip()]
+        parts.append(" ".join(chars))
+    return " __sep__ ".join(parts)
+
+
+@register("fasttext", family=FAMILY)
+class FastTextClassifier(TextClassifier):
+    """fastText through the one model interface; settings: :class:`FastTextSettings` fields."""
+
+    family = FAMILY
+    ood_method = "mahalanobis"  # on fastText's sentence vectors
+
+    def __init__(self, kind: str | None = "fasttext", abstain: AbstainSettings | None = None, **values: Any) -> None:
+        super().__init__(kind or "fasttext")
+        self.settings = FastTextSettings.from_kwargs(**values)
+        self.abstain = abstain
+        self.model: Any = None
+        self.meta: dict = {}
+
+    def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None
+                    ) -> FastTextClassifier:
+        import fasttext
+
+        if task.multi:
+            raise UserError("the fasttext kind classifies single labels; for label sets use a baseline or bert")
+        labels = task.vocabulary(train)
+        if dev is not None:
+            task.encode(dev, labels)  # a label train never saw is a user error
+        s = self.settings
+        if s.words:
+            from ..baselines.storage import init_jieba
+
+            init_jieba()
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cls_fasttext_") as tmp:
+            path = Path(tmp) / "train.txt"
+            path.write_text("".join(f"{LABEL_PREFIX}{labels.index(y)} {tokens(t, s.words)}\n"
+                                    for t, y in zip(train.texts, train.labels, strict=True)), encoding="utf-8")
+            options: dict[str, Any] = {"dim": s.dim, "epoch": s.epoch, "lr": s.lr, "wordNgrams": s.word_ngrams,
+                                       "minCount": s.min_count, "bucket": s.buckets, "loss": s.loss,
+                                       "seed": s.seed, "thread": s.threads, "verbose": 0}
+            if s.autotune and dev is not None and len(dev):
+                valid = Path(tmp) / "dev.txt"
+                valid.write_text("".join(f"{LABEL_PREFIX}{labels.index(y)} {tokens(t, s.words)}\n"
+                                         for t, y in zip(dev.texts, dev.labels, strict=True)), encoding="utf-8")
+                options = {"autotuneValidationFile": str(valid), "autotuneDuration": s.autotune_seconds,
+                           "seed": s.seed, "thread": s.threads, "verbose": 0}
+            self.model = fasttext.train_supervised(input=str(path), **options)
+        seconds = time.perf_counter() - t0
+        self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
+        self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
+                     "name": "fasttext", "labels": labels, "settings": asdict(s), "train_rows": len(train),
+                     "train_seconds": round(seconds, 3), "files": [MODEL_FILE]}
+        if s.autotune:
+            args = self.model.f.getArgs()
+            self.meta["autotuned"] = {"dim": args.dim, "epoch": args.epoch, "lr": args.lr,
+                                      "word_ngrams": args.wordNgrams, "buckets": args.bucket}
+        if text_pair_col:
+            self.meta["text_pair_col"] = text_pair_col
+        if dev is not None and len(dev):
+            raw = self.scores(list(dev.texts))
+            self.fit_decisions(dev, raw, s.metric, s.seed)
+            self.fit_abstention(train, dev, self.abstain, s.seed)
+            self.meta["dev"] = {k: round(float(v), 6) for k, v in self.dev_scores(dev).items()
+                                if k in ("n", "accuracy", "macro_f1", "weighted_f1")}
+            if self.decisions is not None:
+                self.meta["decisions"] = self.decisions
+        self.meta.update(self.task.folder_fields())
+        log.info("fasttext: trained in %.1fs", seconds)
+        return self
+
+    def record(self, split: str, metrics: dict) -> None:
+        self.meta[split] = {k: round(float(v), 6) for k, v in headline(metrics).items()
+                            if k in ("n", "accuracy", "macro_f1", "weighted_f1")}
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        return self.analyse(texts)[0]
+
+    def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
+        """Probabilities and sentence vectors (one tokenisation per text)."""
+        k = len(self.labels)
+        probs = np.zeros((len(texts), k))
+        vectors = np.zeros((len(texts), self.model.get_dimension()), dtype=np.float32)
+        words = bool(self.meta.get("settings", {}).get("words", True))
+        for i, text in enumerate(texts):
+            line = tokens(text, words)
+            for p, label in self.model.f.predict(line, k, 0.0, "strict"):
+                probs[i, int(label[len(LABEL_PREFIX):])] = p
+            vectors[i] = self.model.get_sentence_vector(line)
+        probs = np.clip(probs, 0.0, None)
+        total = probs.sum(axis=1, keepdims=True)
+        return probs / np.where(total > 0, total, 1.0), vectors
+
+    def save(self, path: str | Path) -> Path:
+        if self.model is None:
+            raise UserError("this fasttext model is not fitted: nothing to save")
+        out = Path(path)
+        with atomic_dir(out) as tmp:
+            self.model.save_model(str(tmp / MODEL_FILE))
+            write_json(tmp / KIND_FILE, self.meta)
+            self.save_abstainer(tmp)
+        self.path = out
+        return out
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out.update({k: v for k, v in self.meta.get("settings", {}).items() if isinstance(v, int | float | str)})
+        return out
+
+    def train_seconds(self) -> float | None:
+        value = self.meta.get("train_seconds")
+        return float(value) if isinstance(value, int | float) else None
+
+    @classmethod
+    def from_folder(cls, path: Path, options: InferenceOptions) -> FastTextClassifier:
+        import fasttext
+
+        if options.quantize or options.backend != "torch" or options.long_text:
+            raise UserError(f"{path} is a fasttext model: --quantize, --backend and the long-text options apply to "
+                            "BERT models only")
+        meta = json.loads((path / KIND_FILE).read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{path / KIND_FILE}: fasttext folder format {meta.get('format_version')!r}, this version "
+                            f"reads {FORMAT_VERSION}: retrain it")
+        if not (path / MODEL_FILE).is_file():
+            raise UserError(f"{path} lacks {MODEL_FILE}: copy the whole folder, or retrain")
+        obj = cls.blank("fasttext")
+        obj.settings = FastTextSettings.from_kwargs(**meta.get("settings", {}))
+        obj.abstain = None
+        obj.model = fasttext.FastText._FastText(model_path=str(path / MODEL_FILE))  # load_model() prints a warning
+        obj.meta, obj.labels, obj.path, obj.options = meta, list(meta["labels"]), path, options
+        obj.task = task_from_settings(meta)
+        obj.text_pair_col = meta.get("text_pair_col") or None
+        obj.pairs = bool(obj.text_pair_col)
+        return obj

@@ -1,0 +1,308 @@
+"""The ``textcnn`` kind: a small convolutional classifier (Kim 2014) over characters and character bigrams.
+
+Each character has an embedding, each character bigram one hashed into ``buckets`` rows (CRC32,
+stable across processes); their sum runs through 1-d convolutions of several widths
+(``kernels``), ReLU, max-pooling over the text, dropout and a linear layer. Trained with AdamW on
+the cross-entropy, or (distillation, :meth:`TextCnnClassifier.fit_soft`) on the KL divergence to a
+teacher's probabilities softened by a temperature; the dev-best epoch is kept. The pooled vector is
+the feature the out-of-domain distance reads.
+
+The folder: ``classifier.json`` (family ``textcnn``, format version, labels, task, settings, the
+character vocabulary) and ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..fileio import atomic_dir, write_json
+from ..io.pairs import PAIR_SEP
+from ..tasks import AbstainSettings, Task, headline, task_from_settings
+from ..version import __version__
+from .base import TextClassifier, register
+from .folders import KIND_FILE
+from .options import InferenceOptions
+
+log = logging.getLogger(__name__)
+
+FAMILY = "textcnn"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+PAD, UNK = 0, 1
+
+
+@dataclass(frozen=True)
+class TextCnnSettings:
+    """The network and its training."""
+
+    embed: int = 64
+    filters: int = 128
+    kernels: tuple[int, ...] = (2, 3, 4)
+    buckets: int = 50_000
+    max_len: int = 128
+    dropout: float = 0.5
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_freq: int = 1
+    seed: int = 42
+    metric: str | None = None
+    progress: bool = False
+
+    @classmethod
+    def from_kwargs(cls, **values: Any) -> TextCnnSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown setting(s) for a textcnn model: {', '.join(unknown)} (it takes: "
+                            f"{', '.join(sorted(known))})")
+        if "kernels" in values:
+            values["kernels"] = tuple(int(k) for k in values["kernels"])
+        return cls(**values)
+
+
+def bigram_bucket(a: str, b: str, buckets: int) -> int:
+    return zlib.crc32((a + b).encode("utf-8")) % buckets
+
+
+class Encoder:
+    """Texts -> padded character ids and bigram buckets."""
+
+    def __init__(self, chars: list[str], buckets: int, max_len: int) -> None:
+        self.chars, self.buckets, self.max_len = chars, buckets, max_len
+        self.index = {c: i + 2 for i, c in enumerate(chars)}
+
+    def encode(self, texts: list[str]) -> tuple[Any, Any]:
+        import torch
+
+        seqs = [t.replace(PAIR_SEP, "\x1f")[: self.max_len] or " " for t in texts]
+        width = max(len(s) for s in seqs)
+        ids = np.zeros((len(seqs), width), dtype=np.int64)
+        grams = np.zeros((len(seqs), width), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = [self.index.get(c, UNK) for c in s]
+            grams[i, : len(s)] = [bigram_bucket(p, c, self.buckets) + 1 for p, c in zip(" " + s, s, strict=False)]
+        return torch.from_numpy(ids), torch.from_numpy(grams)
+
+
+def build_network(n_chars: int, n_labels: int, s: TextCnnSettings) -> Any:
+    import torch
+    from torch import nn
+
+    class TextCnn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.chars = nn.Embedding(n_chars + 2, s.embed, padding_idx=PAD)
+            self.grams = nn.Embedding(s.buckets + 1, s.embed, padding_idx=0)
+            self.convs = nn.ModuleList(nn.Conv1d(s.embed, s.filters, k, padding=k - 1) for k in s.kernels)
+            self.dropout = nn.Dropout(s.dropout)
+            self.out = nn.Linear(s.filters * len(s.kernels), n_labels)
+
+        def pooled(self, ids: torch.Tensor, grams: torch.Tensor) -> torch.Tensor:
+            x = (self.chars(ids) + self.grams(grams)).transpose(1, 2)
+            mask = (ids == PAD)
+            outs = []
+            for conv in self.convs:
+                h = torch.relu(conv(x))[:, :, : ids.shape[1]]
+                outs.append(h.masked_fill(mask[:, None, :], 0.0).max(dim=2).values)
+            return torch.cat(outs, dim=1)
+
+        def forward(self, ids: torch.Tensor, grams: torch.Tensor) -> torch.Tensor:
+            return self.out(self.dropout(self.pooled(ids, grams)))
+
+    return TextCnn()
+
+
+@register("textcnn", family=FAMILY)
+class TextCnnClassifier(TextClassifier):
+    """TextCNN through the one model interface; settings: :class:`TextCnnSettings` fields."""
+
+    family = FAMILY
+    dtype = np.float32
+    ood_method = "mahalanobis"  # on the pooled vectors
+
+    def __init__(self, kind: str | None = "textcnn", abstain: AbstainSettings | None = None, **values: Any) -> None:
+        super().__init__(kind or "textcnn")
+        self.settings = TextCnnSettings.from_kwargs(**values)
+        self.abstain = abstain
+        self.network: Any = None
+        self.encoder: Encoder | None = None
+        self.meta: dict = {}
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None
+                    ) -> TextCnnClassifier:
+        if task.multi:
+            raise UserError("the textcnn kind classifies single labels; for label sets use a baseline or bert")
+        labels = task.vocabulary(train)
+        y = task.encode(train, labels)
+        if dev is not None:
+            task.encode(dev, labels)
+        return self._fit(train, dev, task, labels, y, None, 1.0, text_pair_col)
+
+    def fit_soft(self, train: Any, targets: np.ndarray, labels: list[str], dev: Any | None, temperature: float = 2.0
+                 ) -> TextCnnClassifier:
+        """Distillation: learn ``targets`` (a teacher's probabilities on ``train.texts``, columns ``labels``)
+        softened by ``temperature``, keep the dev-best epoch."""
+        from ..tasks import SingleLabel
+
+        return self._fit(train, dev, SingleLabel(), list(labels), None, np.asarray(targets), temperature, None)
+
+    def _fit(self, train: Any, dev: Any | None, task: Task, labels: list[str], y: np.ndarray | None,
+             soft: np.ndarray | None, temperature: float, text_pair_col: str | None) -> TextCnnClassifier:
+        import torch
+        from tqdm.auto import tqdm
+
+        s = self.settings
+        torch.manual_seed(s.seed)
+        rng = np.random.default_rng(s.seed)
+        counts = Counter(c for t in train.texts for c in t.replace(PAIR_SEP, "\x1f")[: s.max_len])
+        chars = sorted(c for c, n in counts.items() if n >= s.min_freq)
+        self.encoder = Encoder(chars, s.buckets, s.max_len)
+        self.network = build_network(len(chars), len(labels), s)
+        self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
+        opt = torch.optim.AdamW(self.network.parameters(), lr=s.lr, weight_decay=0.01)
+        texts = list(train.texts)
+        order_by_len = np.argsort([len(t) for t in texts], kind="stable")
+        y_dev = task.encode(dev, labels) if dev is not None and len(dev) else None
+        best, best_state, t0 = -1.0, None, time.perf_counter()
+        targets = torch.from_numpy(soft).float() if soft is not None else torch.from_numpy(np.asarray(y))
+        for epoch in range(s.epochs):
+            self.network.train()
+            # length-grouped batches in a shuffled order: little padding, a different mix every epoch
+            batches = [order_by_len[i: i + s.batch_size] for i in range(0, len(texts), s.batch_size)]
+            rng.shuffle(batches)
+            for idx in tqdm(batches, desc=f"textcnn epoch {epoch + 1}/{s.epochs}", disable=not s.progress,
+                            leave=False):
+                ids, grams = self.encoder.encode([texts[i] for i in idx])
+                logits = self.network(ids, grams)
+                if soft is not None:
+                    logp = torch.log_softmax(logits / temperature, dim=1)
+                    q = torch.softmax(torch.log(targets[idx].clamp_min(1e-12)) / temperature, dim=1)
+                    loss = torch.nn.functional.kl_div(logp, q, reduction="batchmean") * temperature ** 2
+                else:
+                    loss = torch.nn.functional.cross_entropy(logits, targets[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if y_dev is not None and dev is not None:
+                metric = task.metrics(y_dev, self.scores(list(dev.texts)), labels)[s.metric or task.default_metric]
+                log.info("textcnn epoch %d: dev %s %.4f", epoch + 1, s.metric or task.default_metric, metric)
+                if metric > best:
+                    best = metric
+                    best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        if best_state is not None:
+            self.network.load_state_dict(best_state)
+        self.network.eval()
+        seconds = time.perf_counter() - t0
+        self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
+                     "name": "textcnn", "labels": labels, "settings": {**asdict(s), "kernels": list(s.kernels)},
+                     "chars": chars, "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [WEIGHTS]}
+        if soft is not None:
+            self.meta["distilled"] = {"temperature": temperature}
+        if text_pair_col:
+            self.meta["text_pair_col"] = text_pair_col
+        if dev is not None and len(dev):
+            raw = self.scores(list(dev.texts))
+            self.fit_decisions(dev, raw, s.metric, s.seed)
+            self.fit_abstention(train, dev, self.abstain, s.seed)
+            self.record("dev", self.task.metrics_of(self.task.encode(dev, labels), self.dev_pred, labels)
+                        if self.dev_pred is not None else self.task.metrics(self.task.encode(dev, labels),
+                                                                           self.task.calibrate(raw), labels))
+            if self.decisions is not None:
+                self.meta["decisions"] = self.decisions
+        self.meta.update(self.task.folder_fields())
+        self.path = None
+        log.info("textcnn: trained in %.1fs", seconds)
+        return self
+
+    def record(self, split: str, metrics: dict) -> None:
+        self.meta[split] = {k: round(float(v), 6) for k, v in headline(metrics).items()
+                            if k in ("n", "accuracy", "macro_f1", "weighted_f1")}
+
+    # ------------------------------------------------------------------ predicting
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        return self.analyse(texts)[0]
+
+    def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
+        import torch
+
+        assert self.encoder is not None
+        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        pooled = np.zeros((len(texts), self.settings.filters * len(self.settings.kernels)), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        size = max(1, self.options.batch_size)
+        with torch.inference_mode():
+            for start in range(0, len(texts), size):
+                idx = order[start: start + size]
+                ids, grams = self.encoder.encode([texts[i] for i in idx])
+                vec = self.network.pooled(ids, grams)
+                probs[idx] = torch.softmax(self.network.out(vec), dim=1).numpy()
+                pooled[idx] = vec.numpy()
+        return probs, pooled
+
+    # ------------------------------------------------------------------ folders
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        if self.network is None:
+            raise UserError("this textcnn model is not fitted: nothing to save")
+        out = Path(path)
+        with atomic_dir(out) as tmp:
+            save_file({k: v.contiguous() for k, v in self.network.state_dict().items()}, str(tmp / WEIGHTS))
+            write_json(tmp / KIND_FILE, self.meta)
+            self.save_abstainer(tmp)
+        self.path = out
+        return out
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out.update({k: v for k, v in self.meta.get("settings", {}).items() if isinstance(v, int | float | str)})
+        return out
+
+    def train_seconds(self) -> float | None:
+        value = self.meta.get("train_seconds")
+        return float(value) if isinstance(value, int | float) else None
+
+    @classmethod
+    def from_folder(cls, path: Path, options: InferenceOptions) -> TextCnnClassifier:
+        from safetensors.torch import load_file
+
+        from ..runtime.device import configure_threads
+
+        if options.quantize or options.backend != "torch" or options.long_text:
+            raise UserError(f"{path} is a textcnn model: --quantize, --backend and the long-text options apply to "
+                            "BERT models only")
+        meta = json.loads((path / KIND_FILE).read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{path / KIND_FILE}: textcnn folder format {meta.get('format_version')!r}, this version "
+                            f"reads {FORMAT_VERSION}: retrain it")
+        if not (path / WEIGHTS).is_file():
+            raise UserError(f"{path} lacks {WEIGHTS}: copy the whole folder, or retrain")
+        configure_threads(options.threads)
+        obj = cls.blank("textcnn")
+        settings = {k: v for k, v in meta.get("settings", {}).items() if k != "progress"}
+        obj.settings = TextCnnSettings.from_kwargs(**settings)
+        obj.abstain = None
+        obj.labels, obj.meta, obj.path, obj.options = list(meta["labels"]), meta, path, options
+        obj.encoder = Encoder(list(meta["chars"]), obj.settings.buckets, obj.settings.max_len)
+        obj.network = build_network(len(meta["chars"]), len(obj.labels), obj.settings)
+        obj.network.load_state_dict(load_file(str(path / WEIGHTS)))
+        obj.network.eval()
+        obj.task = task_from_settings(meta)
+        obj.text_pair_col = meta.get("text_pair_col") or None
+        obj.pairs = bool(obj.text_pair_col)
+        return obj

@@ -1,0 +1,63 @@
+"""The small kinds in the main job, distillation into a fast student, the fastest-within-margin pointer, the chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cls_app import TextClassifier, load
+from cls_app.evaluation.compare import ModelResult, accuracy_interval, plot_comparison
+from cls_app.evaluation.recommend import Candidate, fastest_within
+
+from .conftest import run_main, toy_texts, write_csv
+
+
+def test_distill_a_textcnn_student_from_a_teacher_with_unlabeled_text(tmp_path, capsys):
+    teacher = TextClassifier(kind="char_lr").fit(*toy_texts(300, 1), dev=toy_texts(100, 2)).save(tmp_path / "teacher")
+    train = write_csv(tmp_path / "train.csv", *toy_texts(200, 3))
+    dev = write_csv(tmp_path / "dev.csv", *toy_texts(80, 4))
+    (tmp_path / "pool.txt").write_text("\n".join(toy_texts(150, 5)[0]) + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "distill", "--teacher", str(teacher), "--train", str(train), "--dev", str(dev),
+                              "--unlabeled", str(tmp_path / "pool.txt"), "--out", str(tmp_path / "student"),
+                              "--temperature", "2")
+    assert code == 0, err
+    assert "learned from 350 texts (150 unlabeled)" in out
+    meta = json.loads((tmp_path / "student" / "classifier.json").read_text(encoding="utf-8"))
+    assert meta["family"] == "textcnn" and meta["distilled"]["temperature"] == 2.0
+    assert meta["distilled"]["teacher_kind"] == "char_lr" and meta["distilled"]["unlabeled"] == 150
+    student, reference = load(tmp_path / "student"), load(teacher)
+    texts = toy_texts(60, 6)[0]
+    agree = np.mean([a.label == b.label for a, b in zip(student.predict(texts), reference.predict(texts), strict=True)])
+    assert agree >= 0.95
+    code, _, err = run_main(capsys, "distill", "--teacher", str(teacher), "--train", str(train), "--temperature", "0",
+                            "--out", str(tmp_path / "x"))
+    assert code == 2 and "--temperature must be positive" in err and not (tmp_path / "x").exists()
+
+
+def test_fastest_within_half_a_point(tmp_path):
+    def cand(name: str, dev: float) -> Candidate:
+        (tmp_path / name).mkdir(exist_ok=True)
+        return Candidate(name, tmp_path / name, "baseline", {"macro_f1": dev}, "dev")
+
+    found = [cand("ensemble", 0.900), cand("char_svm", 0.896), cand("word_nb", 0.880)]
+    speeds = {"ensemble": 500.0, "char_svm": 40000.0, "word_nb": 90000.0}
+    fast = fastest_within(found, found[0], "macro_f1", speeds, tmp_path)
+    assert fast is not None and fast["name"] == "char_svm" and fast["path"] == "char_svm"
+    assert fastest_within(found, found[0], "macro_f1", {}, tmp_path) is None
+
+
+def test_comparison_chart_sorts_marks_and_spans_the_range(tmp_path):
+    def result(name: str, right: int, floor: bool = False) -> ModelResult:
+        correct = np.array([True] * right + [False] * (100 - right))
+        return ModelResult(name, "baseline", Path(name), {"accuracy": right / 100}, correct, 1.0, 1, 1.0, floor)
+
+    low, high = accuracy_interval(np.array([True] * 80 + [False] * 20))
+    assert low < 0.8 < high and high - low < 0.2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    results = [result("a", 85), result("b", 88), result("majority", 30, floor=True)]
+    plot_comparison(results, tmp_path / "c.png", "toy", recommended="b")
+    assert (tmp_path / "c.png").stat().st_size > 5000
