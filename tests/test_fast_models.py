@@ -61,3 +61,21 @@ def test_comparison_chart_sorts_marks_and_spans_the_range(tmp_path):
     results = [result("a", 85), result("b", 88), result("majority", 30, floor=True)]
     plot_comparison(results, tmp_path / "c.png", "toy", recommended="b")
     assert (tmp_path / "c.png").stat().st_size > 5000
+
+
+def test_train_time_limit_stops_cleanly_and_keeps_the_best_model(tmp_path, capsys):
+    from .conftest import TINY_MODEL_ARGS
+
+    train = write_csv(tmp_path / "train.csv", *toy_texts(400, 1))
+    dev = write_csv(tmp_path / "dev.csv", *toy_texts(60, 2))
+    out = tmp_path / "run"
+    code, _, err = run_main(capsys, "train", "--train", str(train), "--dev", str(dev), "--out", str(out),
+                            *TINY_MODEL_ARGS, "--epochs", "50", "--batch-size", "8", "--time-limit", "0.05")
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    # scored where it stopped, the best model so far kept
+    assert metrics["stopped_by_time"] is True and metrics["dev"] and metrics["best_epoch"] < 50
+    assert metrics["train_seconds"] < 60  # 50 epochs would take far longer
+    assert load(out).predict(["这个好棒"])[0].label in ("正面", "负面")
+    code, _, err = run_main(capsys, "train", "--train", str(train), "--out", str(tmp_path / "x"), "--time-limit", "0")
+    assert code == 2 and "--time-limit must be a positive number of minutes" in err

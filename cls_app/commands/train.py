@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                  helps={"layers": _embedded_help(ModelOptions, "layers", "encoder layers"),
                         "max_len": _embedded_help(ModelOptions, "max_len", "max tokens per text incl. [CLS]/[SEP]")})
     training = ("epochs", "batch_size", "lr", "weight_decay", "layer_lr_decay", "warmup_ratio", "max_grad_norm",
-                "eval_every", "patience", "group_by_length", "seed", "metric")
+                "eval_every", "patience", "time_limit", "group_by_length", "seed", "metric")
     add_settings(p.add_argument_group("training"), TrainSettings, only=training, defaults={"epochs": None, "lr": None},
                  helps={"epochs": _embedded_help(TrainSettings, "epochs", "passes over the training data")})
     add_settings(p.add_argument_group("imbalanced classes"), TrainSettings, only=IMBALANCE)

@@ -67,6 +67,9 @@ class TrainSettings(OptimizerSettings):
     batch_size: int = setting(32, "(default: %(default)s)")
     eval_every: int = setting(0, "evaluate every N steps (0: each epoch)")
     patience: int = setting(2, "early-stopping patience in evaluations (0: off; default: %(default)s)")
+    time_limit: float | None = setting(None, "stop fine-tuning after this many minutes of training: dev is scored "
+                                       "where it stops and the best model so far is kept; the rest of the job "
+                                       "(baselines, ensemble) still runs", metavar="MINUTES")
     metric: str | None = setting(None, "dev metric that picks the best model and drives early stopping (default: "
                                  + ", ".join(f"{m} for {task}" for task, m in default_metrics().items()) + ")",
                                  choices=METRICS)
@@ -172,6 +175,8 @@ def check_settings(t: TrainSettings) -> None:
             raise UserError(f"{name} must be at least {low}, got {value}")
     if not t.lr > 0:
         raise UserError(f"--lr must be positive, got {t.lr}")
+    if t.time_limit is not None and not t.time_limit > 0:
+        raise UserError(f"--time-limit must be a positive number of minutes, got {t.time_limit}")
     if t.metric not in METRICS:
         raise UserError(f"unknown --metric {t.metric!r}; choose one of {', '.join(METRICS)}")
     if t.class_weight not in CLASS_WEIGHTS:

@@ -47,6 +47,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict] = field(default_factory=list)
     best_dev_probs: np.ndarray | None = None  # the best evaluation's dev probabilities (None after a resume)
+    stopped_by_time: bool = False  # --time-limit was reached (dev scored there, the best model so far kept)
 
 
 
@@ -139,6 +140,7 @@ class TrainState:
     best_epoch: float = 0.0
     bad_evals: int = 0
     stopped_early: bool = False
+    stopped_by_time: bool = False
     done: bool = False
     history: list = field(default_factory=list)
     seen: int = 0
@@ -216,6 +218,8 @@ class Trainer:
                     if not st.done:
                         st.epoch, st.batch = st.epoch + 1, 0
                         st.done = st.epoch >= self.settings.epochs
+                        if not st.done and self._out_of_time():
+                            st.stopped_by_time, st.done = True, True
                 self.model.train()
                 self._save_checkpoint()
         except KeyboardInterrupt:
@@ -280,12 +284,26 @@ class Trainer:
                                     samples_s=f"{st.seen / elapsed:.0f}", refresh=False)
                 if last:
                     break
+                if self._out_of_time():
+                    st.pending_eval = st.pending_eval or epoch + (i + 1) / len(batches)
+                    self._evaluate_now()
+                    with deferred():
+                        st.stopped_by_time, st.done = True, True
+                    return
                 if st.pending_eval is not None and self._evaluate_now():
                     return
                 if s.save_every and st.step % s.save_every == 0:
                     self._save_checkpoint()
         finally:
             bar.close()
+
+    def _out_of_time(self) -> bool:
+        """``--time-limit`` reached (all ranks agree: any rank out of time stops them all)."""
+        limit = self.settings.time_limit
+        if limit is None:
+            return False
+        late = float(time.perf_counter() - self.start >= limit * 60.0)
+        return distributed.all_reduce_sum([late])[0] > 0 if self.world > 1 else bool(late)
 
     def _evaluate_now(self) -> bool:
         """The mid-epoch evaluation that is due; True when training should stop."""
@@ -417,10 +435,14 @@ class Trainer:
         if st.stopped_early:
             log.info("early stopping: no dev %s improvement in %d evaluations", self.settings.metric,
                      self.settings.patience)
+        if st.stopped_by_time:
+            log.warning("--time-limit %g min reached at epoch %d, step %d: kept the best dev model so far (epoch "
+                        "%.2f)", self.settings.time_limit, st.epoch + 1, st.step, st.best_epoch)
         return TrainResult(
             best_dev=st.best_dev, best_step=st.best_step, best_epoch=st.best_epoch, steps=st.step, seconds=seconds,
             samples_per_s=st.seen / seconds if seconds else 0.0, tokens_per_s=tokens / seconds if seconds else 0.0,
             stopped_early=st.stopped_early, history=st.history, best_dev_probs=self.best_dev_probs,
+            stopped_by_time=st.stopped_by_time,
         )
 
 
