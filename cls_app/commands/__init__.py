@@ -22,7 +22,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "one_line", "setup_logging"]
 
 # the command modules, in the order `run.py --help` lists them
 COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare",
-            "ensemble", "serve", "export", "explain", "audit", "abstain", "distill")
+            "ensemble", "serve", "export", "explain", "audit", "abstain", "distill", "select", "import_labels")
 
 
 def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
