@@ -92,3 +92,29 @@ def test_doccano_round_trip_and_bad_exports(model, tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text("{broken\n", encoding="utf-8")
     with pytest.raises(UserError, match="line 1: not JSON"):
         import_labels(tmp_path / "bad.jsonl", "doccano")
+
+
+def test_serve_speaks_the_label_studio_ml_backend_protocol(model, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from cls_app.service.app import create_app
+    from cls_app.service.settings import ServeSettings
+
+    served = TextClassifier.load(model.save(tmp_path / "m"))
+    with TestClient(create_app(served, ServeSettings(max_wait_ms=0))) as client:
+        health = client.get("/label-studio/health").json()
+        assert health["status"] == "UP" and health["model_version"].startswith("cls_app-")
+        config = ('<View><Text name="review" value="$content"/><Choices name="sentiment" toName="review">'
+                  '<Choice value="正面"/><Choice value="负面"/></Choices></View>')
+        assert client.post("/label-studio/setup", json={"project": "1.1", "schema": config}).json() == {
+            "model_version": health["model_version"]}
+        tasks = [{"id": 1, "data": {"content": "这个好棒满意"}}, {"id": 2, "data": {"content": "hello world"}},
+                 {"id": 3, "data": {"content": ""}}]
+        body = client.post("/label-studio/predict", json={"tasks": tasks, "label_config": config}).json()
+        first, junk, empty = body["results"]
+        assert first["result"] == [{"from_name": "sentiment", "to_name": "review", "type": "choices",
+                                    "value": {"choices": ["正面"]}}]
+        assert 0.5 < first["score"] <= 1 and first["model_version"] == health["model_version"]
+        assert junk["result"] == [] and empty["result"] == []  # abstained: no pre-annotation
+        bad = client.post("/label-studio/predict", json={"nope": 1})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_request"

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..models.base import TextClassifier
 from ..version import __version__
 from .batcher import BatcherClosed, MicroBatcher
+from .label_studio import router as label_studio_router
 from .model_process import predict_in_worker
 from .settings import ServeSettings
 
@@ -195,6 +196,7 @@ def create_app(model: TextClassifier, settings: ServeSettings | None = None, mod
     app.state.batcher = batcher
     _install_error_handlers(app, settings)
     _install_routes(app, model, settings, batcher)
+    app.include_router(label_studio_router(model, batcher.submit, [Depends(_key_checker(settings))]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
