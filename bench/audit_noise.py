@@ -53,21 +53,26 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", type=int, default=AuditOptions().folds)
+    ap.add_argument("--rows", type=int, default=0, help="audit only the first N rows (0: all)")
+    ap.add_argument("--model-kind", default=AuditOptions().model_kind)
     args = ap.parse_args()
     clean = load_labeled(args.data)
+    if args.rows:
+        clean = clean.subset(list(range(min(args.rows, len(clean)))))
     noisy, truth = plant_noise(clean, args.noise, args.seed)
     labels = label_list(noisy)
     index = {name: i for i, name in enumerate(labels)}
     y = np.array([index[name] for name in noisy.labels])
     t0 = time.perf_counter()
-    oof = out_of_fold_proba(noisy.texts, y, len(labels), AuditOptions(folds=args.folds, seed=args.seed))
+    oof = out_of_fold_proba(noisy, labels, AuditOptions(folds=args.folds, seed=args.seed, model_kind=args.model_kind))
     oof_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     flagged = label_issues(y, oof)
     cleanlab_seconds = time.perf_counter() - t1
     simple = np.argsort(oof[np.arange(len(y)), y], kind="stable")[: len(truth)]
     print(json.dumps({
-        "data": args.data, "rows": len(noisy), "planted": int(len(truth)), "noise": args.noise, "seed": args.seed,
+        "data": args.data, "rows": len(noisy), "model_kind": args.model_kind, "planted": int(len(truth)),
+        "noise": args.noise, "seed": args.seed,
         "folds": args.folds, "out_of_fold_accuracy_vs_noisy": round(float(np.mean(oof.argmax(1) == y)), 4),
         "cleanlab_find_label_issues": precision_recall(flagged, truth),
         "cleanlab_top_n_planted": precision_recall(flagged[: len(truth)], truth),

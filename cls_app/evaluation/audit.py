@@ -40,7 +40,8 @@ ISSUE_COLUMNS = ["row", "text", "given_label", "suggested_label", "score", "reas
 REASONS = ("conflicting labels", "label issue", "leak: exact", "leak: near", "duplicate: exact", "duplicate: near")
 """Reasons in ranking order: the file is sorted by reason in this order, then by score."""
 
-MODEL_KINDS = ("tfidf", "bert")
+MODEL_KINDS = ("tfidf", "ensemble", "bert")
+ENSEMBLE_KINDS = ("char_lr", "word_lr", "char_nb", "word_nb")  # ``ensemble``: their probabilities averaged
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ class AuditOptions:
 
     folds: int = setting(5, "K of the K-fold cross-validation (default: %(default)s)")
     """K of the K-fold cross-validation that gives the out-of-fold probabilities."""
-    model_kind: str = setting("tfidf", "model cross-validated for the out-of-fold probabilities (default: "
-                              "%(default)s)", choices=MODEL_KINDS)
+    model_kind: str = setting("tfidf", "model cross-validated for the out-of-fold probabilities: tfidf (character "
+                              "TF-IDF + logistic regression), ensemble (the mean of character and word TF-IDF "
+                              "logistic regression and naive Bayes; measured no better, docs/analysis.md) or bert "
+                              "(default: %(default)s)", choices=MODEL_KINDS)
     """The model cross-validated: ``tfidf`` (the char_lr baseline, seconds) or ``bert`` (a BERT
     fine-tuned per fold with :attr:`bert` settings: minutes per fold)."""
     bert: BertSettings | None = setting(None, cli=False)
@@ -91,13 +94,17 @@ def out_of_fold_proba(data: Any, labels: list[str], options: AuditOptions, progr
         if options.model_kind == "bert":
             log.info("audit fold %d: fine-tuning a BERT on %d rows", k + 1, len(fit_idx))
             bert = replace(options.bert or BertSettings(), cache_dir=None)
-            model = TextClassifier(kind="bert", settings=replace(bert, train=replace(bert.train, seed=options.seed)))
+            models = [TextClassifier(kind="bert", settings=replace(bert, train=replace(bert.train, seed=options.seed)))]
+        elif options.model_kind == "ensemble":
+            models = [TextClassifier(kind=kind, seed=options.seed) for kind in ENSEMBLE_KINDS]
         else:
-            model = TextClassifier(kind="char_lr", seed=options.seed)
-        model.fit_records(data.subset(fit_idx.tolist()), None, SingleLabel())
-        proba = model.predict_proba([data.texts[i] for i in held_idx])
-        for j, name in enumerate(model.labels):  # a class missing from a fold keeps probability 0
-            out[held_idx, labels.index(name)] = proba[:, j]
+            models = [TextClassifier(kind="char_lr", seed=options.seed)]
+        held = [data.texts[i] for i in held_idx]
+        for model in models:
+            model.fit_records(data.subset(fit_idx.tolist()), None, SingleLabel())
+            proba = model.predict_proba(held) / len(models)
+            for j, name in enumerate(model.labels):  # a class missing from a fold keeps probability 0
+                out[held_idx, labels.index(name)] += proba[:, j]
     return out
 
 
