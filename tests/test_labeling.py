@@ -118,3 +118,47 @@ def test_serve_speaks_the_label_studio_ml_backend_protocol(model, tmp_path):
         assert junk["result"] == [] and empty["result"] == []  # abstained: no pre-annotation
         bad = client.post("/label-studio/predict", json={"nope": 1})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_request"
+
+
+def test_self_training_adds_confident_pseudo_labels_only_while_dev_improves():
+    import functools
+    import random
+
+    from cls_app.io.records import LabeledData
+    from cls_app.tasks import SingleLabel
+    from cls_app.workflow.self_training import self_train
+
+    from .conftest import NEG_CHARS, POS_CHARS
+
+    def noisy(n: int, seed: int) -> tuple[list[str], list[str]]:  # 72 % of a text's characters from its class
+        rng, texts, labels = random.Random(seed), [], []
+        for i in range(n):
+            label = "正面" if i % 2 == 0 else "负面"
+            own, other = (POS_CHARS, NEG_CHARS) if label == "正面" else (NEG_CHARS, POS_CHARS)
+            texts.append("".join(rng.choice(own if rng.random() < 0.72 else other) for _ in range(rng.randint(4, 8))))
+            labels.append(label)
+        return texts, labels
+
+    train, dev = LabeledData(*noisy(20, 1), "few"), LabeledData(*noisy(300, 2), "dev")
+    make = functools.partial(TextClassifier, kind="char_nb", seed=0)
+    model, report = self_train(make, train, dev, SingleLabel(), noisy(3000, 3)[0], "macro_f1")
+    kept = [r for r in report["rounds"] if r.get("kept")]
+    assert kept and report["kept_rounds"] == len(kept) and report["added"] == sum(r["added"] for r in kept)
+    assert report["dev_with"] > report["dev_without"] + 0.002  # it kept only what raised dev
+    assert all(r["threshold"] <= 1.0 for r in report["rounds"])
+    assert model.meta["self_training"] == report
+    weak = LabeledData(*noisy(4, 1), "four")  # no threshold reaches 95 % on dev: nothing added, the model kept
+    _, none = self_train(make, weak, dev, SingleLabel(), noisy(500, 4)[0], "macro_f1")
+    assert none["added"] == 0 and none["dev_with"] == none["dev_without"]
+
+
+def test_baseline_unlabeled_records_the_self_training(tmp_path, capsys):
+    train = write_csv(tmp_path / "train.csv", *toy_texts(60, 1))
+    dev = write_csv(tmp_path / "dev.csv", *toy_texts(60, 2))
+    (tmp_path / "pool.txt").write_text("\n".join(toy_texts(200, 3)[0]) + "\n", encoding="utf-8")
+    code, _, err = run_main(capsys, "baseline", "--train", str(train), "--dev", str(dev), "--models", "char_nb",
+                            "--unlabeled", str(tmp_path / "pool.txt"), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    meta = json.loads((tmp_path / "b" / "char_nb" / "baseline.json").read_text(encoding="utf-8"))
+    report = meta["self_training"]
+    assert report["rounds"] and report["dev_with"] >= report["dev_without"]

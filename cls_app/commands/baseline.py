@@ -28,19 +28,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"which baselines (default: all of {', '.join(BASELINE_NAMES)})")
     add_settings(p, OptimizerSettings, only=("seed",))
     add_abstain(p)
+    p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
+                   help="unlabeled texts each baseline self-trains on while its dev score improves (docs/labeling.md)")
     return p
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..inference.files import read_chunks
     from ..io.records import DataOptions
     from ..training.settings import BertSettings, TrainJob, TrainSettings
+    from ..workflow.distill import read_unlabeled
     from ..workflow.main_job import Splits, fit_baselines
 
     use_default_data_if_needed(args)
     job = TrainJob(data=settings_from(args, DataOptions), bert=BertSettings(train=TrainSettings(seed=args.seed)))
     with output_lock(args.out):
+        unlabeled = read_unlabeled(args.unlabeled, lambda path: read_chunks(path, job.data))
         done = fit_baselines(Splits.read(job), args.models, args.seed, args.text_pair_col, Path(args.out),
-                             abstain=settings_from(args, AbstainSettings).check())
+                             abstain=settings_from(args, AbstainSettings).check(), unlabeled=unlabeled)
     split = "test" if args.test else "dev"
     micro = args.task != "single-label"
     head = f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}"

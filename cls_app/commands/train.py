@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded "
                    "default data, off otherwise)")
     add_settings(p.add_argument_group("abstaining (docs/abstain.md)"), AbstainSettings)
+    p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
+                   help="with --with-baselines: unlabeled texts the baselines, fasttext and textcnn self-train on, "
+                   "each only while its dev score improves (docs/labeling.md)")
     hw = p.add_argument_group("speed and hardware (docs/speed.md; torchrun for several processes)")
     add_settings(hw, TrainSettings, only=HARDWARE)
     hw.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
@@ -103,7 +106,7 @@ def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
                         cache_dir=args.cache_dir)
     return TrainJob(data=settings_from(args, DataOptions), bert=bert, out=args.out,
                     overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint,
-                    abstain=settings_from(args, AbstainSettings).check())
+                    abstain=settings_from(args, AbstainSettings).check(), unlabeled=tuple(args.unlabeled))
 
 
 def use_default_data_if_needed(args: argparse.Namespace) -> bool:

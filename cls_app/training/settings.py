@@ -159,6 +159,7 @@ class TrainJob:
     overwrite: bool = setting(False, "start over in an --out that holds an unfinished run")
     keep_checkpoint: bool = setting(False, "keep OUT/checkpoint/ after the run finishes")
     abstain: AbstainSettings = field(default_factory=AbstainSettings)  # when every model of the run abstains
+    unlabeled: tuple[str, ...] = ()  # files of unlabeled texts the fast models self-train on (--unlabeled)
 
     @property
     def metric(self) -> str:
@@ -210,6 +211,7 @@ def training_args(job: TrainJob) -> dict:
         "data": data, "model": asdict(b.model), "train": asdict(b.train),
         "long_text": b.long_text.resolved(b.model.max_len).to_settings(), "threads": b.threads,
         "keep_checkpoint": job.keep_checkpoint, "abstain": asdict(job.abstain),
+        "unlabeled": [str(Path(p).resolve()) for p in job.unlabeled],
     }
 
 
@@ -220,6 +222,7 @@ def job_from_args(args: dict, out: str) -> TrainJob:
                             long_text=LongTextOptions(**args.get("long_text", {})), threads=args.get("threads"))
         return TrainJob(data=DataOptions(**args["data"]), bert=bert, out=out,
                         keep_checkpoint=bool(args.get("keep_checkpoint", False)),
-                        abstain=AbstainSettings(**(args.get("abstain") or {})))
+                        abstain=AbstainSettings(**(args.get("abstain") or {})),
+                        unlabeled=tuple(args.get("unlabeled") or ()))
     except (KeyError, TypeError) as exc:
         raise UserError(f"{out}/training_args.json does not describe a run of this version ({exc})") from None

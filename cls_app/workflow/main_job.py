@@ -17,6 +17,7 @@ outputs only. Under ``torchrun`` every process trains the BERT; rank 0 alone doe
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from ..evaluation.compare import CompareOptions, Comparison, ModelScores, compar
 from ..evaluation.recommend import Candidate, fastest_within, pointer, select, write_pointer
 from ..evaluation.report import Evaluation, evaluate
 from ..fileio import write_json
+from ..inference.files import read_chunks
 from ..models.base import Outputs, TextClassifier
 from ..models.bert import BertTextClassifier
 from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings
@@ -38,6 +40,8 @@ from ..tasks import AbstainSettings, Task, headline, task_named
 from ..tasks.calibration import log_loss, log_probs
 from ..training.pipeline import RunFolder, warn_collapsed
 from ..training.settings import TrainJob, training_args
+from .distill import read_unlabeled
+from .self_training import self_train
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +149,8 @@ def dev_probabilities(model: TextClassifier, dev: Any) -> np.ndarray:
 
 
 def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_col: str | None,
-                  out: Path, metric: str | None = None, abstain: AbstainSettings | None = None) -> list[Predictions]:
+                  out: Path, metric: str | None = None, abstain: AbstainSettings | None = None,
+                  unlabeled: list[str] | None = None) -> list[Predictions]:
     """Fit the baselines on the run's records, score dev and test (recorded in each ``baseline.json``),
     save each to ``out/NAME``. ``names``: all that fit the task by default."""
     from tqdm.auto import tqdm
@@ -155,8 +160,13 @@ def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_
     models = [TextClassifier(kind=name, seed=seed, metric=metric, abstain=abstain) for name in names]
     target = splits.test if splits.test is not None else splits.dev
     done = []
-    for model in tqdm(models, desc="baselines", unit="model", leave=False):
-        model.fit_records(splits.train, splits.dev, splits.task, text_pair_col)
+    for i, model in enumerate(tqdm(models, desc="baselines", unit="model", leave=False)):
+        if unlabeled and not splits.task.multi and model.kind != "majority" and not text_pair_col:
+            make = functools.partial(TextClassifier, kind=model.kind, seed=seed, metric=metric, abstain=abstain)
+            models[i] = model = self_train(make, splits.train, splits.dev, splits.task, unlabeled,
+                                           metric or splits.task.default_metric)[0]
+        else:
+            model.fit_records(splits.train, splits.dev, splits.task, text_pair_col)
         dev_probs = dev_probabilities(model, splits.dev)
         scores = score(model, target)
         if splits.test is not None:
@@ -173,8 +183,9 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     """Baselines, ensemble, recommendation and comparison (step 4 of the module docstring)."""
     out, seed = Path(job.out), job.bert.train.seed
     target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
+    unlabeled = read_unlabeled(list(job.unlabeled), lambda path: read_chunks(path, job.data)) if job.unlabeled else []
     baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR, job.metric,
-                              job.abstain)
+                              job.abstain, unlabeled)
     result.baselines = [b.model for b in baselines]
     bert_scored = Predictions(bert, dev_probabilities(bert, splits.dev),
                               bert_test if bert_test is not None else score(bert, target, "BERT"))
