@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
     from ..models.folders import folder_family
 
     family = folder_family(args.model)
-    if family in ("baseline", "ensemble"):
+    if family not in ("bert", None):
         raise UserError(f"{args.model} is a {family} folder: ONNX export applies to BERT folders")
     for path in export_onnx(args.model, args.out, quantize=args.quantize):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
