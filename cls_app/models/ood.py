@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import warnings
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +156,7 @@ def composition_bins(text: str) -> list[int]:
     return [min(SCRIPT_BINS - 1, int(c * SCRIPT_BINS / n)) for c in counts]
 
 
-_FITTED: dict[int, tuple[Any, Any]] = {}  # id(training texts) -> (weak reference to them, their density)
+_FITTED: list[tuple[list[str], Any]] = []  # the last training texts fitted (that list object) and their density
 
 
 @dataclass
@@ -171,38 +170,30 @@ class TextDensity:
     script_counts: np.ndarray  # (5, SCRIPT_BINS) training texts per script share bin
     total: int  # characters counted
     # the last texts scored and their (language, composition): an ensemble's members share one density and
-    # score the same list, so it is scored once
-    last: tuple[Any, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    # score the same texts, so they are scored once
+    last: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def of(cls, texts: Any) -> TextDensity:
+    def of(cls, texts: list[str]) -> TextDensity:
         """:meth:`fit` on a list of training texts, once per list object (every model of a training run
-        fits the same density)."""
-        key = id(texts)
-        hit = _FITTED.get(key)
-        if hit is not None and hit[0]() is texts:
-            return hit[1]
+        fits the same density; the last list and its density are kept)."""
+        if _FITTED and _FITTED[0][0] is texts:
+            return _FITTED[0][1]
         density = cls.fit(list(texts))
-        try:
-            _FITTED.clear()
-            _FITTED[key] = (weakref.ref(texts), density)
-        except TypeError:  # not weak-referenceable: no cache
-            pass
+        _FITTED[:] = [(texts, density)]
         return density
 
     def signature(self) -> tuple[int, int, int]:
         return self.total, len(self.unigrams), len(self.bigrams)
 
     def both(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(language, composition) of ``texts``, reusing the last call's when the list is the same one."""
-        if self.last is not None and self.last[0]() is texts:
+        """(language, composition) of ``texts``, reusing the last call's when the texts are the same."""
+        key = tuple(texts)
+        if self.last is not None and self.last[0] == key:
             return self.last[1], self.last[2]
-        out = self.language(texts), self.composition(texts)
-        try:
-            self.last = (weakref.ref(texts), *out)
-        except TypeError:
-            self.last = None
-        return out
+        language, composition = self.language(texts), self.composition(texts)
+        self.last = (key, language, composition)
+        return language, composition
 
     @classmethod
     def fit(cls, texts: list[str]) -> TextDensity:
