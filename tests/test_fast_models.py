@@ -70,7 +70,8 @@ def test_train_time_limit_stops_cleanly_and_keeps_the_best_model(tmp_path, capsy
     dev = write_csv(tmp_path / "dev.csv", *toy_texts(60, 2))
     out = tmp_path / "run"
     code, _, err = run_main(capsys, "train", "--train", str(train), "--dev", str(dev), "--out", str(out),
-                            *TINY_MODEL_ARGS, "--epochs", "50", "--batch-size", "8", "--time-limit", "0.05")
+                            *TINY_MODEL_ARGS, "--epochs", "50", "--batch-size", "8", "--patience", "0",
+                            "--time-limit", "0.05")
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     # scored where it stopped, the best model so far kept
