@@ -313,10 +313,12 @@ class TextClassifier:
             return Detector.centroids(features, y)
         return None
 
-    def fit_abstention(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42) -> None:
+    def fit_abstention(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42,
+                       analysed: tuple[np.ndarray, Any] | None = None) -> None:
         """Fit the out-of-domain score (its distance on up to :data:`DETECTOR_ROWS` training rows, the character
         model on every training text) and the abstention rule on dev (after :meth:`fit_decisions`: the rule
-        reads the calibrated dev probabilities)."""
+        reads the calibrated dev probabilities); ``analysed``: :meth:`analyse` of the dev texts, when the
+        caller has it."""
         detector = None
         if self.ood_method is not None:
             rows = np.arange(len(train))
@@ -327,7 +329,7 @@ class TextClassifier:
             detector = self.fit_detector(features, y) if features is not None else None
         scorer = OodScorer(detector, TextDensity.of(train.texts))
         texts = list(dev.texts)
-        raw, features = self.analyse(texts)
+        raw, features = analysed if analysed is not None else self.analyse(texts)
         dev_probs = self.dev_probs if self.dev_probs is not None else self.task.calibrate(raw)
         dev_ood = scorer.fit_norms(scorer.parts(texts, dev_probs, features))
         self.set_abstainer(scorer, self.task.encode(dev, self.labels), dev_probs, dev_ood, settings)

@@ -392,7 +392,8 @@ class EnsembleClassifier(TextClassifier):
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.predict_proba(texts)
 
-    def fit_abstention(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42) -> None:
+    def fit_abstention(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42,
+                       analysed: tuple[np.ndarray, Any] | None = None) -> None:
         """The abstention of a loaded ensemble, fitted on ``dev`` (its members' ood scores: each member needs its
         own abstention files for the ensemble to have an ood score; ``train`` is not read)."""
         outputs = [m.score(list(dev.texts)) for m in self.members]

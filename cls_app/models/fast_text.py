@@ -14,11 +14,10 @@ scores) and ``model.bin`` (fastText's own binary format, not pickle).
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,11 @@ import numpy as np
 
 from ..baselines.pipelines import jieba_words
 from ..errors import UserError
-from ..fileio import atomic_dir, write_json
 from ..io.pairs import PAIR_SEP
-from ..tasks import AbstainSettings, Task, headline, task_from_settings
+from ..tasks import AbstainSettings, Task, task_from_settings
 from ..version import __version__
-from .base import TextClassifier, register
-from .folders import KIND_FILE
+from .base import register
+from .described import SmallKind, settings_of
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -63,12 +61,7 @@ class FastTextSettings:
 
     @classmethod
     def from_kwargs(cls, **values: Any) -> FastTextSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown setting(s) for a fasttext model: {', '.join(unknown)} (it takes: "
-                            f"{', '.join(sorted(known))})")
-        return cls(**values)
+        return settings_of(cls, "fasttext", values)
 
 
 def tokens(text: str, words: bool) -> str:
@@ -84,7 +77,7 @@ def tokens(text: str, words: bool) -> str:
 
 
 @register("fasttext", family=FAMILY)
-class FastTextClassifier(TextClassifier):
+class FastTextClassifier(SmallKind):
     """fastText through the one model interface; settings: :class:`FastTextSettings` fields."""
 
     family = FAMILY
@@ -138,20 +131,10 @@ class FastTextClassifier(TextClassifier):
         if text_pair_col:
             self.meta["text_pair_col"] = text_pair_col
         if dev is not None and len(dev):
-            raw = self.scores(list(dev.texts))
-            self.fit_decisions(dev, raw, s.metric, s.seed)
-            self.fit_abstention(train, dev, self.abstain, s.seed)
-            self.meta["dev"] = {k: round(float(v), 6) for k, v in self.dev_scores(dev).items()
-                                if k in ("n", "accuracy", "macro_f1", "weighted_f1")}
-            if self.decisions is not None:
-                self.meta["decisions"] = self.decisions
+            self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), s.metric, s.seed)
         self.meta.update(self.task.folder_fields())
         log.info("fasttext: trained in %.1fs", seconds)
         return self
-
-    def record(self, split: str, metrics: dict) -> None:
-        self.meta[split] = {k: round(float(v), 6) for k, v in headline(metrics).items()
-                            if k in ("n", "accuracy", "macro_f1", "weighted_f1")}
 
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.analyse(texts)[0]
@@ -171,39 +154,14 @@ class FastTextClassifier(TextClassifier):
         total = probs.sum(axis=1, keepdims=True)
         return probs / np.where(total > 0, total, 1.0), vectors
 
-    def save(self, path: str | Path) -> Path:
-        if self.model is None:
-            raise UserError("this fasttext model is not fitted: nothing to save")
-        out = Path(path)
-        with atomic_dir(out) as tmp:
-            self.model.save_model(str(tmp / MODEL_FILE))
-            write_json(tmp / KIND_FILE, self.meta)
-            self.save_abstainer(tmp)
-        self.path = out
-        return out
-
-    def describe(self) -> dict:
-        out = super().describe()
-        out.update({k: v for k, v in self.meta.get("settings", {}).items() if isinstance(v, int | float | str)})
-        return out
-
-    def train_seconds(self) -> float | None:
-        value = self.meta.get("train_seconds")
-        return float(value) if isinstance(value, int | float) else None
+    def write_weights(self, folder: Path) -> None:
+        self.model.save_model(str(folder / MODEL_FILE))
 
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> FastTextClassifier:
         import fasttext
 
-        if options.quantize or options.backend != "torch" or options.long_text:
-            raise UserError(f"{path} is a fasttext model: --quantize, --backend and the long-text options apply to "
-                            "BERT models only")
-        meta = json.loads((path / KIND_FILE).read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path / KIND_FILE}: fasttext folder format {meta.get('format_version')!r}, this version "
-                            f"reads {FORMAT_VERSION}: retrain it")
-        if not (path / MODEL_FILE).is_file():
-            raise UserError(f"{path} lacks {MODEL_FILE}: copy the whole folder, or retrain")
+        meta = cls.folder_meta(path, options, FAMILY, FORMAT_VERSION, MODEL_FILE)
         obj = cls.blank("fasttext")
         obj.settings = FastTextSettings.from_kwargs(**meta.get("settings", {}))
         obj.abstain = None

@@ -13,24 +13,22 @@ character vocabulary) and ``model.safetensors``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_dir, write_json
 from ..io.pairs import PAIR_SEP
-from ..tasks import AbstainSettings, Task, headline, task_from_settings
+from ..tasks import AbstainSettings, Task, task_from_settings
 from ..version import __version__
-from .base import TextClassifier, register
-from .folders import KIND_FILE
+from .base import register
+from .described import SmallKind, settings_of
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -61,14 +59,9 @@ class TextCnnSettings:
 
     @classmethod
     def from_kwargs(cls, **values: Any) -> TextCnnSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown setting(s) for a textcnn model: {', '.join(unknown)} (it takes: "
-                            f"{', '.join(sorted(known))})")
         if "kernels" in values:
             values["kernels"] = tuple(int(k) for k in values["kernels"])
-        return cls(**values)
+        return settings_of(cls, "textcnn", values)
 
 
 def bigram_bucket(a: str, b: str, buckets: int) -> int:
@@ -124,7 +117,7 @@ def build_network(n_chars: int, n_labels: int, s: TextCnnSettings) -> Any:
 
 
 @register("textcnn", family=FAMILY)
-class TextCnnClassifier(TextClassifier):
+class TextCnnClassifier(SmallKind):
     """TextCNN through the one model interface; settings: :class:`TextCnnSettings` fields."""
 
     family = FAMILY
@@ -214,22 +207,11 @@ class TextCnnClassifier(TextClassifier):
         if text_pair_col:
             self.meta["text_pair_col"] = text_pair_col
         if dev is not None and len(dev):
-            raw = self.scores(list(dev.texts))
-            self.fit_decisions(dev, raw, s.metric, s.seed)
-            self.fit_abstention(train, dev, self.abstain, s.seed)
-            self.record("dev", self.task.metrics_of(self.task.encode(dev, labels), self.dev_pred, labels)
-                        if self.dev_pred is not None else self.task.metrics(self.task.encode(dev, labels),
-                                                                           self.task.calibrate(raw), labels))
-            if self.decisions is not None:
-                self.meta["decisions"] = self.decisions
+            self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), s.metric, s.seed)
         self.meta.update(self.task.folder_fields())
         self.path = None
         log.info("textcnn: trained in %.1fs", seconds)
         return self
-
-    def record(self, split: str, metrics: dict) -> None:
-        self.meta[split] = {k: round(float(v), 6) for k, v in headline(metrics).items()
-                            if k in ("n", "accuracy", "macro_f1", "weighted_f1")}
 
     # ------------------------------------------------------------------ predicting
 
@@ -255,27 +237,10 @@ class TextCnnClassifier(TextClassifier):
 
     # ------------------------------------------------------------------ folders
 
-    def save(self, path: str | Path) -> Path:
+    def write_weights(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
-        if self.network is None:
-            raise UserError("this textcnn model is not fitted: nothing to save")
-        out = Path(path)
-        with atomic_dir(out) as tmp:
-            save_file({k: v.contiguous() for k, v in self.network.state_dict().items()}, str(tmp / WEIGHTS))
-            write_json(tmp / KIND_FILE, self.meta)
-            self.save_abstainer(tmp)
-        self.path = out
-        return out
-
-    def describe(self) -> dict:
-        out = super().describe()
-        out.update({k: v for k, v in self.meta.get("settings", {}).items() if isinstance(v, int | float | str)})
-        return out
-
-    def train_seconds(self) -> float | None:
-        value = self.meta.get("train_seconds")
-        return float(value) if isinstance(value, int | float) else None
+        save_file({k: v.contiguous() for k, v in self.network.state_dict().items()}, str(folder / WEIGHTS))
 
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> TextCnnClassifier:
@@ -283,15 +248,7 @@ class TextCnnClassifier(TextClassifier):
 
         from ..runtime.device import configure_threads
 
-        if options.quantize or options.backend != "torch" or options.long_text:
-            raise UserError(f"{path} is a textcnn model: --quantize, --backend and the long-text options apply to "
-                            "BERT models only")
-        meta = json.loads((path / KIND_FILE).read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path / KIND_FILE}: textcnn folder format {meta.get('format_version')!r}, this version "
-                            f"reads {FORMAT_VERSION}: retrain it")
-        if not (path / WEIGHTS).is_file():
-            raise UserError(f"{path} lacks {WEIGHTS}: copy the whole folder, or retrain")
+        meta = cls.folder_meta(path, options, FAMILY, FORMAT_VERSION, WEIGHTS)
         configure_threads(options.threads)
         obj = cls.blank("textcnn")
         settings = {k: v for k, v in meta.get("settings", {}).items() if k != "progress"}

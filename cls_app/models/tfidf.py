@@ -24,15 +24,16 @@ from ..baselines.pipelines import (
 )
 from ..baselines.storage import load_baseline, save_baseline
 from ..errors import UserError
-from ..tasks import AbstainSettings, Task, headline, task_from_settings
-from .base import TextClassifier, register
+from ..tasks import AbstainSettings, Task, task_from_settings
+from .base import register
+from .described import Described
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
 
 
 @register(*BASELINE_NAMES, family="baseline")
-class TfidfClassifier(TextClassifier):
+class TfidfClassifier(Described):
     """A TF-IDF + linear model (or the majority floor); settings: ``seed``."""
 
     family = "baseline"
@@ -61,13 +62,9 @@ class TfidfClassifier(TextClassifier):
         self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
         self.meta = baseline_meta(self.kind, labels, self.seed, len(train), seconds)
         if dev is not None and len(dev):
-            raw = self.scores(dev.texts)
-            self.task = task.fitted(task.dev_metrics(task.encode(dev, labels), raw, labels))  # label sets: thresholds
-            self.fit_decisions(dev, raw, self.metric, self.seed)  # single-label: calibration, offsets
-            self.fit_abstention(train, dev, self.abstain, self.seed)
-            self.record("dev", self.dev_scores(dev))
-            if self.decisions is not None:
-                self.meta["decisions"] = self.decisions
+            analysed = self.analyse(list(dev.texts))
+            self.task = task.fitted(task.dev_metrics(task.encode(dev, labels), analysed[0], labels))  # label sets
+            self.settle_on_dev(train, dev, analysed, self.metric, self.seed)  # calibration, offsets, abstention
         self.meta.update(self.task.folder_fields())
         if task.multi:
             self.meta["classifier"] = f"one-vs-rest {self.meta['classifier']}"
@@ -77,12 +74,6 @@ class TfidfClassifier(TextClassifier):
         self.path = None
         log.info("%s: trained in %.1fs", self.kind, seconds)
         return self
-
-    def record(self, split: str, metrics: dict) -> None:
-        """Keep ``split``'s headline scores in ``baseline.json`` (written by :meth:`save`)."""
-        keys = ("n", "accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1", "subset_accuracy",
-                "hamming_loss")
-        self.meta[split] = {k: round(float(v), 6) for k, v in headline(metrics).items() if k in keys}
 
     def scores(self, texts: list[str]) -> np.ndarray:
         if self.task.multi:
@@ -110,10 +101,6 @@ class TfidfClassifier(TextClassifier):
         out = super().describe()
         out.update({k: v for k, v in self.meta.items() if isinstance(v, str | int | float | bool) and k not in out})
         return out
-
-    def train_seconds(self) -> float | None:
-        value = self.meta.get("train_seconds")
-        return float(value) if isinstance(value, int | float) else None
 
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> TfidfClassifier:
