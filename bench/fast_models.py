@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
 
 from cls_app import TextClassifier, load  # noqa: E402
 from cls_app.evaluation.compare import mcnemar_exact  # noqa: E402
@@ -87,7 +88,7 @@ def main() -> None:
     for name in ("textcnn_student", "fasttext_student", "textcnn", "fasttext"):
         rows[name]["vs_teacher"] = mcnemar_exact(correct[name], correct["teacher"])
         rows[name]["speedup_vs_teacher"] = round(rows[name]["texts_per_s"] / rows["teacher"]["texts_per_s"], 1)
-    result = {"cpu": cpu_name(), "unlabeled": len(unlabeled), "test_rows": len(test), "models": rows}
+    result = {"cpu": cpu_model(), "unlabeled": len(unlabeled), "test_rows": len(test), "models": rows}
     (args.out / "fast_models.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     print("| model | test accuracy | macro-F1 | train s | texts/s | size MB | vs teacher (McNemar p) |")
     print("|---|---:|---:|---:|---:|---:|---|")
@@ -96,13 +97,6 @@ def main() -> None:
         note = f"{vs['a_right_b_wrong']} vs {vs['a_wrong_b_right']}, p = {vs['p_value']:.3g}" if vs else ""
         print(f"| {name} | {r['test_accuracy']:.4f} | {r['test_macro_f1']:.4f} | {r['train_seconds']} | "
               f"{r['texts_per_s']:,.0f} | {r['size_mb']} | {note} |")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
+from task_sets import headlines  # noqa: E402
 
 from cls_app.evaluation.selective import auroc, risk_coverage, selective_accuracy  # noqa: E402
 from cls_app.io.records import DataOptions  # noqa: E402
@@ -43,16 +45,6 @@ from cls_app.workflow.main_job import run_main_job  # noqa: E402
 
 THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 HELD_OUT = ("game", "entertainment")
-
-
-def headlines(split: str) -> list[tuple[str, str]]:
-    names = (THUCNEWS / "class.txt").read_text(encoding="utf-8").split()
-    rows = []
-    for line in (THUCNEWS / f"{split}.txt").read_text(encoding="utf-8").splitlines():
-        text, _, label = line.rpartition("\t")
-        if text.strip():
-            rows.append((text.strip(), names[int(label)]))
-    return rows
 
 
 def write(path: Path, rows: list[tuple[str, str]]) -> str:
@@ -194,22 +186,12 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"cpu": cpu_name()}
+    result = {"cpu": cpu_model()}
     if not args.skip_train:
         result["open_set"] = open_set(args.out, args.threads, args.reuse_run)
     result["all_classes"] = all_classes(args.selection_run, args.threads)
     (args.out / "open_set.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"written to {args.out / 'open_set.json'}")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from task_sets import headlines  # noqa: E402  (bench/: the script's folder is on sys.path)
 
 from cls_app.evaluation.recommend import RULES, SEPARATED, Candidate, select  # noqa: E402
 from cls_app.io.default_data import prepare_default_data  # noqa: E402
@@ -52,17 +53,6 @@ METRIC = "macro_f1"
 
 
 # --------------------------------------------------------------------------- the sets
-
-
-def headlines(split: str) -> list[tuple[str, str]]:
-    """(text, class name) of ``dev.txt``, ``test.txt`` or ``train_100k.txt``."""
-    names = (THUCNEWS / "class.txt").read_text(encoding="utf-8").split()
-    rows = []
-    for line in (THUCNEWS / f"{split}.txt").read_text(encoding="utf-8").splitlines():
-        text, _, label = line.rpartition("\t")
-        if text.strip():
-            rows.append((text.strip(), names[int(label)]))
-    return rows
 
 
 def by_class(rows: list[tuple[str, str]], rng: random.Random) -> dict[str, list[str]]:
