@@ -168,6 +168,19 @@ def parameter_groups(
     return out
 
 
+def embedding_tables(model: Any) -> list[nn.Embedding]:
+    """The trainable embedding tables indexed by token: the characters' and (when present) the bigrams'.
+
+    A batch uses a few hundred of their rows; the trainer gives them row-sparse gradients
+    (``sparse=True``), so a step builds no dense gradient of the whole table
+    (:class:`~cls_app.runtime.device.RowSparseAdamW` applies AdamW's update all the same).
+    """
+    embeddings = getattr(getattr(model, "bert", None), "embeddings", None)
+    bigram = getattr(model, "bigram", None)
+    tables = [getattr(embeddings, "word_embeddings", None), getattr(bigram, "table", None)]
+    return [t for t in tables if isinstance(t, nn.Embedding) and t.weight.requires_grad]
+
+
 def freeze_layers(model: Any, k: int) -> int:
     """Freeze the embeddings and the first ``k`` encoder layers (``k`` = 0: nothing).
 

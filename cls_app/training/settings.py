@@ -86,6 +86,7 @@ class TrainSettings(OptimizerSettings):
     precision: str = setting("auto", "autocast precision (default auto: bf16, or fp16 where unsupported, on a GPU; "
                              "fp32 on the CPU)", choices=PRECISIONS)
     compile: bool = setting(False, "torch.compile the model (needs a C++ compiler)")
+    sparse_embeddings: bool = setting(True, cli=False)  # row-sparse embedding gradients (off: dense, to measure)
     pad_to: int = setting(0, cli=False)  # 0: dynamic padding; N: pad every batch to N tokens (for measurements)
     progress: bool = setting(True, cli=False)  # a progress bar per epoch (the CLI's; off from the Python API)
 

@@ -21,9 +21,9 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..fileio import atomic_open
 from ..interrupts import deferred
-from ..modeling.bert import parameter_groups
+from ..modeling.bert import embedding_tables, parameter_groups
 from ..runtime import distributed
-from ..runtime.device import adamw, autocast, grad_scaler, resolve_device, resolve_precision
+from ..runtime.device import adamw, autocast, clip_grad_norm, grad_scaler, resolve_device, resolve_precision
 from ..tasks import SingleLabel, Task
 from ..text.batching import length_grouped_batches, oversampled_indices, pad_batch, shuffled_batches
 from ..text.long_text import pool_logits
@@ -180,6 +180,12 @@ class Trainer:
         steps_per_epoch = -(-epoch_size(data.train_y, settings.oversample) // settings.batch_size)
         total_steps = steps_per_epoch * settings.epochs
         model.to(self.device)
+        # Row-sparse embedding gradients (not under torch.compile; set before DDP wraps the model, so
+        # it reduces them as sparse): the backward pass builds no dense gradient of the whole bigram
+        # table, and the optimizer's update is AdamW's all the same (until run() ends).
+        self.sparse_tables = embedding_tables(model) if settings.sparse_embeddings and not settings.compile else []
+        for table in self.sparse_tables:
+            table.sparse = True
         self.net = _wrap(model, self.device, self.world, settings.compile)
         groups = parameter_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay)
         self.optimizer = adamw(groups, settings.lr, self.device)
@@ -225,6 +231,9 @@ class Trainer:
         except KeyboardInterrupt:
             self._save_on_interrupt()
             raise
+        finally:
+            for table in self.sparse_tables:
+                table.sparse = False
         return self._finish()
 
     def _save_on_interrupt(self) -> None:
@@ -327,7 +336,7 @@ class Trainer:
         loss = self.batch_loss(logits.float(), mine) * scale
         self.scaler.scale(loss / denom).backward()
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
+        clip_grad_norm(self.model.parameters(), self.settings.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
