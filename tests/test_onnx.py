@@ -131,3 +131,39 @@ def test_serve_loads_the_backend_and_precision_asked_for(exported) -> None:
     assert clf.options.backend == "onnx" and clf.options.quantize and clf.module.path.name == "model.int8.onnx"
     clf = load_model(exported, ServeSettings(quantize=True, threads=1))
     assert clf.options.backend == "torch" and clf.options.quantize
+
+
+def test_textcnn_exports_and_runs_in_onnx_runtime(tmp_path, capsys) -> None:
+    """A TextCNN folder exports like a BERT one; --backend onnx gives the torch probabilities and pooled vectors."""
+    from cls_app import TextClassifier, load
+
+    folder = TextClassifier(kind="textcnn", epochs=3, embed=16, filters=16, buckets=500).fit(
+        *toy_texts(200, 1), dev=toy_texts(60, 2)).save(tmp_path / "cnn")
+    rc, out, err = run_main(capsys, "export", "--model", str(folder), "--quantize")
+    assert rc == 0, err
+    assert "model.onnx" in out and "model.int8.onnx" in out
+    texts = ["一" * 50, *toy_texts(30, 3)[0], "好"]  # lengths 1 to 50 in one batch: dynamic axes
+    torch_model, onnx_model = load(folder), load(folder, backend="onnx")
+    assert onnx_model.onnx is not None and onnx_model.network is None
+    (p_torch, v_torch), (p_onnx, v_onnx) = torch_model.analyse(texts), onnx_model.analyse(texts)
+    np.testing.assert_allclose(p_onnx, p_torch, atol=1e-5)
+    np.testing.assert_allclose(v_onnx, v_torch, atol=1e-4)
+    int8 = load(folder, backend="onnx", quantize=True)
+    agree = np.mean([a.label == b.label for a, b in zip(int8.predict(texts), torch_model.predict(texts), strict=True)])
+    assert agree >= 0.9
+
+    alone = tmp_path / "alone"  # --out: classifier.json and the export, servable without the torch weights
+    rc, _, err = run_main(capsys, "export", "--model", str(folder), "--out", str(alone))
+    assert rc == 0, err
+    assert {p.name for p in alone.iterdir()} == {"classifier.json", "model.onnx"}
+    rc, out, err = run_main(capsys, "predict", "--model", str(alone), "--backend", "onnx", "--text", texts[1])
+    assert rc == 0 and torch_model.predict([texts[1]])[0].label in out, err
+    rc, _, err = run_main(capsys, "predict", "--model", str(folder), "--quantize", "--text", "好")
+    assert rc == 2 and "add --backend onnx" in err
+    rc, _, err = run_main(capsys, "predict", "--model", str(alone), "--text", "好")
+    assert rc == 2 and "lacks model.safetensors" in err
+
+    weights = folder / "model.safetensors"  # retrained after the export: refused
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    rc, _, err = run_main(capsys, "predict", "--model", str(folder), "--backend", "onnx", "--text", "好")
+    assert rc == 2 and "exported from other weights" in err

@@ -11,27 +11,34 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from .flags import add_model
 
     p = sub.add_parser(
-        NAME, help="export a BERT model folder to ONNX for ONNX Runtime (--backend onnx)",
+        NAME, help="export a BERT or TextCNN model folder to ONNX for ONNX Runtime (--backend onnx)",
         description="Write MODEL/model.onnx (dynamic batch and sequence axes; the same logits as the PyTorch "
         "model), and with --quantize also MODEL/model.int8.onnx (ONNX Runtime dynamic int8 quantization). "
-        "predict, evaluate and serve run them with --backend onnx. See docs/deploy.md.",
+        "predict, evaluate and serve run them with --backend onnx. BERT and textcnn folders export; "
+        "the other kinds have no network to export. See docs/deploy.md.",
     )
     add_model(p, follow=False)
     p.add_argument("--format", dest="export_format", choices=["onnx"], default="onnx",
                    help="export format (default: onnx)")
     p.add_argument("--quantize", action="store_true", help="also write model.int8.onnx (dynamic int8)")
     p.add_argument("--out", metavar="DIR", help="folder to write into (default: the model folder); config.json "
-                   "and vocab.txt are copied there, so DIR is servable with --backend onnx on its own")
+                   "and vocab.txt (a textcnn's classifier.json) are copied there, so DIR is servable with "
+                   "--backend onnx on its own")
     return p
 
 
 def run(args: argparse.Namespace) -> None:
     from ..errors import UserError
     from ..modeling.onnx_export import export_onnx
+    from ..models import load
     from ..models.folders import folder_family
 
     family = folder_family(args.model)
-    if family not in ("bert", None):
-        raise UserError(f"{args.model} is a {family} folder: ONNX export applies to BERT folders")
-    for path in export_onnx(args.model, args.out, quantize=args.quantize):
+    if family == "textcnn":
+        written = load(args.model, follow=False).export_onnx(args.out, quantize=args.quantize)
+    elif family in ("bert", None):
+        written = export_onnx(args.model, args.out, quantize=args.quantize)
+    else:
+        raise UserError(f"{args.model} is a {family} folder: ONNX export applies to BERT and textcnn folders")
+    for path in written:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -10,13 +10,17 @@ _EXPORTS = {
     "MODEL_FILES": "folder",
     "ONNX_FILE": "onnx_export",
     "ONNX_INT8_FILE": "onnx_export",
+    "OPSET": "onnx_export",
     "export_onnx": "onnx_export",
     "fast_classifier": "fast",
     "load_folder_meta": "folder",
     "load_model_dir": "folder",
     "quantize_linear_int8": "quantize",
+    "quantize_onnx": "onnx_export",
     "save_model_dir": "folder",
     "scratch_config": "bert",
+    "stamp_weights": "onnx_export",
+    "weights_sha256": "onnx_export",
     "write_bert_files": "folder",
 }
 __all__ = sorted(_EXPORTS)

@@ -54,9 +54,9 @@ class _OnnxForward(nn.Module):
         return f.classifier(x[:, 0])
 
 
-def weights_sha256(folder: str | Path) -> str | None:
-    """SHA-256 of the folder's ``model.safetensors`` (None when it has none)."""
-    path = Path(folder) / "model.safetensors"
+def weights_sha256(folder: str | Path, weights: str = "model.safetensors") -> str | None:
+    """SHA-256 of the folder's weights file (None when it has none)."""
+    path = Path(folder) / weights
     if not path.is_file():
         return None
     digest = hashlib.sha256()
@@ -66,7 +66,8 @@ def weights_sha256(folder: str | Path) -> str | None:
     return digest.hexdigest()
 
 
-def _stamp(path: Path, sha: str) -> None:
+def stamp_weights(path: Path, sha: str) -> None:
+    """Record ``sha`` (:func:`weights_sha256` of the source folder) in the ONNX file's metadata."""
     import onnx
 
     model = onnx.load(str(path))
@@ -86,7 +87,8 @@ def _export_float(fast: FastBertClassifier, path: Path) -> None:
                           output_names=[OUTPUT], dynamic_axes=axes, opset_version=OPSET)
 
 
-def _quantize(src: Path, dst: Path) -> None:
+def quantize_onnx(src: Path, dst: Path) -> None:
+    """ONNX Runtime's dynamic int8 quantization of ``src`` (weights int8, activations per batch) into ``dst``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()  # ORT's quantizer logs a line per tensor on the root logger
@@ -117,12 +119,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, quanti
         fast = FastBertClassifier(loaded.model)
         with atomic_path(out / ONNX_FILE) as tmp:
             _export_float(fast, tmp)
-            _stamp(tmp, sha)
+            stamp_weights(tmp, sha)
     written.append(out / ONNX_FILE)
     if quantize:
         with atomic_path(out / ONNX_INT8_FILE) as tmp:
-            _quantize(out / ONNX_FILE, tmp)
-            _stamp(tmp, sha)
+            quantize_onnx(out / ONNX_FILE, tmp)
+            stamp_weights(tmp, sha)
         written.append(out / ONNX_INT8_FILE)
     log.info("exported %s to %s", model_dir, ", ".join(map(str, written)))
     return written

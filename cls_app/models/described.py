@@ -80,15 +80,22 @@ class SmallKind(Described):
         return out
 
     @staticmethod
-    def folder_meta(path: Path, options: InferenceOptions, family: str, version: int, weights: str) -> dict:
-        """The folder's description, after refusing BERT-only options, another format and missing weights."""
-        if options.quantize or options.backend != "torch" or options.long_text:
-            raise UserError(f"{path} is a {family} model: --quantize, --backend and the long-text options apply to "
-                            "BERT models only")
+    def folder_meta(path: Path, options: InferenceOptions, family: str, version: int, weights: str,
+                    onnx: bool = False) -> dict:
+        """The folder's description, after refusing options the kind lacks, another format and missing weights.
+
+        A kind with an ONNX export (``onnx``) takes ``--backend onnx`` (with ``--quantize``: the int8 export),
+        and then needs no torch weights."""
+        if options.long_text or (not onnx and (options.backend != "torch" or options.quantize)):
+            what = "the long-text options" if onnx else "--quantize, --backend and the long-text options"
+            raise UserError(f"{path} is a {family} model: {what} apply to BERT models only")
+        if options.quantize and options.backend != "onnx":
+            raise UserError(f"{path} is a {family} model: --quantize runs its int8 ONNX export; add --backend onnx "
+                            f"(after `python run.py export --model {path} --quantize`)")
         meta = json.loads((path / KIND_FILE).read_text(encoding="utf-8"))
         if meta.get("format_version") != version:
             raise UserError(f"{path / KIND_FILE}: {family} folder format {meta.get('format_version')!r}, this "
                             f"version reads {version}: retrain it")
-        if not (path / weights).is_file():
+        if options.backend == "torch" and not (path / weights).is_file():
             raise UserError(f"{path} lacks {weights}: copy the whole folder, or retrain")
         return meta

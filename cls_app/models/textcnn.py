@@ -29,6 +29,7 @@ from ..tasks import AbstainSettings, Task, task_from_settings
 from ..version import __version__
 from .base import register
 from .described import SmallKind, settings_of
+from .folders import KIND_FILE
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ FAMILY = "textcnn"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 PAD, UNK = 0, 1
+ONNX_INPUTS = ("ids", "grams")  # int64 (batch, sequence): character ids and bigram buckets (Encoder.encode)
+ONNX_OUTPUTS = ("logits", "pooled")  # float32 (batch, labels) and (batch, filters x kernels)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class TextCnnClassifier(SmallKind):
         self.settings = TextCnnSettings.from_kwargs(**values)
         self.abstain = abstain
         self.network: Any = None
+        self.onnx: Any = None  # an OnnxSession with --backend onnx
         self.encoder: Encoder | None = None
         self.meta: dict = {}
 
@@ -230,8 +234,13 @@ class TextCnnClassifier(SmallKind):
             for start in range(0, len(texts), size):
                 idx = order[start: start + size]
                 ids, grams = self.encoder.encode([texts[i] for i in idx])
-                vec = self.network.pooled(ids, grams)
-                probs[idx] = torch.softmax(self.network.out(vec), dim=1).numpy()
+                if self.onnx is not None:  # --backend onnx: the exported network in ONNX Runtime
+                    logits, vec = map(torch.from_numpy, self.onnx.run(ONNX_OUTPUTS, {
+                        ONNX_INPUTS[0]: ids.numpy(), ONNX_INPUTS[1]: grams.numpy()}))
+                else:
+                    vec = self.network.pooled(ids, grams)
+                    logits = self.network.out(vec)
+                probs[idx] = torch.softmax(logits, dim=1).numpy()
                 pooled[idx] = vec.numpy()
         return probs, pooled
 
@@ -242,23 +251,79 @@ class TextCnnClassifier(SmallKind):
 
         save_file({k: v.contiguous() for k, v in self.network.state_dict().items()}, str(folder / WEIGHTS))
 
+    def export_onnx(self, out: str | Path | None = None, quantize: bool = False) -> list[Path]:
+        """Write the network as ``model.onnx`` (and with ``quantize`` ``model.int8.onnx``) into the model's
+        folder or ``out`` (which then gets ``classifier.json`` too: servable with ``--backend onnx`` alone).
+
+        Inputs :data:`ONNX_INPUTS`, outputs :data:`ONNX_OUTPUTS`, batch and sequence axes dynamic; the
+        files record the SHA-256 of the weights they came from, as the BERT export does."""
+        import shutil
+        import warnings
+
+        import torch
+
+        from ..fileio import atomic_path
+        from ..modeling import ONNX_FILE, ONNX_INT8_FILE, OPSET, quantize_onnx, stamp_weights, weights_sha256
+
+        if self.path is None or self.network is None:
+            raise UserError("export a saved textcnn folder loaded with --backend torch")
+        folder = Path(out) if out else self.path
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder.resolve() != self.path.resolve():
+            with atomic_path(folder / KIND_FILE) as tmp:
+                shutil.copyfile(self.path / KIND_FILE, tmp)
+        sha = weights_sha256(self.path, WEIGHTS) or ""
+        network = self.network
+
+        class Exported(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.network = network
+
+            def forward(self, ids: torch.Tensor, grams: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                vec = self.network.pooled(ids, grams)
+                return self.network.out(vec), vec
+
+        assert self.encoder is not None
+        example = self.encoder.encode(["示例文本", "例"])
+        axes = {name: {0: "batch", 1: "sequence"} for name in ONNX_INPUTS}
+        axes.update({name: {0: "batch"} for name in ONNX_OUTPUTS})
+        written = [folder / ONNX_FILE]
+        with torch.inference_mode(False), torch.no_grad(), atomic_path(written[0]) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(Exported().eval(), example, str(tmp), dynamo=False, input_names=list(ONNX_INPUTS),
+                              output_names=list(ONNX_OUTPUTS), dynamic_axes=axes, opset_version=OPSET)
+            stamp_weights(tmp, sha)
+        if quantize:
+            written.append(folder / ONNX_INT8_FILE)
+            with atomic_path(written[1]) as tmp:
+                quantize_onnx(written[0], tmp)
+                stamp_weights(tmp, sha)
+        return written
+
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> TextCnnClassifier:
         from safetensors.torch import load_file
 
         from ..runtime.device import configure_threads
 
-        meta = cls.folder_meta(path, options, FAMILY, FORMAT_VERSION, WEIGHTS)
-        configure_threads(options.threads)
+        meta = cls.folder_meta(path, options, FAMILY, FORMAT_VERSION, WEIGHTS, onnx=True)
+        threads = configure_threads(options.threads)
         obj = cls.blank("textcnn")
         settings = {k: v for k, v in meta.get("settings", {}).items() if k != "progress"}
         obj.settings = TextCnnSettings.from_kwargs(**settings)
         obj.abstain = None
         obj.labels, obj.meta, obj.path, obj.options = list(meta["labels"]), meta, path, options
         obj.encoder = Encoder(list(meta["chars"]), obj.settings.buckets, obj.settings.max_len)
-        obj.network = build_network(len(meta["chars"]), len(obj.labels), obj.settings)
-        obj.network.load_state_dict(load_file(str(path / WEIGHTS)))
-        obj.network.eval()
+        if options.backend == "onnx":
+            from ..runtime.onnx import OnnxSession, onnx_path
+
+            obj.network, obj.onnx = None, OnnxSession(onnx_path(path, options.quantize), threads, ONNX_INPUTS)
+        else:
+            obj.network = build_network(len(meta["chars"]), len(obj.labels), obj.settings)
+            obj.network.load_state_dict(load_file(str(path / WEIGHTS)))
+            obj.network.eval()
+            obj.onnx = None
         obj.task = task_from_settings(meta)
         obj.text_pair_col = meta.get("text_pair_col") or None
         obj.pairs = bool(obj.text_pair_col)

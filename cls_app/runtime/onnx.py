@@ -31,12 +31,10 @@ def onnx_path(folder: str | Path, quantize: bool = False) -> Path:
     return path
 
 
-class OnnxLogits:
-    """An ONNX Runtime session with the calling convention of the torch classifier (inference only)."""
+class OnnxSession:
+    """An ONNX Runtime session on the CPU, checked for its input names and for weights changed since the export."""
 
-    training = False
-
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, inputs: tuple[str, ...] = INPUTS) -> None:
         try:
             import onnxruntime as ort
         except ImportError:  # pragma: no cover - pinned in requirements.txt
@@ -54,8 +52,8 @@ class OnnxLogits:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot load {self.path}: {first}; export it again with `run.py export`") from None
         names = [i.name for i in self.session.get_inputs()]
-        if tuple(names) != INPUTS:
-            raise UserError(f"{self.path} takes inputs {names}, not {list(INPUTS)}: export it with `run.py export`")
+        if tuple(names) != inputs:
+            raise UserError(f"{self.path} takes inputs {names}, not {list(inputs)}: export it with `run.py export`")
         self._check_fresh()
 
     def _check_fresh(self) -> None:
@@ -67,6 +65,19 @@ class OnnxLogits:
             raise UserError(f"{self.path} was exported from other weights than {self.path.parent}/model.safetensors "
                             "(retrained since?): run `run.py export` again")
 
+    def run(self, outputs: tuple[str, ...], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The named outputs for the inputs in ``feeds``."""
+        return list(self.session.run(list(outputs), feeds))
+
+
+class OnnxLogits(OnnxSession):
+    """An exported BERT with the calling convention of the torch classifier (inference only)."""
+
+    training = False
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        super().__init__(path, threads, INPUTS)
+
     def eval(self) -> OnnxLogits:
         return self
 
@@ -76,5 +87,5 @@ class OnnxLogits:
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         ids = input_ids.numpy().astype(np.int64, copy=False)
         mask = np.ones_like(ids) if attention_mask is None else attention_mask.numpy().astype(np.int64, copy=False)
-        (logits,) = self.session.run([OUTPUT], {INPUTS[0]: ids, INPUTS[1]: mask})
+        (logits,) = self.run((OUTPUT,), {INPUTS[0]: ids, INPUTS[1]: mask})
         return torch.from_numpy(logits)
