@@ -180,10 +180,14 @@ class Trainer:
         steps_per_epoch = -(-epoch_size(data.train_y, settings.oversample) // settings.batch_size)
         total_steps = steps_per_epoch * settings.epochs
         model.to(self.device)
-        # Row-sparse embedding gradients (not under torch.compile; set before DDP wraps the model, so
-        # it reduces them as sparse): the backward pass builds no dense gradient of the whole bigram
-        # table, and the optimizer's update is AdamW's all the same (until run() ends).
-        self.sparse_tables = embedding_tables(model) if settings.sparse_embeddings and not settings.compile else []
+        # Row-sparse embedding gradients (not under torch.compile, nor across GPUs: NCCL reduces no
+        # sparse tensors; set before DDP wraps the model, so gloo reduces them as sparse): the backward
+        # pass builds no dense gradient of the whole bigram table, and the optimizer's update is
+        # AdamW's all the same (until run() ends).
+        sparse = settings.sparse_embeddings and not settings.compile
+        if self.world > 1 and self.device.type == "cuda":
+            sparse = False
+        self.sparse_tables = embedding_tables(model) if sparse else []
         for table in self.sparse_tables:
             table.sparse = True
         self.net = _wrap(model, self.device, self.world, settings.compile)
