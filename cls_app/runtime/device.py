@@ -123,7 +123,7 @@ class RowSparseAdamW(torch.optim.AdamW):
     far less than AdamW does and lost 0.9 macro-F1 points on THUCNews (docs/speed.md).
     """
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.dense_grads: dict[torch.Tensor, torch.Tensor] = {}  # parameter -> its gradient buffer
 
