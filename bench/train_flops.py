@@ -15,7 +15,7 @@
    training file, batch 32, AdamW): GFLOP/s = the batches' FLOPs / the training seconds, as a share
    of the matmul rate. ``dense`` is the trainer before row-sparse embedding gradients; ``default``
    is ``run.py train`` now; ``batch64`` doubles the batch with the learning rate x sqrt(2);
-   ``compile`` adds ``torch.compile``. Variants run interleaved, ``--repeat`` times, best kept.
+   ``bf16`` adds bf16 autocast, ``compile`` ``torch.compile``. Variants run interleaved, ``--repeat`` times, best kept.
 4. **The profile**: ``torch.profiler`` over steps of the default variant: the ops by their own time.
 
 ``--accuracy DIR ...`` also trains the whole default BERT (``run.py train --no-baselines``, in this
@@ -58,6 +58,7 @@ VARIANTS = {
     "dense": ("dense embedding gradients (the trainer before this change)", {"sparse_embeddings": False}),
     "default": ("run.py train: row-sparse gradients for the character and bigram tables", {}),
     "batch64": ("default, batch 64, learning rate x sqrt(2)", {"batch_size": 64, "lr_scale": math.sqrt(2)}),
+    "bf16": ("default + bf16 autocast (--precision bf16)", {"precision": "bf16"}),
     "compile": ("default + torch.compile (embedding gradients dense under compile)", {"compile": True}),
 }
 
