@@ -26,12 +26,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from load_test import cpu_model, cpu_seconds, free_port, start_server, stop_server  # noqa: E402
+from load_test import cpu_model, cpu_seconds, free_port, offline_rate, start_server, stop_server  # noqa: E402
 
 
 def children_cpu_seconds(pid: int) -> float:
@@ -63,20 +62,6 @@ def parse_ab(out: str) -> dict:
         "p50_ms": grab(r"^\s+50%\s+(\d+)"), "p90_ms": grab(r"^\s+90%\s+(\d+)"),
         "p99_ms": grab(r"^\s+99%\s+(\d+)"), "max_ms": grab(r"^\s+100%\s+(\d+)"),
     }
-
-
-def offline_rate(model: str, texts: list[str], repeat: int = 512) -> float:
-    from cls_app import Classifier
-
-    clf = Classifier.load(model, batch_size=64)
-    many = texts * repeat
-    clf.predict(many[:256])
-    passes = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        clf.predict(many)
-        passes.append(len(many) / (time.perf_counter() - t0))
-    return sorted(passes)[1]
 
 
 def main() -> None:
@@ -120,7 +105,7 @@ def main() -> None:
     finally:
         stats_exit = stop_server(proc)
         os.unlink(body)
-    offline = offline_rate(args.model, texts)
+    offline = offline_rate(args.model, texts * 512, None, 64)  # one call, batch 64, the thread policy
     served = stats["requests_per_s"] * args.texts
     result = {"cpu": cpu_model(), "load_before": load_before, "command": " ".join(cmd[:-1] + ["URL/predict"]),
               "serve_args": args.serve_args, "texts_per_request": args.texts, "ab": stats,

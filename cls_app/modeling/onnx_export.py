@@ -18,6 +18,7 @@ import hashlib
 import logging
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,9 +55,9 @@ class _OnnxForward(nn.Module):
         return f.classifier(x[:, 0])
 
 
-def weights_sha256(folder: str | Path, weights: str = "model.safetensors") -> str | None:
-    """SHA-256 of the folder's weights file (None when it has none)."""
-    path = Path(folder) / weights
+def weights_sha256(folder: str | Path) -> str | None:
+    """SHA-256 of the folder's ``model.safetensors`` (None when it has none)."""
+    path = Path(folder) / "model.safetensors"
     if not path.is_file():
         return None
     digest = hashlib.sha256()
@@ -76,15 +77,21 @@ def stamp_weights(path: Path, sha: str) -> None:
     onnx.save(model, str(path))
 
 
+def export_graph(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, inputs: tuple[str, ...],
+                 outputs: tuple[str, ...], axes: dict[str, dict[int, str]]) -> None:
+    """``torch.onnx.export`` of ``module`` (eval mode) at :data:`OPSET` with the TorchScript exporter, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(module.eval(), example, str(path), dynamo=False, input_names=list(inputs),
+                          output_names=list(outputs), dynamic_axes=axes, opset_version=OPSET)
+
+
 def _export_float(fast: FastBertClassifier, path: Path) -> None:
     ids = torch.tensor([[2, 5, 6, 7, 3], [2, 5, 3, 0, 0]], dtype=torch.long) % fast.word.num_embeddings
     mask = (torch.arange(5)[None, :] < torch.tensor([[5], [3]])).long()
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
             OUTPUT: {0: "batch"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(_OnnxForward(fast).eval(), (ids, mask), str(path), dynamo=False, input_names=list(INPUTS),
-                          output_names=[OUTPUT], dynamic_axes=axes, opset_version=OPSET)
+    export_graph(_OnnxForward(fast), (ids, mask), path, INPUTS, (OUTPUT,), axes)
 
 
 def quantize_onnx(src: Path, dst: Path) -> None:
@@ -100,6 +107,33 @@ def quantize_onnx(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
+def write_exports(source: Path, out_dir: str | Path | None, copies: tuple[str, ...], quantize: bool,
+                  export: Callable[[Path], None]) -> list[Path]:
+    """The export files of the model folder ``source``, written into ``out_dir`` (default: ``source``).
+
+    ``export(path)`` writes the float graph to ``model.onnx``; with ``quantize`` ``model.int8.onnx``
+    follows. Each file is written atomically and stamped with :func:`weights_sha256` of ``source``;
+    an ``out_dir`` elsewhere also gets the files ``copies`` names (what loading the export needs).
+    """
+    out = Path(out_dir) if out_dir else source
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != source.resolve():
+        for name in copies:
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(source / name, tmp)
+    sha = weights_sha256(source) or ""
+    written = [out / ONNX_FILE]
+    with atomic_path(written[0]) as tmp:
+        export(tmp)
+        stamp_weights(tmp, sha)
+    if quantize:
+        written.append(out / ONNX_INT8_FILE)
+        with atomic_path(written[1]) as tmp:
+            quantize_onnx(written[0], tmp)
+            stamp_weights(tmp, sha)
+    return written
+
+
 def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, quantize: bool = False) -> list[Path]:
     """Write ``model.onnx`` (and with ``quantize`` ``model.int8.onnx``) for a BERT folder; return the paths."""
     model_dir = Path(model_dir)
@@ -107,24 +141,9 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, quanti
     reason = supports(loaded.model)
     if reason is not None:
         raise UserError(f"{model_dir}: ONNX export covers the standard BERT encoder; this model has {reason}")
-    out = Path(out_dir) if out_dir else model_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if out.resolve() != model_dir.resolve():
-        for name in ("config.json", "vocab.txt"):
-            with atomic_path(out / name) as tmp:
-                shutil.copyfile(model_dir / name, tmp)
-    sha = weights_sha256(model_dir) or ""
-    written = []
     with torch.inference_mode(False), torch.no_grad():
         fast = FastBertClassifier(loaded.model)
-        with atomic_path(out / ONNX_FILE) as tmp:
-            _export_float(fast, tmp)
-            stamp_weights(tmp, sha)
-    written.append(out / ONNX_FILE)
-    if quantize:
-        with atomic_path(out / ONNX_INT8_FILE) as tmp:
-            quantize_onnx(out / ONNX_FILE, tmp)
-            stamp_weights(tmp, sha)
-        written.append(out / ONNX_INT8_FILE)
+        written = write_exports(model_dir, out_dir, ("config.json", "vocab.txt"), quantize,
+                                lambda path: _export_float(fast, path))
     log.info("exported %s to %s", model_dir, ", ".join(map(str, written)))
     return written

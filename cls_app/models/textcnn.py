@@ -257,22 +257,12 @@ class TextCnnClassifier(SmallKind):
 
         Inputs :data:`ONNX_INPUTS`, outputs :data:`ONNX_OUTPUTS`, batch and sequence axes dynamic; the
         files record the SHA-256 of the weights they came from, as the BERT export does."""
-        import shutil
-        import warnings
-
         import torch
 
-        from ..fileio import atomic_path
-        from ..modeling import ONNX_FILE, ONNX_INT8_FILE, OPSET, quantize_onnx, stamp_weights, weights_sha256
+        from ..modeling import export_graph, write_exports
 
         if self.path is None or self.network is None:
             raise UserError("export a saved textcnn folder loaded with --backend torch")
-        folder = Path(out) if out else self.path
-        folder.mkdir(parents=True, exist_ok=True)
-        if folder.resolve() != self.path.resolve():
-            with atomic_path(folder / KIND_FILE) as tmp:
-                shutil.copyfile(self.path / KIND_FILE, tmp)
-        sha = weights_sha256(self.path, WEIGHTS) or ""
         network = self.network
 
         class Exported(torch.nn.Module):
@@ -288,18 +278,9 @@ class TextCnnClassifier(SmallKind):
         example = self.encoder.encode(["示例文本", "例"])
         axes = {name: {0: "batch", 1: "sequence"} for name in ONNX_INPUTS}
         axes.update({name: {0: "batch"} for name in ONNX_OUTPUTS})
-        written = [folder / ONNX_FILE]
-        with torch.inference_mode(False), torch.no_grad(), atomic_path(written[0]) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(Exported().eval(), example, str(tmp), dynamo=False, input_names=list(ONNX_INPUTS),
-                              output_names=list(ONNX_OUTPUTS), dynamic_axes=axes, opset_version=OPSET)
-            stamp_weights(tmp, sha)
-        if quantize:
-            written.append(folder / ONNX_INT8_FILE)
-            with atomic_path(written[1]) as tmp:
-                quantize_onnx(written[0], tmp)
-                stamp_weights(tmp, sha)
-        return written
+        with torch.inference_mode(False), torch.no_grad():
+            return write_exports(self.path, out, (KIND_FILE,), quantize,
+                                 lambda path: export_graph(Exported(), example, path, ONNX_INPUTS, ONNX_OUTPUTS, axes))
 
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> TextCnnClassifier:

@@ -163,7 +163,7 @@ def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Ten
             grads.append(p.grad.values())  # a view: scaling it scales the gradient
         else:
             grads.append(p.grad)
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    total = torch.nn.utils.get_total_norm(grads)
     coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef)

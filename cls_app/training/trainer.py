@@ -184,9 +184,8 @@ class Trainer:
         # sparse tensors; set before DDP wraps the model, so gloo reduces them as sparse): the backward
         # pass builds no dense gradient of the whole bigram table, and the optimizer's update is
         # AdamW's all the same (until run() ends).
-        sparse = settings.sparse_embeddings and not settings.compile
-        if self.world > 1 and self.device.type == "cuda":
-            sparse = False
+        across_gpus = self.world > 1 and self.device.type == "cuda"
+        sparse = settings.sparse_embeddings and not settings.compile and not across_gpus
         self.sparse_tables = embedding_tables(model) if sparse else []
         for table in self.sparse_tables:
             table.sparse = True
