@@ -230,3 +230,44 @@ def test_service_answers_with_the_abstention_and_takes_another_rule(char_lr):
             assert junk["reason"] == (OUT_OF_DOMAIN if expected else None) and junk["ood_score"] > 1
             assert client.get("/info").json()["model_settings"]["abstain"]["reject"] == ("auto" if expected else "off")
     assert ServeSettings(target_coverage=2.0).check() == ["--target-coverage must be in (0, 1], got 2.0"]
+
+
+def reference_language(d, text: str) -> float:
+    """The character bigram surprisal written out per character (the definition the vectorised one keeps)."""
+    import math
+
+    from cls_app.models.ood import START
+
+    codes = [ord(c) for c in text]
+    denom = d.total + len(d.unigrams) + 1
+    nll = 0.0
+    for a, b in zip([START, *codes], codes, strict=False):
+        p = (d.unigrams.get(b, 0) + 1) / denom
+        h = d.history.get(a)
+        if h is not None:
+            lam = h[0] / (h[0] + h[1])
+            p = lam * d.bigrams.get((a << 21) | b, 0) / h[0] + (1.0 - lam) * p
+        nll -= math.log(p)
+    return nll / max(1, len(codes))
+
+
+_TEXTS = st.text(alphabet=st.sampled_from(list("体育财经股市中国队赢了ab1２ 。!😀\n")), max_size=12)
+
+
+@given(st.lists(_TEXTS, min_size=1, max_size=8), st.lists(_TEXTS, min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_text_density_scores_every_character_as_the_definition_says(train, texts):
+    from cls_app.models.ood import SCRIPT_BINS, TextDensity, composition_bins
+
+    d = TextDensity.fit(train)
+    texts = [*texts, "\ud800孤"]  # a lone surrogate is one code point, as ord() sees it
+    np.testing.assert_allclose(d.language(texts), [reference_language(d, t) for t in texts], rtol=1e-12)
+    counts = d.script_counts
+    rates = -np.log((counts + 0.5) / (counts.sum(axis=1, keepdims=True) + 0.5 * SCRIPT_BINS))
+    expected = [max(rates[s, b] for s, b in enumerate(composition_bins(t))) for t in texts]
+    np.testing.assert_allclose(d.composition(texts), expected, rtol=1e-12)
+    fitted = np.zeros((5, SCRIPT_BINS), dtype=np.int64)
+    for t in train:
+        for s, b in enumerate(composition_bins(t)):
+            fitted[s, b] += 1
+    np.testing.assert_array_equal(d.script_counts, fitted)

@@ -156,6 +156,65 @@ def composition_bins(text: str) -> list[int]:
     return [min(SCRIPT_BINS - 1, int(c * SCRIPT_BINS / n)) for c in counts]
 
 
+def text_codes(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All the texts' code points in one int64 array, the text each belongs to, and each text's first index."""
+    lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+    starts = np.zeros(len(texts), dtype=np.int64)
+    if len(texts):
+        starts[1:] = np.cumsum(lengths)[:-1]
+    # surrogatepass: a lone surrogate (possible in a Python str) is one code point, as ord() sees it
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+    return codes, np.repeat(np.arange(len(texts)), lengths), starts
+
+
+def lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values`` at ``wanted`` in the sorted ``keys`` (0 where absent), as float64."""
+    if not len(keys):
+        return np.zeros(len(wanted))
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, values[at], 0).astype(np.float64)
+
+
+_SCRIPTS: dict[int, int] = {}  # code point -> script_of, filled as characters are met
+
+
+def composition_bins_of(texts: list[str]) -> np.ndarray:
+    """:func:`composition_bins` of every text, shape ``(len(texts), 5)``."""
+    codes, owner, _ = text_codes(texts)
+    unique, inverse = np.unique(codes, return_inverse=True)
+    scripts = np.fromiter((_SCRIPTS.get(c) if c in _SCRIPTS else _SCRIPTS.setdefault(c, script_of(chr(c)))
+                           for c in unique.tolist()), np.int64, len(unique))
+    counts = np.bincount(owner * 5 + scripts[inverse], minlength=len(texts) * 5).reshape(len(texts), 5)
+    n = np.maximum(1, counts.sum(axis=1, keepdims=True))
+    return np.minimum(SCRIPT_BINS - 1, counts * SCRIPT_BINS // n)
+
+
+@dataclass(frozen=True)
+class DensityTables:
+    """A :class:`TextDensity`'s counts as sorted key / value arrays (binary search instead of dict lookups)."""
+
+    uni_keys: np.ndarray
+    uni_counts: np.ndarray
+    bi_keys: np.ndarray
+    bi_counts: np.ndarray
+    hist_keys: np.ndarray
+    hist_counts: np.ndarray  # bigram count starting from the key
+    hist_distinct: np.ndarray  # distinct followers of the key
+
+    @classmethod
+    def of(cls, d: TextDensity) -> DensityTables:
+        def table(mapping: dict[int, Any], width: int) -> tuple[np.ndarray, ...]:
+            keys = np.fromiter(mapping, np.int64, len(mapping))
+            vals = np.array(list(mapping.values()), dtype=np.int64).reshape(len(mapping), width)
+            order = np.argsort(keys)
+            return (keys[order], *(vals[order, i] for i in range(width)))
+
+        uk, uc = table(d.unigrams, 1)
+        bk, bc = table(d.bigrams, 1)
+        hk, hc, hd = table(d.history, 2)
+        return cls(uk, uc, bk, bc, hk, hc, hd)
+
+
 _FITTED: list[tuple[list[str], Any]] = []  # the last training texts fitted (that list object) and their density
 
 
@@ -172,6 +231,7 @@ class TextDensity:
     # the last texts scored and their (language, composition): an ensemble's members share one density and
     # score the same texts, so they are scored once
     last: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    lookup: DensityTables | None = field(default=None, repr=False, compare=False)  # see :meth:`tables`
 
     @classmethod
     def of(cls, texts: list[str]) -> TextDensity:
@@ -204,8 +264,8 @@ class TextDensity:
             codes = [ord(c) for c in text]
             uni.update(codes)
             bi.update((a << 21) | b for a, b in zip([START, *codes], codes, strict=False))
-            for s, b in enumerate(composition_bins(text)):
-                scripts[s, b] += 1
+        if texts:
+            np.add.at(scripts, (np.arange(5)[None, :], composition_bins_of(texts)), 1)
         return cls(dict(uni), dict(bi), cls._histories(bi), scripts, int(sum(uni.values())))
 
     @staticmethod
@@ -217,29 +277,40 @@ class TextDensity:
             h[1] += 1
         return {k: (v[0], v[1]) for k, v in hist.items()}
 
+    def tables(self) -> DensityTables:
+        """The counts as sorted arrays (built on first use) for :meth:`language`."""
+        if self.lookup is None:
+            self.lookup = DensityTables.of(self)
+        return self.lookup
+
     def language(self, texts: list[str]) -> np.ndarray:
-        """Mean per-character surprisal (nats) of each text."""
-        uni, bi, hist = self.unigrams, self.bigrams, self.history
-        denom = self.total + len(uni) + 1
-        out = np.empty(len(texts))
-        for i, text in enumerate(texts):
-            codes = [ord(c) for c in text]
-            nll = 0.0
-            for a, b in zip([START, *codes], codes, strict=False):
-                p = (uni.get(b, 0) + 1) / denom
-                h = hist.get(a)
-                if h is not None:
-                    lam = h[0] / (h[0] + h[1])
-                    p = lam * bi.get((a << 21) | b, 0) / h[0] + (1.0 - lam) * p
-                nll -= math.log(p)
-            out[i] = nll / max(1, len(codes))
-        return out
+        """Mean per-character surprisal (nats) of each text (one vectorised pass over all the characters)."""
+        codes, owner, starts = text_codes(texts)
+        out = np.zeros(len(texts))
+        if not len(codes):
+            return out
+        t = self.tables()
+        prev = np.empty_like(codes)
+        prev[0] = START
+        prev[1:] = codes[:-1]
+        prev[starts[starts < len(codes)]] = START  # every text's first character follows START
+        p = (lookup(t.uni_keys, t.uni_counts, codes) + 1) / (self.total + len(self.unigrams) + 1)
+        seen = lookup(t.hist_keys, t.hist_counts, prev)
+        distinct = lookup(t.hist_keys, t.hist_distinct, prev)
+        pair = lookup(t.bi_keys, t.bi_counts, (prev << 21) | codes)
+        has = seen > 0
+        lam = np.divide(seen, seen + distinct, out=np.zeros(len(codes)), where=has)
+        p = np.where(has, np.divide(lam * pair, seen, out=np.zeros(len(codes)), where=has) + (1.0 - lam) * p, p)
+        nll = np.bincount(owner, weights=-np.log(p), minlength=len(texts))
+        lengths = np.diff(np.append(starts, len(codes)))
+        return nll / np.maximum(1, lengths)
 
     def composition(self, texts: list[str]) -> np.ndarray:
         """``-log`` of the training frequency of the text's rarest script-share bin."""
         counts = self.script_counts
         rates = -np.log((counts + 0.5) / (counts.sum(axis=1, keepdims=True) + 0.5 * SCRIPT_BINS))
-        return np.array([max(rates[s, b] for s, b in enumerate(composition_bins(t))) for t in texts])
+        bins = composition_bins_of(texts)
+        return rates[np.arange(5)[None, :], bins].max(axis=1) if len(texts) else np.zeros(0)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"uni_keys": np.fromiter(self.unigrams, np.int64, len(self.unigrams)),
