@@ -19,6 +19,7 @@ from cls_app.models.ensemble import (
     cross_fitted_probs,
     fit_ensemble,
     fit_temperature,
+    fit_weights,
     log_probs,
 )
 from cls_app.tasks.calibration import calibrate
@@ -68,7 +69,7 @@ def test_weights_favour_the_informative_member_and_small_dev_sets_are_not_fitted
     flip = rng.random(n) < 0.2  # right 80 % of the time
     good[flip] = np.roll(good[flip], 1, axis=1)
     noise = _probs(rng, n, k)
-    fit = fit_ensemble([log_probs(good), log_probs(noise)], y, EnsembleSettings())
+    fit = fit_ensemble([log_probs(good), log_probs(noise)], y, EnsembleSettings(prune=0.0))  # no pruning
     assert fit.info["fitted"] and fit.weights[0] > 0.8 > fit.weights[1]
     assert sum(fit.weights) == pytest.approx(1.0)
     # shrinkage toward equal weights: 600 / (600 + 200)
@@ -80,6 +81,85 @@ def test_weights_favour_the_informative_member_and_small_dev_sets_are_not_fitted
     assert "min_fit_rows" in small.info["reason"]
     cv = cross_fitted_probs([log_probs(good), log_probs(noise)], y, EnsembleSettings())
     assert cv.shape == (n, k) and 0.75 < (cv.argmax(axis=1) == y).mean() < 0.85
+
+
+@given(st.integers(0, 10_000), st.integers(2, 4))
+@settings(max_examples=25, deadline=None)
+def test_weight_fitting_reaches_the_log_loss_minimum(seed, m):
+    from scipy.optimize import minimize
+
+    from cls_app.tasks.calibration import log_loss
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=120)
+    logps = [log_probs(_probs(rng, 120, 3, scale=float(rng.uniform(0.5, 3)))) for _ in range(m)]
+    temps = list(rng.uniform(0.5, 2.0, size=m))
+
+    def loss(w: np.ndarray) -> float:
+        return log_loss(combine(logps, w, temps), y)
+
+    w = fit_weights(logps, temps, y)  # exact gradient
+    theta = minimize(lambda t: loss(np.exp(t - t.max()) / np.exp(t - t.max()).sum()), np.zeros(m),
+                     method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000}).x
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert loss(w) <= loss(np.exp(theta - theta.max()) / np.exp(theta - theta.max()).sum()) + 1e-6
+
+
+def _member(rng: np.random.Generator, y: np.ndarray, right: float) -> np.ndarray:
+    """Log-probabilities of a member right on about ``right`` of the rows."""
+    n, k = len(y), int(y.max()) + 1
+    p = np.full((n, k), 0.2 / (k - 1))
+    guess = np.where(rng.random(n) < right, y, rng.integers(0, k, size=n))
+    p[np.arange(n), guess] = 0.8
+    return log_probs(p)
+
+
+def test_pruning_drops_members_the_fit_gives_almost_no_weight_and_refits_the_rest():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=800)
+    good, other, noise = _member(rng, y, 0.85), _member(rng, y, 0.7), _member(rng, y, 0.0)
+    every = fit_ensemble([good, other, noise], y, EnsembleSettings(prune=0.0))
+    assert every.info["dropped"] == [] and min(every.info["weights_before_shrink"]) < 0.05
+    fit = fit_ensemble([good, other, noise], y, EnsembleSettings(prune=0.05))
+    raw = fit.info["weights_before_pruning"]
+    assert fit.info["dropped"] == [i for i, w in enumerate(raw) if w < 0.05] and 2 in fit.info["dropped"]
+    assert all(fit.weights[i] == 0.0 for i in fit.info["dropped"]) and sum(fit.weights) == pytest.approx(1.0)
+    # the rest are refitted among themselves and shrunk toward equal among themselves
+    kept = [i for i in range(3) if i not in fit.info["dropped"]]
+    alone = fit_ensemble([[good, other, noise][i] for i in kept], y, EnsembleSettings(prune=0.0))
+    assert [fit.weights[i] for i in kept] == pytest.approx(alone.weights, abs=1e-6)
+    # the cross-fitted probabilities prune inside every fold (each fold's fit decides for itself)
+    cv = cross_fitted_probs([good, other, noise], y, EnsembleSettings(prune=0.05))
+    assert cv.shape == (800, 3) and np.allclose(cv.sum(axis=1), 1.0)
+    with pytest.raises(Exception, match="--prune"):
+        EnsembleSettings(prune=0.7).check()
+
+
+def test_a_pruned_ensemble_keeps_saves_and_reloads_only_its_members(tmp_path):
+    import random
+
+    from cls_app import TextClassifier, load
+
+    def noisy(n: int, seed: int) -> tuple[list[str], list[str]]:  # 15 % flipped: members that differ
+        texts, labels = toy_texts(n, seed)
+        rng = random.Random(seed)
+        return texts, [("负面" if x == "正面" else "正面") if rng.random() < 0.15 else x for x in labels]
+
+    texts, labels = noisy(300, 1)
+    dev_texts, dev_labels = noisy(150, 2)
+    members = [TextClassifier(kind=k).fit(texts, labels) for k in ("char_svm", "word_nb", "majority")]
+    ens = TextClassifier.ensemble(members, dev=(dev_texts, dev_labels))
+    pruned = ens.meta["pruned"]  # the majority floor says nothing the others do not
+    assert pruned["offered"] == ["char_svm", "word_nb", "majority"] and "majority" in pruned["dropped"]
+    assert len(ens.members) == 3 - len(pruned["dropped"]) and ens.meta["settings"]["prune"] == 0.1
+    assert [m["name"] for m in ens.meta["members"]] == [n for n in pruned["offered"] if n not in pruned["dropped"]]
+    assert sum(m["weight"] for m in ens.meta["members"]) == pytest.approx(1.0, abs=1e-5)
+    ens.save(tmp_path / "ens")
+    again = load(tmp_path / "ens")
+    assert [m["name"] for m in again.meta["members"]] == [m["name"] for m in ens.meta["members"]]
+    assert np.allclose(again.predict_proba(dev_texts[:20]), ens.predict_proba(dev_texts[:20]))
+    every = TextClassifier.ensemble(members, dev=(dev_texts, dev_labels), prune=0.0)
+    assert len(every.members) == 3 and "pruned" not in every.meta
 
 
 # --------------------------------------------------------------------------- folders and commands
@@ -110,9 +190,9 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
                             "--out", str(base), "--models", "char_svm", "char_nb", "word_nb")
     assert rc == 0, err
     rc, out, err = run_main(capsys, "-q", "ensemble", "--models", str(base), "--dev", str(files["dev"]),
-                            "--out", str(ens))
+                            "--out", str(ens), "--prune", "0")
     assert rc == 0, err
-    assert "fitted on 150 dev rows" in out and "cross-fitted" in out
+    assert "fitted on 150 dev rows" in out and "cross-fitted" in out and "pruned" not in out
     meta = json.loads((ens / "ensemble.json").read_text(encoding="utf-8"))
     assert meta["kind"] == "ensemble" and meta["format_version"] == 1 and meta["combine"] == "logprob"
     assert meta["task"] and sorted(meta["labels"]) == ["正面", "负面"] and meta["fit"]["fitted"]
@@ -214,8 +294,10 @@ def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_pat
                              *TINY_MODEL_ARGS)
     assert rc == 0, err
     ens = json.loads((out / "ensemble" / "ensemble.json").read_text(encoding="utf-8"))
-    # BERT, every baseline but the floor, fasttext and textcnn
-    assert ens["members"][0]["path"] == ".." and len(ens["members"]) == 9
+    # offered: BERT, every baseline but the floor, fasttext and textcnn; kept: those the dev fit weighs
+    offered = ens["pruned"]["offered"] if "pruned" in ens else [m["name"] for m in ens["members"]]
+    assert len(offered) == 9 and offered[0] == "run"
+    assert len(ens["members"]) == 9 - len(ens.get("pruned", {}).get("dropped", []))
     best = json.loads((out / "best.json").read_text(encoding="utf-8"))
     assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble", "fasttext", "textcnn")
     assert best["comparison"]["split"] == "test" and best["comparison"]["versus"]

@@ -58,6 +58,10 @@ def print_summary(meta: dict, out: str) -> None:
     for m, (_, scores) in zip(meta["members"], dev["members"].items(), strict=True):
         print(f"  {m['name']:<24} weight {m['weight']:.3f}  temperature {m['temperature']:.3f}  "
               f"dev accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}")
+    pruned = meta.get("pruned")
+    if pruned:
+        print(f"  dropped {', '.join(pruned['dropped'])}: dev weight below {pruned['below_weight']} of "
+              f"{len(pruned['offered'])} offered (they add nothing the others do not say; --prune 0 keeps them)")
     ins = dev["ensemble_in_sample"]
     line = f"ensemble dev accuracy {ins['accuracy']:.4f} macro-F1 {ins['macro_f1']:.4f} (fitted on these rows)"
     cv = dev.get("ensemble_cross_fitted")

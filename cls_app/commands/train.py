@@ -61,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "ensemble with BERT (OUT/ensemble), recommend the best on dev (OUT/best.json) and write the "
                    "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded "
                    "default data, off otherwise)")
+    add_settings(p, TrainJob, only=("prune",))
     add_settings(p.add_argument_group("abstaining (docs/abstain.md)"), AbstainSettings)
     p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
                    help="with --with-baselines: unlabeled texts the baselines, fasttext and textcnn self-train on, "
@@ -92,6 +93,10 @@ def _check_resume_flags(args: argparse.Namespace, parser: argparse.ArgumentParse
 
 def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
     """The :class:`TrainJob` the flags describe (defaults from the settings dataclasses)."""
+    from ..models.ensemble import EnsembleSettings
+
+    if args.prune is not None:
+        EnsembleSettings(prune=args.prune).check()  # before anything is trained
     embedded = EMBEDDED if default_data else {}
     for name in EMBEDDED:  # None: not given on the command line
         if getattr(args, name) is None:
@@ -106,7 +111,8 @@ def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
                         cache_dir=args.cache_dir)
     return TrainJob(data=settings_from(args, DataOptions), bert=bert, out=args.out,
                     overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint,
-                    abstain=settings_from(args, AbstainSettings).check(), unlabeled=tuple(args.unlabeled))
+                    abstain=settings_from(args, AbstainSettings).check(), unlabeled=tuple(args.unlabeled),
+                    prune=args.prune)
 
 
 def use_default_data_if_needed(args: argparse.Namespace) -> bool:

@@ -26,6 +26,13 @@ weights, temperature 1); above it the fitted weights are shrunk toward equal wei
 ``n / (n + shrink_rows)``. The dev score recorded for choosing between models is
 **cross-fitted**: each of ``cv_folds`` folds of dev is scored by an ensemble fitted on the
 other folds, so fitting on dev does not flatter the ensemble.
+
+Pruning (``prune``, :data:`PRUNE`): a member the weight fit gives less than ``prune`` of the
+weight (before shrinking) adds nothing the others do not say; it is dropped and the weights are
+refitted among the rest (shrunk toward equal among them). Inside the cross-fitting each fold prunes
+for itself, so the honest dev score includes the choice; the final fit's dropped members are left
+out of the folder (``pruned`` records what was offered and dropped), so the ensemble predicts
+without them.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ FORMAT_VERSION = 1
 TASK = "single-label classification"
 MEMBERS_DIR = "members"
 COMBINES = ("logprob", "prob")
+PRUNE = 0.1
+"""Members fitted below this weight are dropped (chosen on the dev halves of the seven sets of
+``bench/ensemble_pruning.py``, docs/ensembles.md)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,8 @@ class EnsembleSettings:
     cv_folds: int = setting(5, "folds of the cross-fitted dev score (default: %(default)s)")
     copy: bool = setting(False, "copy the members' model files into OUT/members/ (default: reference them by "
                          "relative path)")
+    prune: float = setting(PRUNE, "drop the members the dev fit gives less than this weight and refit the rest: "
+                           "they add nothing and cost time (0: keep every member; default: %(default)s)")
     seed: int = setting(42, cli=False)
     metric: str | None = setting(None, cli=False)  # the metric the decisions are fitted for (None: macro-F1)
 
@@ -86,6 +98,8 @@ class EnsembleSettings:
             raise UserError("--min-fit-rows and --shrink-rows must not be negative")
         if self.cv_folds < 2:
             raise UserError(f"--cv-folds must be at least 2, got {self.cv_folds}")
+        if not 0 <= self.prune < 0.5:
+            raise UserError(f"--prune must be a weight from 0 to below 0.5, got {self.prune}")
 
 
 # --------------------------------------------------------------------------- the arithmetic
@@ -109,18 +123,35 @@ def combine(logps: Sequence[np.ndarray], weights: Sequence[float], temperatures:
 
 def fit_weights(logps: Sequence[np.ndarray], temperatures: Sequence[float], y: np.ndarray,
                 how: str = "logprob") -> np.ndarray:
-    """Weights on the simplex minimising the ensemble's log-loss (L-BFGS on softmax(theta))."""
+    """Weights on the simplex minimising the ensemble's log-loss (L-BFGS on softmax(theta); for ``logprob``
+    with the exact gradient)."""
     from scipy.optimize import minimize
 
     m = len(logps)
     if m == 1:
         return np.ones(1)
+    if how == "logprob":
+        a = np.stack([np.asarray(lp, dtype=np.float64) / t for lp, t in zip(logps, temperatures, strict=True)])
+        rows = np.arange(len(y))
+        gold = a[:, rows, y]  # (members, rows)
 
-    def objective(theta: np.ndarray) -> float:
-        w = np.exp(theta - theta.max())
-        return log_loss(combine(logps, w / w.sum(), temperatures, how), y)
+        def with_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w = np.exp(theta - theta.max())
+            w /= w.sum()
+            z = np.tensordot(w, a, axes=1)
+            z -= z.max(axis=1, keepdims=True)
+            lse = np.log(np.exp(z).sum(axis=1))
+            p = np.exp(z - lse[:, None])
+            g = (np.einsum("mnk,nk->mn", a, p) - gold).mean(axis=1)  # d loss / d w
+            return float(np.mean(lse - z[rows, y])), w * (g - w @ g)
 
-    res = minimize(objective, np.zeros(m), method="L-BFGS-B")
+        res = minimize(with_gradient, np.zeros(m), jac=True, method="L-BFGS-B", options={"gtol": 1e-8})
+    else:
+        def objective(theta: np.ndarray) -> float:
+            w = np.exp(theta - theta.max())
+            return log_loss(combine(logps, w / w.sum(), temperatures, how), y)
+
+        res = minimize(objective, np.zeros(m), method="L-BFGS-B")
     w = np.exp(res.x - res.x.max())
     return w / w.sum()
 
@@ -135,7 +166,8 @@ class Fit:
 
 
 def fit_ensemble(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings) -> Fit:
-    """Temperatures then weights on the rows ``y``, with the small-data guards of ``settings``."""
+    """Temperatures then weights on the rows ``y``, with the small-data guards and the pruning of ``settings``
+    (a dropped member's weight is 0)."""
     m, n = len(logps), len(y)
     equal = np.full(m, 1.0 / m)
     if not settings.fit or n < settings.min_fit_rows:
@@ -143,16 +175,27 @@ def fit_ensemble(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleS
         return Fit([1.0] * m, equal.tolist(), {"fitted": False, "reason": reason, "rows": n})
     temps = [fit_temperature(lp, y) for lp in logps]
     fitted = fit_weights(logps, temps, y, settings.combine)
+    info: dict = {"fitted": True, "rows": n, "method": "temperature per member, then weights by L-BFGS on dev "
+                  "log-loss"}
+    kept = list(range(m))
+    if settings.prune > 0 and m > 1:
+        kept = [i for i in range(m) if fitted[i] >= settings.prune] or [int(np.argmax(fitted))]
+        if len(kept) < m:
+            info["weights_before_pruning"] = fitted.tolist()
+            refit = fit_weights([logps[i] for i in kept], [temps[i] for i in kept], y, settings.combine)
+            fitted = np.zeros(m)
+            fitted[kept] = refit
+            equal = np.zeros(m)
+            equal[kept] = 1.0 / len(kept)
     shrink = n / (n + settings.shrink_rows)
     weights = shrink * fitted + (1 - shrink) * equal
-    return Fit(temps, weights.tolist(), {
-        "fitted": True, "rows": n, "method": "temperature per member, then weights by L-BFGS on dev log-loss",
-        "weights_before_shrink": fitted.tolist(), "shrink": shrink,
-    })
+    info.update({"weights_before_shrink": fitted.tolist(), "shrink": shrink,
+                 "dropped": [i for i in range(m) if i not in kept]})
+    return Fit(temps, weights.tolist(), info)
 
 
-def cross_fitted_probs(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings) -> np.ndarray:
-    """Out-of-fold ensemble probabilities: each fold scored by an ensemble fitted on the others."""
+def fold_rows(y: np.ndarray, settings: EnsembleSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (fit rows, score rows) of the cross-fitting folds (stratified when every class allows)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = len(y)
@@ -160,8 +203,13 @@ def cross_fitted_probs(logps: Sequence[np.ndarray], y: np.ndarray, settings: Ens
     counts = np.bincount(y)
     splitter = (StratifiedKFold(folds, shuffle=True, random_state=settings.seed)
                 if counts[counts > 0].min() >= folds else KFold(folds, shuffle=True, random_state=settings.seed))
+    return list(splitter.split(np.zeros(n), y))
+
+
+def cross_fitted_probs(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings) -> np.ndarray:
+    """Out-of-fold ensemble probabilities: each fold scored by an ensemble fitted on the others."""
     out = np.zeros_like(logps[0])
-    for fit_rows, score_rows in splitter.split(np.zeros(n), y):
+    for fit_rows, score_rows in fold_rows(y, settings):
         f = fit_ensemble([lp[fit_rows] for lp in logps], y[fit_rows], settings)
         out[score_rows] = combine([lp[score_rows] for lp in logps], f.weights, f.temperatures, settings.combine)
     return out
@@ -254,6 +302,12 @@ class DevScores:
     source: str = "dev"
     ood: list[np.ndarray] | None = None  # the members' out-of-domain scores on the dev rows (None: not known)
 
+    def subset(self, members: Sequence[int]) -> DevScores:
+        """The same rows for the members ``members`` (indices) only."""
+        pick = list(members)
+        return DevScores([self.logps[i] for i in pick], self.y, self.source,
+                         None if self.ood is None else [self.ood[i] for i in pick])
+
 
 @register("ensemble", family="ensemble")
 class EnsembleClassifier(TextClassifier):
@@ -305,6 +359,20 @@ class EnsembleClassifier(TextClassifier):
                 raise UserError(f"{m.path} is itself an ensemble; give its member folders instead")
         t0 = time.perf_counter()
         fit = fit_ensemble(dev.logps, dev.y, settings)
+        offered_logps = dev.logps  # the cross-fitting prunes in every fold for itself, from all of them
+        pruned = None
+        if fit.info.get("dropped"):  # members that add nothing: out of the folder, the rest keep their fit
+            offered, gone = member_names(members), set(fit.info["dropped"])
+            kept = [i for i in range(len(members)) if i not in gone]
+            dropped = [offered[i] for i in sorted(gone)]
+            pruned = {"below_weight": settings.prune, "offered": offered, "dropped": dropped,
+                      "weights_before_pruning": [round(float(w), 6) for w in fit.info["weights_before_pruning"]]}
+            log.info("ensemble: dropped %s (dev weights below %.2f), kept %s", ", ".join(dropped),
+                     settings.prune, ", ".join(offered[i] for i in kept))
+            members, dev = [members[i] for i in kept], dev.subset(kept)
+            fit = Fit([fit.temperatures[i] for i in kept], [fit.weights[i] for i in kept],
+                      {**fit.info, "weights_before_shrink": [fit.info["weights_before_shrink"][i] for i in kept],
+                       "dropped": []})
         names = member_names(members)
         scores: dict = {"rows": len(dev.y), "source": str(dev.source), "members": {}}
         for name, lp in zip(names, dev.logps, strict=True):
@@ -313,7 +381,7 @@ class EnsembleClassifier(TextClassifier):
         scores["ensemble_in_sample"] = _scores(combined.argmax(axis=1), dev.y, labels)
         honest = combined  # not fitted (small dev set): equal weights, the in-sample figures are honest
         if fit.info["fitted"]:
-            honest = cv = cross_fitted_probs(dev.logps, dev.y, settings)
+            honest = cv = cross_fitted_probs(offered_logps, dev.y, settings)
             scores["ensemble_cross_fitted"] = {**_scores(cv.argmax(axis=1), dev.y, labels),
                                                "folds": settings.cv_folds, "log_loss": round(log_loss(cv, dev.y), 5)}
         # calibration and decisions for the metric, fitted on the honest (cross-fitted) combination
@@ -327,7 +395,9 @@ class EnsembleClassifier(TextClassifier):
             "members": [{"name": n, "kind": m.family, "weight": round(float(w), 6), "temperature": round(float(t), 6)}
                         for n, m, w, t in zip(names, members, fit.weights, fit.temperatures, strict=True)],
             "fit": {**fit.info, "seconds": round(time.perf_counter() - t0, 3)}, "dev": scores,
+            **({"pruned": pruned} if pruned is not None else {}),
             "settings": {"min_fit_rows": settings.min_fit_rows, "shrink_rows": settings.shrink_rows,
+                         "prune": settings.prune,
                          "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": settings.seed},
             **task.folder_fields(),
         }

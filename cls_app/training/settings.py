@@ -161,6 +161,9 @@ class TrainJob:
     keep_checkpoint: bool = setting(False, "keep OUT/checkpoint/ after the run finishes")
     abstain: AbstainSettings = field(default_factory=AbstainSettings)  # when every model of the run abstains
     unlabeled: tuple[str, ...] = ()  # files of unlabeled texts the fast models self-train on (--unlabeled)
+    prune: float | None = setting(None, "with --with-baselines: the ensemble drops the members its dev fit gives less "
+                                  "than this weight and refits the rest (0: keep every member; default: the "
+                                  "ensemble's own, docs/ensembles.md)")
 
     @property
     def metric(self) -> str:
@@ -212,7 +215,7 @@ def training_args(job: TrainJob) -> dict:
         "data": data, "model": asdict(b.model), "train": asdict(b.train),
         "long_text": b.long_text.resolved(b.model.max_len).to_settings(), "threads": b.threads,
         "keep_checkpoint": job.keep_checkpoint, "abstain": asdict(job.abstain),
-        "unlabeled": [str(Path(p).resolve()) for p in job.unlabeled],
+        "unlabeled": [str(Path(p).resolve()) for p in job.unlabeled], "prune": job.prune,
     }
 
 
@@ -224,6 +227,6 @@ def job_from_args(args: dict, out: str) -> TrainJob:
         return TrainJob(data=DataOptions(**args["data"]), bert=bert, out=out,
                         keep_checkpoint=bool(args.get("keep_checkpoint", False)),
                         abstain=AbstainSettings(**(args.get("abstain") or {})),
-                        unlabeled=tuple(args.get("unlabeled") or ()))
+                        unlabeled=tuple(args.get("unlabeled") or ()), prune=args.get("prune"))
     except (KeyError, TypeError) as exc:
         raise UserError(f"{out}/training_args.json does not describe a run of this version ({exc})") from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +192,10 @@ def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifi
     scored = [bert_scored, *sorted(baselines, key=lambda s: s.model.kind)]
     ensemble = None
     if not splits.task.multi:
-        ensemble = fit_ensemble(bert_scored, baselines, splits, EnsembleSettings(seed=seed, metric=job.metric),
-                                out / ENSEMBLE_DIR, job.abstain)
+        settings = EnsembleSettings(seed=seed, metric=job.metric)
+        if job.prune is not None:  # None: the ensemble's default
+            settings = replace(settings, prune=job.prune)
+        ensemble = fit_ensemble(bert_scored, baselines, splits, settings, out / ENSEMBLE_DIR, job.abstain)
         scored.append(ensemble)
     for s, name in zip(scored, display_names([s.model for s in scored]), strict=True):
         s.target.name = name
@@ -234,6 +236,7 @@ def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits
     dev_ood = [m.model.dev_ood if m.model.dev_ood is not None else np.full(len(y), np.nan) for m in members]
     dev = DevScores(logps, y, f"dev ({len(y)} rows)", dev_ood)
     ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, settings, abstain)
+    members = [m for m in members if any(m.model is k for k in ensemble.members)]  # those pruning kept
     ensemble.save(folder)
     log.info("ensemble of %s written to %s", ", ".join(e["name"] for e in ensemble.meta["members"]), folder)
     start = time.perf_counter()
