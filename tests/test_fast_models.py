@@ -80,3 +80,15 @@ def test_train_time_limit_stops_cleanly_and_keeps_the_best_model(tmp_path, capsy
     assert load(out).predict(["这个好棒"])[0].label in ("正面", "负面")
     code, _, err = run_main(capsys, "train", "--train", str(train), "--out", str(tmp_path / "x"), "--time-limit", "0")
     assert code == 2 and "--time-limit must be a positive number of minutes" in err
+
+
+def test_small_training_sets_get_more_epochs():
+    texts, labels = toy_texts(40, 1)  # one batch of 64 per epoch
+    cnn = TextClassifier(kind="textcnn", epochs=2, min_steps=7, embed=8, filters=8, buckets=100).fit(texts, labels)
+    assert cnn.meta["epochs"] == 7
+    assert TextClassifier(kind="textcnn", epochs=2, min_steps=0, embed=8, filters=8, buckets=100).fit(
+        texts, labels).meta["epochs"] == 2
+    ft = TextClassifier(kind="fasttext", epoch=3, min_examples=400, dim=8, buckets=1000).fit(texts, labels)
+    assert ft.meta["epochs"] == 10  # 400 lines / 40 rows
+    assert TextClassifier(kind="fasttext", epoch=3, min_examples=0, dim=8, buckets=1000).fit(
+        texts, labels).meta["epochs"] == 3

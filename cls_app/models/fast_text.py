@@ -43,10 +43,13 @@ LABEL_PREFIX = "__label__"
 @dataclass(frozen=True)
 class FastTextSettings:
     """fastText's supervised settings (its defaults, but for ``dim``, ``epoch``, ``lr``, ``word_ngrams``, ``buckets``
-    (200,000 hashed n-gram rows instead of 2 million: a 60 MB folder rather than 800 MB) and ``words``)."""
+    (200,000 hashed n-gram rows instead of 2 million: a 30 MB folder rather than 800 MB), ``words`` and
+    ``min_examples``). ``dim``, ``epoch`` and ``min_examples`` were chosen on the dev splits of the seven sets
+    of ``bench/fast_defaults.py`` (docs/fast_models.md)."""
 
-    dim: int = 64
-    epoch: int = 25
+    dim: int = 32
+    epoch: int = 50
+    min_examples: int = 200_000  # at least this many training lines seen: more epochs for a small training set
     lr: float = 0.5
     word_ngrams: int = 2
     min_count: int = 1
@@ -92,13 +95,17 @@ class FastTextClassifier(SmallKind):
 
     def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None
                     ) -> FastTextClassifier:
-        import fasttext
-
         if task.multi:
             raise UserError("the fasttext kind classifies single labels; for label sets use a baseline or bert")
         labels = task.vocabulary(train)
         if dev is not None:
             task.encode(dev, labels)  # a label train never saw is a user error
+        return self._fit(train, dev, task, labels, [[labels.index(y)] for y in train.labels], text_pair_col)
+
+    def _fit(self, train: Any, dev: Any | None, task: Task, labels: list[str], targets: list[list[int]],
+             text_pair_col: str | None) -> FastTextClassifier:
+        import fasttext
+
         s = self.settings
         if s.words:
             from ..baselines.storage import init_jieba
@@ -107,9 +114,10 @@ class FastTextClassifier(SmallKind):
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="cls_fasttext_") as tmp:
             path = Path(tmp) / "train.txt"
-            path.write_text("".join(f"{LABEL_PREFIX}{labels.index(y)} {tokens(t, s.words)}\n"
-                                    for t, y in zip(train.texts, train.labels, strict=True)), encoding="utf-8")
-            options: dict[str, Any] = {"dim": s.dim, "epoch": s.epoch, "lr": s.lr, "wordNgrams": s.word_ngrams,
+            path.write_text("".join(" ".join(f"{LABEL_PREFIX}{c}" for c in line) + f" {tokens(t, s.words)}\n"
+                                    for t, line in zip(train.texts, targets, strict=True)), encoding="utf-8")
+            epoch = max(s.epoch, -(-s.min_examples // max(1, len(train))))
+            options: dict[str, Any] = {"dim": s.dim, "epoch": epoch, "lr": s.lr, "wordNgrams": s.word_ngrams,
                                        "minCount": s.min_count, "bucket": s.buckets, "loss": s.loss,
                                        "seed": s.seed, "thread": s.threads, "verbose": 0}
             if s.autotune and dev is not None and len(dev):
@@ -123,7 +131,8 @@ class FastTextClassifier(SmallKind):
         self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
         self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
                      "name": "fasttext", "labels": labels, "settings": asdict(s), "train_rows": len(train),
-                     "train_seconds": round(seconds, 3), "files": [MODEL_FILE]}
+                     "train_seconds": round(seconds, 3), "files": [MODEL_FILE],
+                     "epochs": int(self.model.f.getArgs().epoch)}
         if s.autotune:
             args = self.model.f.getArgs()
             self.meta["autotuned"] = {"dim": args.dim, "epoch": args.epoch, "lr": args.lr,

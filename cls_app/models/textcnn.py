@@ -30,6 +30,7 @@ from ..version import __version__
 from .base import register
 from .described import SmallKind, settings_of
 from .folders import KIND_FILE
+from .ood import text_codes
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,17 @@ ONNX_OUTPUTS = ("logits", "pooled")  # float32 (batch, labels) and (batch, filte
 
 @dataclass(frozen=True)
 class TextCnnSettings:
-    """The network and its training."""
+    """The network and its training (``max_len`` and ``min_steps`` chosen on the dev splits of the seven sets
+    of ``bench/fast_defaults.py``, docs/fast_models.md)."""
 
     embed: int = 64
     filters: int = 128
     kernels: tuple[int, ...] = (2, 3, 4)
     buckets: int = 50_000
-    max_len: int = 128
+    max_len: int = 512
     dropout: float = 0.5
     epochs: int = 6
+    min_steps: int = 1500  # at least this many batches: more epochs for a small training set
     batch_size: int = 64
     lr: float = 2e-3
     min_freq: int = 1
@@ -72,22 +75,47 @@ def bigram_bucket(a: str, b: str, buckets: int) -> int:
 
 
 class Encoder:
-    """Texts -> padded character ids and bigram buckets."""
+    """Texts -> padded character ids and bigram buckets (vectorised over a batch's characters)."""
+
+    CACHE_LIMIT = 1_000_000  # bigram buckets remembered (then forgotten all at once)
 
     def __init__(self, chars: list[str], buckets: int, max_len: int) -> None:
         self.chars, self.buckets, self.max_len = chars, buckets, max_len
-        self.index = {c: i + 2 for i, c in enumerate(chars)}
+        codes = np.array([ord(c) for c in chars], dtype=np.int64)
+        order = np.argsort(codes)
+        self.char_codes, self.char_ids = codes[order], order.astype(np.int64) + 2  # id = vocabulary index + 2
+        self.grams: dict[int, int] = {}  # (previous code << 21) | code -> bucket + 1: one CRC32 per distinct bigram
+
+    def gram_ids(self, keys: np.ndarray) -> np.ndarray:
+        """Bucket + 1 of each bigram key ``(previous << 21) | code``."""
+        cache = self.grams
+        if len(cache) > self.CACHE_LIMIT:
+            cache.clear()
+        unique, inverse = np.unique(keys, return_inverse=True)
+        out = []
+        for key in unique.tolist():
+            g = cache.get(key)
+            if g is None:
+                g = cache[key] = bigram_bucket(chr(key >> 21), chr(key & 0x1FFFFF), self.buckets) + 1
+            out.append(g)
+        return np.array(out, dtype=np.int64)[inverse]
 
     def encode(self, texts: list[str]) -> tuple[Any, Any]:
         import torch
 
         seqs = [t.replace(PAIR_SEP, "\x1f")[: self.max_len] or " " for t in texts]
-        width = max(len(s) for s in seqs)
-        ids = np.zeros((len(seqs), width), dtype=np.int64)
-        grams = np.zeros((len(seqs), width), dtype=np.int64)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = [self.index.get(c, UNK) for c in s]
-            grams[i, : len(s)] = [bigram_bucket(p, c, self.buckets) + 1 for p, c in zip(" " + s, s, strict=False)]
+        codes, owner, starts = text_codes(seqs)
+        lengths = np.diff(np.append(starts, len(codes)))
+        column = np.arange(len(codes)) - starts[owner]
+        at = np.minimum(np.searchsorted(self.char_codes, codes), max(0, len(self.char_codes) - 1))
+        known = self.char_codes[at] == codes if len(self.char_codes) else np.zeros(len(codes), dtype=bool)
+        prev = np.empty_like(codes)
+        prev[1:] = codes[:-1]
+        prev[starts] = ord(" ")  # a text's first character follows a space
+        ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
+        grams = np.zeros_like(ids)
+        ids[owner, column] = np.where(known, self.char_ids[at] if len(self.char_codes) else UNK, UNK)
+        grams[owner, column] = self.gram_ids((prev << 21) | codes)
         return torch.from_numpy(ids), torch.from_numpy(grams)
 
 
@@ -175,12 +203,14 @@ class TextCnnClassifier(SmallKind):
         y_dev = task.encode(dev, labels) if dev is not None and len(dev) else None
         best, best_state, t0 = -1.0, None, time.perf_counter()
         targets = torch.from_numpy(soft).float() if soft is not None else torch.from_numpy(np.asarray(y))
-        for epoch in range(s.epochs):
+        per_epoch = -(-len(texts) // s.batch_size)
+        epochs = max(s.epochs, -(-s.min_steps // per_epoch))
+        for epoch in range(epochs):
             self.network.train()
             # length-grouped batches in a shuffled order: little padding, a different mix every epoch
             batches = [order_by_len[i: i + s.batch_size] for i in range(0, len(texts), s.batch_size)]
             rng.shuffle(batches)
-            for idx in tqdm(batches, desc=f"textcnn epoch {epoch + 1}/{s.epochs}", disable=not s.progress,
+            for idx in tqdm(batches, desc=f"textcnn epoch {epoch + 1}/{epochs}", disable=not s.progress,
                             leave=False):
                 ids, grams = self.encoder.encode([texts[i] for i in idx])
                 logits = self.network(ids, grams)
@@ -205,7 +235,8 @@ class TextCnnClassifier(SmallKind):
         seconds = time.perf_counter() - t0
         self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
                      "name": "textcnn", "labels": labels, "settings": {**asdict(s), "kernels": list(s.kernels)},
-                     "chars": chars, "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [WEIGHTS]}
+                     "chars": chars, "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [WEIGHTS],
+                     "epochs": epochs}
         if soft is not None:
             self.meta["distilled"] = {"temperature": temperature}
         if text_pair_col:
