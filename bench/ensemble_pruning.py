@@ -36,16 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
+from fast_defaults import SELECTION, SETS, read_set  # noqa: E402  (bench/: the script's folder is on sys.path)
+from load_test import cpu_model  # noqa: E402
 
 from cls_app import TextClassifier, load  # noqa: E402
 from cls_app.io.records import ReadOptions  # noqa: E402
 from cls_app.models.ensemble import EnsembleSettings, combine, fit_ensemble  # noqa: E402
-from cls_app.tasks import SingleLabel, compute_metrics  # noqa: E402
+from cls_app.tasks import compute_metrics  # noqa: E402
 from cls_app.tasks.calibration import log_loss, log_probs  # noqa: E402
 
-SELECTION = ROOT / "bench" / "results" / "selection"
-SETS = ("thucnews", "thucnews_10to1", "reviews_1to9", "long_text", "small", "pairs_topic", "news3")
 BASELINES = ("char_lr", "char_svm", "char_nb", "word_lr", "word_svm", "word_nb")
 TOLERANCES = (0.0, 0.01, 0.03, 0.05, 0.1)  # pruning weights
 SPLITS = 30
@@ -58,9 +57,9 @@ def gather(name: str, out: Path) -> dict:
         d = np.load(path, allow_pickle=False)
         return {k: d[k] for k in d.files}
     folder = SELECTION / name
-    pair_col = "text_b" if "text_b" in (folder / "data" / "train.csv").open(encoding="utf-8").readline() else None
-    opts, task = ReadOptions(text_col="text", label_col="label", text_pair_col=pair_col), SingleLabel()
-    train, dev, test = (task.read(str(folder / "data" / f"{s}.csv"), opts) for s in ("train", "dev", "test"))
+    task, train, dev, pair_col = read_set(name)
+    test = task.read(str(folder / "data" / "test.csv"), ReadOptions(text_col="text", label_col="label",
+                                                                      text_pair_col=pair_col))
     models: dict[str, TextClassifier] = {"bert": load(folder / "run", follow=False)}
     for b in BASELINES:
         models[b] = load(folder / "run" / "baselines" / b)

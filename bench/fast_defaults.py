@@ -35,13 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
+from selection import SETS  # noqa: E402
 
 from cls_app import TextClassifier  # noqa: E402
 from cls_app.io.records import ReadOptions  # noqa: E402
 from cls_app.tasks import SingleLabel  # noqa: E402
 
 SELECTION = ROOT / "bench" / "results" / "selection"
-SETS = ("thucnews", "thucnews_10to1", "reviews_1to9", "long_text", "small", "pairs_topic", "news3")
 METRIC = "macro_f1"
 VARIANTS = {
     "textcnn": ["default", "e12:epochs=12", "e20:epochs=20", "lr1e-3_e12:lr=1e-3,epochs=12", "lr4e-3:lr=4e-3",
