@@ -95,17 +95,13 @@ class FastTextClassifier(SmallKind):
 
     def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None
                     ) -> FastTextClassifier:
+        import fasttext
+
         if task.multi:
             raise UserError("the fasttext kind classifies single labels; for label sets use a baseline or bert")
         labels = task.vocabulary(train)
         if dev is not None:
             task.encode(dev, labels)  # a label train never saw is a user error
-        return self._fit(train, dev, task, labels, [[labels.index(y)] for y in train.labels], text_pair_col)
-
-    def _fit(self, train: Any, dev: Any | None, task: Task, labels: list[str], targets: list[list[int]],
-             text_pair_col: str | None) -> FastTextClassifier:
-        import fasttext
-
         s = self.settings
         if s.words:
             from ..baselines.storage import init_jieba
@@ -114,8 +110,8 @@ class FastTextClassifier(SmallKind):
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="cls_fasttext_") as tmp:
             path = Path(tmp) / "train.txt"
-            path.write_text("".join(" ".join(f"{LABEL_PREFIX}{c}" for c in line) + f" {tokens(t, s.words)}\n"
-                                    for t, line in zip(train.texts, targets, strict=True)), encoding="utf-8")
+            path.write_text("".join(f"{LABEL_PREFIX}{labels.index(y)} {tokens(t, s.words)}\n"
+                                    for t, y in zip(train.texts, train.labels, strict=True)), encoding="utf-8")
             epoch = max(s.epoch, -(-s.min_examples // max(1, len(train))))
             options: dict[str, Any] = {"dim": s.dim, "epoch": epoch, "lr": s.lr, "wordNgrams": s.word_ngrams,
                                        "minCount": s.min_count, "bucket": s.buckets, "loss": s.loss,

@@ -167,12 +167,12 @@ def text_codes(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return codes, np.repeat(np.arange(len(texts)), lengths), starts
 
 
-def lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``values`` at ``wanted`` in the sorted ``keys`` (0 where absent), as float64."""
+def lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, missing: int = 0) -> np.ndarray:
+    """``values`` at ``wanted`` in the sorted ``keys`` (``missing`` where absent)."""
     if not len(keys):
-        return np.zeros(len(wanted))
+        return np.full(len(wanted), missing, dtype=values.dtype)
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, values[at], 0).astype(np.float64)
+    return np.where(keys[at] == wanted, values[at], missing)
 
 
 _SCRIPTS: dict[int, int] = {}  # code point -> script_of, filled as characters are met

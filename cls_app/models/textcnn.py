@@ -31,7 +31,7 @@ from ..version import __version__
 from .base import register
 from .described import SmallKind, settings_of
 from .folders import KIND_FILE
-from .ood import text_codes
+from .ood import lookup, text_codes
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -108,14 +108,12 @@ class Encoder:
         codes, owner, starts = text_codes(seqs)
         lengths = np.diff(np.append(starts, len(codes)))
         column = np.arange(len(codes)) - starts[owner]
-        at = np.minimum(np.searchsorted(self.char_codes, codes), max(0, len(self.char_codes) - 1))
-        known = self.char_codes[at] == codes if len(self.char_codes) else np.zeros(len(codes), dtype=bool)
         prev = np.empty_like(codes)
         prev[1:] = codes[:-1]
         prev[starts] = ord(" ")  # a text's first character follows a space
         ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
         grams = np.zeros_like(ids)
-        ids[owner, column] = np.where(known, self.char_ids[at] if len(self.char_codes) else UNK, UNK)
+        ids[owner, column] = lookup(self.char_codes, self.char_ids, codes, missing=UNK)
         grams[owner, column] = self.gram_ids((prev << 21) | codes)
         return torch.from_numpy(ids), torch.from_numpy(grams)
 
