@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cls_app import TextClassifier, load
 from cls_app.evaluation.compare import ModelResult, accuracy_interval, plot_comparison
 from cls_app.evaluation.recommend import Candidate, fastest_within
+from cls_app.models.textcnn import TextCnnSettings, bigram_bucket, bigram_buckets, build_network
 
 from .conftest import run_main, toy_texts, write_csv
 
@@ -92,3 +95,41 @@ def test_small_training_sets_get_more_epochs():
     assert ft.meta["epochs"] == 10  # 400 lines / 40 rows
     assert TextClassifier(kind="fasttext", epoch=3, min_examples=0, dim=8, buckets=1000).fit(
         texts, labels).meta["epochs"] == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 0x10FFFF), st.integers(0, 0x10FFFF)), min_size=1, max_size=50),
+       st.sampled_from([1, 7, 50_000, 2 ** 32]))
+def test_bigram_buckets_match_crc32_of_the_utf8_bytes(pairs, buckets):
+    first, second = (np.array(column, dtype=np.int64) for column in zip(*pairs, strict=True))
+    expected = [bigram_bucket(chr(a), chr(b), buckets) for a, b in pairs]  # zlib.crc32, surrogates passed
+    assert bigram_buckets(first, second, buckets).tolist() == expected
+
+
+def test_textcnn_pooling_equals_one_convolution_per_width():
+    import torch
+
+    settings_ = TextCnnSettings(embed=8, filters=5, kernels=(1, 2, 4), buckets=50)
+    net = build_network(20, 3, settings_).eval()
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, 22, (6, 9), generator=gen)
+    grams = torch.randint(1, 51, (6, 9), generator=gen)
+    lengths = [9, 9, 5, 1, 3, 9]
+    for row, n in enumerate(lengths):
+        ids[row, n:], grams[row, n:] = 0, 0
+    x = (net.chars(ids) + net.grams(grams)).transpose(1, 2)
+    expected = []
+    for conv in net.convs:  # Kim's TextCNN: relu(conv) max-pooled over the text's own positions
+        h = torch.relu(conv(x))[:, :, : ids.shape[1]]
+        expected.append(torch.stack([h[r, :, :n].max(dim=1).values for r, n in enumerate(lengths)]))
+    with torch.no_grad():
+        assert torch.allclose(net.pooled(ids, grams), torch.cat(expected, dim=1), atol=1e-5)
+        full = ids[[0, 1, 5]]  # no padding in the batch: the mask is skipped, the result the same
+        assert torch.allclose(net.pooled(full, grams[[0, 1, 5]]), torch.cat(expected, dim=1)[[0, 1, 5]], atol=1e-5)
+
+
+def test_textcnn_reads_any_python_string():
+    texts, labels = toy_texts(40, 1)
+    cnn = TextClassifier(kind="textcnn", epochs=1, min_steps=0, embed=8, filters=8, buckets=100).fit(texts, labels)
+    probs = cnn.predict_proba(["\ud800好", "😀", "a"])  # a lone surrogate, a 4-byte character, ASCII
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)

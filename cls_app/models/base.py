@@ -43,7 +43,7 @@ from ..tasks import SingleLabel, Task, task_named
 from ..tasks.abstain import AbstainSettings, Abstention, DevEvidence, fit_rule
 from .folders import ABSTAIN_FILES, NOT_A_MODEL, folder_family, follow_best
 from .ood import Abstainer, Detector, OodScorer, TextDensity
-from .options import InferenceOptions
+from .options import DEFAULT_BATCH_SIZE, InferenceOptions
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,11 @@ class TextClassifier:
         return self.abstainer.rule.apply(confidence, pred, scored.ood)
 
     dtype: ClassVar[Any] = np.float64
+    default_batch_size: ClassVar[int] = DEFAULT_BATCH_SIZE  # texts per forward pass unless the options say
+
+    def forward_batch(self) -> int:
+        """Texts per forward pass: ``options.batch_size``, else the kind's :attr:`default_batch_size`."""
+        return self.options.batch_size or self.default_batch_size
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Probabilities of non-empty texts (the kinds implement it)."""

@@ -123,14 +123,14 @@ class BertTextClassifier(TextClassifier):
     def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         """Probabilities and (with the fast torch module) the final [CLS] vectors, from one forward pass."""
         out = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
-                                  self.options.batch_size, device=self.device)
+                                  self.forward_batch(), device=self.device)
         k = len(self.labels)
         features = out[:, k:] if out.shape[1] > k else None
         return self.task.probabilities(out[:, :k]), features
 
     def describe(self) -> dict:
         out = super().describe()
-        out.update({"max_len": self.max_len, "batch_size": self.options.batch_size,
+        out.update({"max_len": self.max_len, "batch_size": self.forward_batch(),
                     "quantized": self.options.quantize, "backend": self.options.backend,
                     "long_text": asdict(self.long_text)})
         return out

@@ -12,7 +12,7 @@ from ..errors import UserError
 from ..settings import setting
 from ..tasks.abstain import AbstainSettings
 
-DEFAULT_BATCH_SIZE = 64  # texts per forward pass for predict and the Python API
+DEFAULT_BATCH_SIZE = 64  # texts per forward pass for predict and the Python API (a kind may set its own)
 DEFAULT_CHUNK_ROWS = 8192  # rows held in memory, and the window sorted by length, at a time
 EVAL_BATCH_SIZE = 128  # texts per forward pass when a folder is scored on a labeled file (evaluate, compare)
 BACKENDS = ("torch", "onnx")  # torch: the PyTorch model; onnx: the folder's exported model.onnx in ONNX Runtime
@@ -24,7 +24,8 @@ class InferenceOptions:
 
     threads: int | None = setting(None, "torch CPU threads (default: the usable cores, split among local "
                                   "processes)")
-    batch_size: int = setting(DEFAULT_BATCH_SIZE, "texts per forward pass (default: %(default)s)")
+    batch_size: int | None = setting(None, "texts per forward pass (default: the kind's: "
+                                     f"{DEFAULT_BATCH_SIZE}, textcnn 256)")
     backend: str = setting(BACKENDS[0], "torch (default), or onnx: run the folder's model.onnx (with --quantize: "
                            "model.int8.onnx) in ONNX Runtime; write it first with `run.py export`", choices=BACKENDS)
     quantize: bool = setting(False, "dynamic int8 quantization of the linear layers: faster on CPU, labels may "
@@ -40,7 +41,7 @@ class InferenceOptions:
         """Reject impossible values (a :class:`UserError` naming the flag)."""
         if self.backend not in BACKENDS:
             raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.window < 1:
             raise UserError(f"--chunk-size must be at least 1, got {self.window}")

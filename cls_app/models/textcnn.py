@@ -19,7 +19,7 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -72,34 +72,57 @@ class TextCnnSettings:
 
 
 def bigram_bucket(a: str, b: str, buckets: int) -> int:
-    return zlib.crc32((a + b).encode("utf-8")) % buckets
+    """The bucket of the bigram ``a b``: CRC32 of its UTF-8 bytes (a lone surrogate as its three bytes)."""
+    return zlib.crc32((a + b).encode("utf-8", "surrogatepass")) % buckets
+
+
+def _crc_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1).astype(np.uint32)
+    return table
+
+
+CRC_TABLE = _crc_table()  # zlib's CRC32 (reflected polynomial 0xEDB88320), one entry per byte value
+
+
+def utf8_bytes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each code point's UTF-8 bytes, left-aligned in 4 columns, and their count (surrogates as 3 bytes)."""
+    c = codes.astype(np.int64)
+    n = 1 + (c >= 0x80) + (c >= 0x800) + (c >= 0x10000)
+    lead = np.select([n == 1, n == 2, n == 3], [c, 0xC0 | (c >> 6), 0xE0 | (c >> 12)], 0xF0 | (c >> 18))
+    out = np.zeros((len(c), 4), dtype=np.int64)
+    out[:, 0] = lead
+    for j in range(1, 4):  # continuation byte j: bits of the code point below the lead's, 6 at a time
+        shift = 6 * (n - 1 - j)
+        out[:, j] = np.where(j < n, 0x80 | ((c >> np.maximum(shift, 0)) & 0x3F), 0)
+    return out, n
+
+
+def bigram_buckets(first: np.ndarray, second: np.ndarray, buckets: int) -> np.ndarray:
+    """:func:`bigram_bucket` of every pair of code points at once (CRC32 by table, byte column by column)."""
+    (a, na), (b, nb) = utf8_bytes(first), utf8_bytes(second)
+    data = np.concatenate([a, b], axis=1)
+    # the second character's bytes follow the first's: move them left over the first's unused columns
+    cols = np.arange(8)[None, :]
+    source = np.where(cols < na[:, None], cols, cols - na[:, None] + 4)
+    data = np.take_along_axis(data, np.minimum(source, 7), axis=1)
+    total = na + nb
+    crc = np.full(len(data), 0xFFFFFFFF, dtype=np.int64)
+    for j in range(8):
+        step = CRC_TABLE[(crc ^ data[:, j]) & 0xFF].astype(np.int64) ^ (crc >> 8)
+        crc = np.where(j < total, step, crc)
+    return (crc ^ 0xFFFFFFFF) % buckets
 
 
 class Encoder:
     """Texts -> padded character ids and bigram buckets (vectorised over a batch's characters)."""
-
-    CACHE_LIMIT = 1_000_000  # bigram buckets remembered (then forgotten all at once)
 
     def __init__(self, chars: list[str], buckets: int, max_len: int) -> None:
         self.chars, self.buckets, self.max_len = chars, buckets, max_len
         codes = np.array([ord(c) for c in chars], dtype=np.int64)
         order = np.argsort(codes)
         self.char_codes, self.char_ids = codes[order], order.astype(np.int64) + 2  # id = vocabulary index + 2
-        self.grams: dict[int, int] = {}  # (previous code << 21) | code -> bucket + 1: one CRC32 per distinct bigram
-
-    def gram_ids(self, keys: np.ndarray) -> np.ndarray:
-        """Bucket + 1 of each bigram key ``(previous << 21) | code``."""
-        cache = self.grams
-        if len(cache) > self.CACHE_LIMIT:
-            cache.clear()
-        unique, inverse = np.unique(keys, return_inverse=True)
-        out = []
-        for key in unique.tolist():
-            g = cache.get(key)
-            if g is None:
-                g = cache[key] = bigram_bucket(chr(key >> 21), chr(key & 0x1FFFFF), self.buckets) + 1
-            out.append(g)
-        return np.array(out, dtype=np.int64)[inverse]
 
     def encode(self, texts: list[str]) -> tuple[Any, Any]:
         import torch
@@ -114,12 +137,13 @@ class Encoder:
         ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
         grams = np.zeros_like(ids)
         ids[owner, column] = lookup(self.char_codes, self.char_ids, codes, missing=UNK)
-        grams[owner, column] = self.gram_ids((prev << 21) | codes)
+        grams[owner, column] = bigram_buckets(prev, codes, self.buckets) + 1
         return torch.from_numpy(ids), torch.from_numpy(grams)
 
 
 def build_network(n_chars: int, n_labels: int, s: TextCnnSettings) -> Any:
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
     class TextCnn(nn.Module):
@@ -132,13 +156,21 @@ def build_network(n_chars: int, n_labels: int, s: TextCnnSettings) -> Any:
             self.out = nn.Linear(s.filters * len(s.kernels), n_labels)
 
         def pooled(self, ids: torch.Tensor, grams: torch.Tensor) -> torch.Tensor:
-            x = (self.chars(ids) + self.grams(grams)).transpose(1, 2)
-            mask = (ids == PAD)
-            outs = []
-            for conv in self.convs:
-                h = torch.relu(conv(x))[:, :, : ids.shape[1]]
-                outs.append(h.masked_fill(mask[:, None, :], 0.0).max(dim=2).values)
-            return torch.cat(outs, dim=1)
+            # every width in one matrix product: each position's window of the widest kernel's characters (the
+            # text padded on the left) times the kernels, the narrower ones zero-padded on the left, so each
+            # output ends at its character, as separate convolutions with padding k - 1 cut to the text's
+            # length; (batch, length, filters) keeps the max over positions a reduction of contiguous rows
+            x = self.chars(ids) + self.grams(grams)  # (batch, length, embed)
+            widest, length = max(s.kernels), ids.shape[1]
+            padded = F.pad(x, (0, 0, widest - 1, 0))
+            windows = torch.cat([padded[:, i: i + length] for i in range(widest)], dim=2)
+            convs = [cast(nn.Conv1d, c) for c in self.convs]
+            weight = torch.cat([F.pad(c.weight, (widest - k, 0)) for c, k in zip(convs, s.kernels, strict=True)])
+            bias = torch.cat([cast(torch.Tensor, c.bias) for c in convs])
+            h = F.linear(windows, weight.permute(0, 2, 1).reshape(len(weight), -1), bias)
+            if bool((ids[:, -1] == PAD).any()):  # padded texts in the batch: their padding never wins the max
+                h = h.masked_fill((ids == PAD)[:, :, None], float("-inf"))
+            return torch.relu(h.amax(dim=1))  # relu(max) = max(relu): relu on the pooled vector only
 
         def forward(self, ids: torch.Tensor, grams: torch.Tensor) -> torch.Tensor:
             return self.out(self.dropout(self.pooled(ids, grams)))
@@ -153,6 +185,7 @@ class TextCnnClassifier(SmallKind):
     family = FAMILY
     dtype = np.float32
     ood_method = "mahalanobis"  # on the pooled vectors
+    default_batch_size = 256  # small passes: 64 texts a pass ran at about half the rate (docs/fast_models.md)
 
     def __init__(self, kind: str | None = "textcnn", abstain: AbstainSettings | None = None, **values: Any) -> None:
         super().__init__(kind or "textcnn")
@@ -261,7 +294,7 @@ class TextCnnClassifier(SmallKind):
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         pooled = np.zeros((len(texts), self.settings.filters * len(self.settings.kernels)), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
-        size = max(1, self.options.batch_size)
+        size = self.forward_batch()
         with torch.inference_mode():
             for start in range(0, len(texts), size):
                 idx = order[start: start + size]
