@@ -128,8 +128,11 @@ def test_textcnn_pooling_equals_one_convolution_per_width():
         assert torch.allclose(net.pooled(full, grams[[0, 1, 5]]), torch.cat(expected, dim=1)[[0, 1, 5]], atol=1e-5)
 
 
-def test_textcnn_reads_any_python_string():
+def test_textcnn_reads_any_python_string_in_either_precision(tmp_path):
     texts, labels = toy_texts(40, 1)
-    cnn = TextClassifier(kind="textcnn", epochs=1, min_steps=0, embed=8, filters=8, buckets=100).fit(texts, labels)
-    probs = cnn.predict_proba(["\ud800好", "😀", "a"])  # a lone surrogate, a 4-byte character, ASCII
-    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
+    folder = TextClassifier(kind="textcnn", epochs=1, min_steps=0, embed=8, filters=8, buckets=100).fit(
+        texts, labels).save(tmp_path / "cnn")
+    odd = ["\ud800好", "😀", "a"]  # a lone surrogate, a 4-byte character, ASCII
+    fp32, bf16 = (load(folder, precision=p).predict_proba([*odd, *texts]) for p in ("fp32", "bf16"))
+    assert np.isfinite(fp32).all() and np.allclose(fp32.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(fp32, bf16) and np.abs(fp32 - bf16).max() < 0.05

@@ -36,6 +36,25 @@ def clf(tiny_model) -> Classifier:
     return Classifier.load(tiny_model, batch_size=4)
 
 
+def test_precision_bf16_rounds_the_forward_pass_and_fp32_does_not(tiny_model, capsys) -> None:
+    from cls_app import load
+
+    texts, labels = toy_texts(40, seed=7)
+    fp32, bf16 = load(tiny_model, precision="fp32"), load(tiny_model, precision="bf16")
+    p32, p16 = fp32.predict_proba(texts), bf16.predict_proba(texts)
+    assert np.array_equal(p32, load(tiny_model, precision="fp32").predict_proba(texts))
+    assert not np.array_equal(p32, p16) and np.abs(p32 - p16).max() < 0.05  # rounded, not another model
+    assert [p.label for p in bf16.predict(texts)] == labels
+    assert fp32.describe()["precision"] == "fp32" and bf16.describe()["precision"] == "bf16"
+    code, out, _ = run_main(capsys, "predict", "--model", tiny_model, "--precision", "fp32", "--text", texts[0])
+    assert code == 0 and labels[0] in out
+    with pytest.raises(SystemExit) as stop:  # argparse's choices
+        run_main(capsys, "predict", "--model", tiny_model, "--precision", "fp16", "--text", texts[0])
+    assert stop.value.code == 2 and "--precision: invalid choice: 'fp16'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--precision must be one of fp32, bf16"):
+        load(tiny_model, precision="fp16")
+
+
 def _single(clf: Classifier, text: str) -> Prediction:
     return clf.predict([text], top_k=2)[0]
 

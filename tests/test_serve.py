@@ -107,6 +107,7 @@ def test_predictions_match_the_python_api(bert_server, bert_model) -> None:
     assert info["settings"]["max_texts"] == 8 and info["settings"]["api_key"] is True
     assert KEY not in r.text + str(info)
     assert info["model_settings"]["max_len"] == 64
+    assert info["model_settings"]["precision"] == "fp32"  # the default
     docs = httpx.get(bert_server.url + "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

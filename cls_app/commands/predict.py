@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "--chunk-size windows) of --input, e.g. for a job array; join the N outputs with --merge")
     add_reading(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
-    add_inference(p, only=("batch_size", "window", "threads", "quantize", "backend"))
+    add_inference(p, only=("batch_size", "window", "threads", "quantize", "backend", "precision"))
     add_abstain(p)
     return p
 

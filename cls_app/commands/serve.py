@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_settings(r, ServeSettings, only=PROCESSES)
     add_inference(r, only=("quantize",))
     add_settings(r, ServeSettings, only=("access_log",))
-    add_inference(p, only=("backend",))
+    add_inference(p, only=("backend", "precision"))
     add_abstain(p)
     return p
 

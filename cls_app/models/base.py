@@ -265,6 +265,15 @@ class TextClassifier:
         """Texts per forward pass: ``options.batch_size``, else the kind's :attr:`default_batch_size`."""
         return self.options.batch_size or self.default_batch_size
 
+    def forward_precision(self) -> Any:
+        """The autocast dtype of the torch kinds' forward passes: ``options.precision`` (None: fp32; see
+        :func:`cls_app.runtime.device.resolve_precision`)."""
+        import torch
+
+        from ..runtime.device import resolve_precision
+
+        return resolve_precision(self.options.precision, torch.device("cpu"))
+
     def scores(self, texts: list[str]) -> np.ndarray:
         """Probabilities of non-empty texts (the kinds implement it)."""
         raise NotImplementedError

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import UserError
 from ..fileio import atomic_files, write_json
 from ..io.records import DataOptions
 from ..modeling.fast import fast_classifier
 from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, rewrite_settings, save_model_dir
-from ..runtime.device import configure_threads
+from ..runtime.device import autocast, configure_threads
 from ..runtime.engine import predict_text_logits
 from ..settings import default
 from ..tasks import AbstainSettings, Task, task_from_settings
@@ -120,10 +121,15 @@ class BertTextClassifier(TextClassifier):
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.analyse(texts)[0]
 
+    def amp(self) -> Any:
+        """The forward passes' autocast dtype (None: fp32; int8 and ONNX Runtime run as they are)."""
+        return self.forward_precision() if self.options.backend == "torch" and not self.options.quantize else None
+
     def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         """Probabilities and (with the fast torch module) the final [CLS] vectors, from one forward pass."""
-        out = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
-                                  self.forward_batch(), device=self.device)
+        with autocast(torch.device(self.device), self.amp()):
+            out = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
+                                      self.forward_batch(), device=self.device)
         k = len(self.labels)
         features = out[:, k:] if out.shape[1] > k else None
         return self.task.probabilities(out[:, :k]), features
@@ -132,6 +138,7 @@ class BertTextClassifier(TextClassifier):
         out = super().describe()
         out.update({"max_len": self.max_len, "batch_size": self.forward_batch(),
                     "quantized": self.options.quantize, "backend": self.options.backend,
+                    "precision": "fp32" if self.amp() is None else "bf16",
                     "long_text": asdict(self.long_text)})
         return out
 

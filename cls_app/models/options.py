@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import UserError
+from ..runtime.precisions import INFERENCE_PRECISIONS
 from ..settings import setting
 from ..tasks.abstain import AbstainSettings
 
@@ -28,6 +29,10 @@ class InferenceOptions:
                                      f"{DEFAULT_BATCH_SIZE}, textcnn 256)")
     backend: str = setting(BACKENDS[0], "torch (default), or onnx: run the folder's model.onnx (with --quantize: "
                            "model.int8.onnx) in ONNX Runtime; write it first with `run.py export`", choices=BACKENDS)
+    precision: str = setting(INFERENCE_PRECISIONS[0], "bert and textcnn: fp32 (default), or bf16 autocast: "
+                             "1.2-2.2x the texts/s on CPUs with AVX512-BF16 or AMX (slow without), at most one "
+                             "dev decision in 200-1,003 changed on the bench sets (docs/speed.md)",
+                             choices=INFERENCE_PRECISIONS)
     quantize: bool = setting(False, "dynamic int8 quantization of the linear layers: faster on CPU, labels may "
                              "differ on a few texts (with --backend onnx: the exported model.int8.onnx)")
     window: int = setting(DEFAULT_CHUNK_ROWS, "rows read, sorted by length and written at a time; bounds memory "
@@ -41,6 +46,8 @@ class InferenceOptions:
         """Reject impossible values (a :class:`UserError` naming the flag)."""
         if self.backend not in BACKENDS:
             raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {self.precision!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.window < 1:

@@ -290,12 +290,15 @@ class TextCnnClassifier(SmallKind):
     def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         import torch
 
+        from ..runtime.device import autocast
+
         assert self.encoder is not None
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         pooled = np.zeros((len(texts), self.settings.filters * len(self.settings.kernels)), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
         size = self.forward_batch()
-        with torch.inference_mode():
+        amp = self.forward_precision() if self.onnx is None else None
+        with torch.inference_mode(), autocast(torch.device("cpu"), amp):
             for start in range(0, len(texts), size):
                 idx = order[start: start + size]
                 ids, grams = self.encoder.encode([texts[i] for i in idx])
@@ -305,8 +308,8 @@ class TextCnnClassifier(SmallKind):
                 else:
                     vec = self.network.pooled(ids, grams)
                     logits = self.network.out(vec)
-                probs[idx] = torch.softmax(logits, dim=1).numpy()
-                pooled[idx] = vec.numpy()
+                probs[idx] = torch.softmax(logits.float(), dim=1).numpy()
+                pooled[idx] = vec.float().numpy()
         return probs, pooled
 
     # ------------------------------------------------------------------ folders

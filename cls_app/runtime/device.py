@@ -2,9 +2,10 @@
 
 * ``--device auto`` (default) takes CUDA when a GPU is present, else the CPU; ``--device cuda``
   without a GPU is a user error, not a silent fall-back.
-* ``--precision auto`` is bf16 autocast on a GPU that supports it (fp16 with a gradient
-  scaler on older GPUs) and fp32 on the CPU; ``--precision bf16`` also works on CPUs with
-  AVX512-BF16 / AMX (measure it: ``bench/train_speed.py``).
+* ``--precision auto`` when training is bf16 autocast on a GPU that supports it (fp16 with a
+  gradient scaler on older GPUs) and fp32 on the CPU; ``--precision bf16`` also works on CPUs
+  with AVX512-BF16 / AMX (measure it: ``bench/train_speed.py``). A loaded model predicts in fp32
+  unless asked for bf16 (``InferenceOptions.precision``; measured in ``bench/precision.py``).
 * ``--threads`` sets torch's intra-op threads; under ``torchrun`` the default is the cores
   divided among the local processes, so they do not fight over the same cores.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterable, Iterator
 
@@ -54,6 +56,7 @@ def resolve_device(name: str | None = "auto", local_rank: int | None = None) -> 
     return device
 
 
+@functools.cache
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
     check = getattr(torch.backends.mkldnn, "is_available", lambda: False)
@@ -82,8 +85,14 @@ def resolve_precision(precision: str | None, device: torch.device) -> torch.dtyp
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UserError("--precision bf16: this GPU has no bf16 support (use fp16)")
         if device.type == "cpu" and not cpu_supports_bf16():
-            log.warning("this CPU has no native bf16 instructions: bf16 autocast will be slow")
+            warn_slow_bf16()
     return dtype
+
+
+@functools.cache
+def warn_slow_bf16() -> None:
+    """Once per process (a model predicting file windows asks on every window)."""
+    log.warning("this CPU has no native bf16 instructions: bf16 autocast will be slow")
 
 
 @contextlib.contextmanager

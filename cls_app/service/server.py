@@ -44,7 +44,8 @@ def load_model(model: str | Path, settings: ServeSettings) -> TextClassifier:
 
     threads = settings.threads or default_threads(settings.workers)  # the cores split among the workers
     return load(model, follow=settings.follow, batch_size=settings.batch_size, threads=threads,
-                backend=settings.backend, quantize=settings.quantize, abstain=settings.abstain)
+                backend=settings.backend, quantize=settings.quantize, precision=settings.precision,
+                abstain=settings.abstain)
 
 
 def build_app(model: str | Path, settings: ServeSettings) -> Any:

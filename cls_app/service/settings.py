@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import UserError
 from ..models.options import BACKENDS
+from ..runtime.precisions import INFERENCE_PRECISIONS
 from ..settings import setting
 from ..tasks.abstain import AbstainSettings
 
@@ -49,6 +50,8 @@ class ServeSettings:
     """``torch`` or ``onnx`` (BERT folders with an exported model.onnx)."""
     quantize: bool = setting(False, cli=False)
     """BERT: int8 (torch dynamic quantization; with ``onnx`` the exported model.int8.onnx)."""
+    precision: str = setting(INFERENCE_PRECISIONS[0], cli=False)
+    """BERT and textcnn: ``fp32`` or ``bf16`` (autocast; fast on CPUs with AVX512-BF16 or AMX)."""
     api_key: str | None = setting(None, f"require 'Authorization: Bearer KEY' on /predict and /info (default: the "
                                   f"{API_KEY_ENV} environment variable, if set)")
     """When set, /predict and /info need ``Authorization: Bearer KEY`` (else 401)."""
