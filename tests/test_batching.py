@@ -28,6 +28,19 @@ def test_length_sorted_batches_cover_each_index_once(lengths: list[int], batch_s
     assert ordered == sorted(lengths, reverse=True)
 
 
+@given(st.lists(st.integers(0, 600), min_size=1, max_size=200), st.integers(1, 300), st.integers(1, 2000))
+def test_position_budget_bounds_each_batch_and_wastes_none(lengths: list[int], batch_size: int, budget: int) -> None:
+    batches = length_sorted_batches(lengths, batch_size, max_positions=budget)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+    for b, after in zip(batches, [*batches[1:], None], strict=True):
+        longest = max(1, lengths[b[0]])
+        assert len(b) <= batch_size and (len(b) == 1 or len(b) * longest <= budget)
+        if after is not None and len(b) < batch_size:  # a batch ends early only when one more would not fit
+            assert (len(b) + 1) * longest > budget
+
+
 @given(st.integers(0, 300), st.integers(1, 33), st.integers(0, 10))
 def test_shuffled_batches_cover_each_index_once(n: int, batch_size: int, seed: int) -> None:
     batches = shuffled_batches(n, batch_size, np.random.default_rng(seed))

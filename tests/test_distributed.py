@@ -34,7 +34,10 @@ def test_two_process_run_matches_single_process(tmp_path) -> None:
          str(ROOT / "run.py"), *common, "--out", str(tmp_path / "ddp")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    # on failure: each rank's last lines (a rank that aborts is otherwise hidden behind its peer's connection error)
+    assert ddp.returncode == 0, "\n".join(
+        "\n".join([line for line in ddp.stderr.splitlines() if f"[rank{r}]" in line][-15:]) for r in (0, 1)
+    ) + "\n" + ddp.stderr[-1500:]
 
     # one model folder, complete, nothing else written by either rank
     assert {p.name for p in (tmp_path / "ddp").iterdir()} == MODEL_FILES

@@ -186,6 +186,7 @@ class TextCnnClassifier(SmallKind):
     dtype = np.float32
     ood_method = "mahalanobis"  # on the pooled vectors
     default_batch_size = 256  # small passes: 64 texts a pass ran at about half the rate (docs/fast_models.md)
+    max_positions = 8192  # and at most this many padded characters a pass: fewer texts when they are long
 
     def __init__(self, kind: str | None = "textcnn", abstain: AbstainSettings | None = None, **values: Any) -> None:
         super().__init__(kind or "textcnn")
@@ -291,16 +292,16 @@ class TextCnnClassifier(SmallKind):
         import torch
 
         from ..runtime.device import autocast
+        from ..text.batching import length_sorted_batches
 
         assert self.encoder is not None
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         pooled = np.zeros((len(texts), self.settings.filters * len(self.settings.kernels)), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        size = self.forward_batch()
+        lengths = np.minimum([len(t) for t in texts], self.settings.max_len)
+        batches = length_sorted_batches(lengths, self.forward_batch(), self.max_positions)
         amp = self.forward_precision() if self.onnx is None else None
         with torch.inference_mode(), autocast(torch.device("cpu"), amp):
-            for start in range(0, len(texts), size):
-                idx = order[start: start + size]
+            for idx in batches:
                 ids, grams = self.encoder.encode([texts[i] for i in idx])
                 if self.onnx is not None:  # --backend onnx: the exported network in ONNX Runtime
                     logits, vec = map(torch.from_numpy, self.onnx.run(ONNX_OUTPUTS, {

@@ -53,14 +53,25 @@ def length_grouped_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def length_sorted_batches(lengths: npt.ArrayLike, batch_size: int) -> list[np.ndarray]:
+def length_sorted_batches(lengths: npt.ArrayLike, batch_size: int, max_positions: int | None = None
+                          ) -> list[np.ndarray]:
     """Indices sorted by length (longest first) cut into batches, for fast inference.
 
     Similar lengths share a batch, so little padding is computed; callers scatter the
-    results back by index, which restores the original order.
+    results back by index, which restores the original order. With ``max_positions`` a batch
+    also holds at most that many padded positions (batch x its longest length; at least one
+    text), so batches of long texts are smaller.
     """
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    sizes = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-sizes, kind="stable")
+    if max_positions is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        take = min(batch_size, max(1, max_positions // max(1, int(sizes[order[start]]))))
+        batches.append(order[start : start + take])
+        start += take
+    return batches
 
 
 def oversampled_indices(labels: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
