@@ -387,8 +387,8 @@ class OodScorer:
 
     def describe(self) -> dict:
         return {"method": self.detector.method if self.detector else ("members" if self.members else None),
-                "density": self.density is not None, "norms": {k: [round(v[0], 6), round(v[1], 6)]
-                                                               for k, v in self.norms.items()}}
+                # exact floats: a scale rounded to 6 places could become 0 (every score then inf or NaN)
+                "density": self.density is not None, "norms": {k: [v[0], v[1]] for k, v in self.norms.items()}}
 
 
 @dataclass
@@ -442,7 +442,9 @@ class Abstainer:
         if meta.get("density"):
             density = TextDensity.from_arrays({k.split(".", 1)[1]: v for k, v in arrays.items()
                                                if k.startswith("density.")})
-        norms = {k: (float(v[0]), float(v[1])) for k, v in (meta.get("norms") or {}).items()}
+        # folders written before the exact floats may hold a scale rounded to 0: robust_norm's fallback of 1
+        norms = {k: (float(v[0]), float(v[1]) if float(v[1]) > 1e-12 else 1.0)
+                 for k, v in (meta.get("norms") or {}).items()}
         scorer = OodScorer(detector, density, norms, members=meta.get("method") == "members")
         return cls(scorer, DevEvidence.from_arrays(arrays), RejectRule.from_json(meta.get("rule")),
                    bool(meta.get("label_sets")))
