@@ -136,3 +136,6 @@ def test_textcnn_reads_any_python_string_in_either_precision(tmp_path):
     fp32, bf16 = (load(folder, precision=p).predict_proba([*odd, *texts]) for p in ("fp32", "bf16"))
     assert np.isfinite(fp32).all() and np.allclose(fp32.sum(axis=1), 1.0, atol=1e-5)
     assert not np.array_equal(fp32, bf16) and np.abs(fp32 - bf16).max() < 0.05
+    described = load(folder, precision="bf16", batch_size=32).describe()  # what /info shows
+    assert (described["precision"], described["batch_size"], described["backend"]) == ("bf16", 32, "torch")
+    assert load(folder).describe()["batch_size"] == 256

@@ -313,6 +313,15 @@ class TextCnnClassifier(SmallKind):
                 pooled[idx] = vec.float().numpy()
         return probs, pooled
 
+    def describe(self) -> dict:
+        """The folder's settings, with ``batch_size`` the texts a forward pass takes here (as BERT's), not
+        the training batch, and how it runs: ``max_positions``, ``precision``, ``backend``."""
+        out = super().describe()
+        out.update({"batch_size": self.forward_batch(), "max_positions": self.max_positions,
+                    "precision": "fp32" if self.onnx is not None or self.forward_precision() is None else "bf16",
+                    "backend": "onnx" if self.onnx is not None else "torch"})
+        return out
+
     # ------------------------------------------------------------------ folders
 
     def write_weights(self, folder: Path) -> None:
