@@ -267,11 +267,13 @@ class TextClassifier:
 
     def forward_precision(self) -> Any:
         """The autocast dtype of the torch kinds' forward passes: ``options.precision`` (None: fp32; see
-        :func:`cls_app.runtime.device.resolve_precision`)."""
+        :func:`cls_app.runtime.device.resolve_precision`); int8 and ONNX Runtime run as they are (None)."""
         import torch
 
         from ..runtime.device import resolve_precision
 
+        if self.options.backend != "torch" or self.options.quantize:
+            return None
         return resolve_precision(self.options.precision, torch.device("cpu"))
 
     def scores(self, texts: list[str]) -> np.ndarray:

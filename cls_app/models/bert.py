@@ -121,13 +121,9 @@ class BertTextClassifier(TextClassifier):
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.analyse(texts)[0]
 
-    def amp(self) -> Any:
-        """The forward passes' autocast dtype (None: fp32; int8 and ONNX Runtime run as they are)."""
-        return self.forward_precision() if self.options.backend == "torch" and not self.options.quantize else None
-
     def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         """Probabilities and (with the fast torch module) the final [CLS] vectors, from one forward pass."""
-        with autocast(torch.device(self.device), self.amp()):
+        with autocast(torch.device(self.device), self.forward_precision()):
             out = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
                                       self.forward_batch(), device=self.device)
         k = len(self.labels)
@@ -138,7 +134,7 @@ class BertTextClassifier(TextClassifier):
         out = super().describe()
         out.update({"max_len": self.max_len, "batch_size": self.forward_batch(),
                     "quantized": self.options.quantize, "backend": self.options.backend,
-                    "precision": "fp32" if self.amp() is None else "bf16",
+                    "precision": "fp32" if self.forward_precision() is None else "bf16",
                     "long_text": asdict(self.long_text)})
         return out
 

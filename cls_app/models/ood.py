@@ -60,6 +60,11 @@ GATED = 100.0
 START = 0x02  # the character before a text's first, for the bigram model
 
 
+def usable_scale(scale: float) -> float:
+    """``scale``, or 1 when it is too small to divide by."""
+    return scale if scale > 1e-12 else 1.0
+
+
 def robust_norm(values: np.ndarray) -> tuple[float, float]:
     """(median, q95 - median) of the finite values; (0, 1) when there are none, scale 1 when they do not spread."""
     v = np.asarray(values, dtype=np.float64)
@@ -67,8 +72,7 @@ def robust_norm(values: np.ndarray) -> tuple[float, float]:
     if not len(v):
         return 0.0, 1.0
     center = float(np.median(v))
-    scale = float(np.quantile(v, 0.95) - center)
-    return center, scale if scale > 1e-12 else 1.0
+    return center, usable_scale(float(np.quantile(v, 0.95) - center))
 
 
 @dataclass
@@ -443,8 +447,7 @@ class Abstainer:
             density = TextDensity.from_arrays({k.split(".", 1)[1]: v for k, v in arrays.items()
                                                if k.startswith("density.")})
         # folders written before the exact floats may hold a scale rounded to 0: robust_norm's fallback of 1
-        norms = {k: (float(v[0]), float(v[1]) if float(v[1]) > 1e-12 else 1.0)
-                 for k, v in (meta.get("norms") or {}).items()}
+        norms = {k: (float(v[0]), usable_scale(float(v[1]))) for k, v in (meta.get("norms") or {}).items()}
         scorer = OodScorer(detector, density, norms, members=meta.get("method") == "members")
         return cls(scorer, DevEvidence.from_arrays(arrays), RejectRule.from_json(meta.get("rule")),
                    bool(meta.get("label_sets")))

@@ -299,8 +299,7 @@ class TextCnnClassifier(SmallKind):
         pooled = np.zeros((len(texts), self.settings.filters * len(self.settings.kernels)), dtype=np.float32)
         lengths = np.minimum([len(t) for t in texts], self.settings.max_len)
         batches = length_sorted_batches(lengths, self.forward_batch(), self.max_positions)
-        amp = self.forward_precision() if self.onnx is None else None
-        with torch.inference_mode(), autocast(torch.device("cpu"), amp):
+        with torch.inference_mode(), autocast(torch.device("cpu"), self.forward_precision()):
             for idx in batches:
                 ids, grams = self.encoder.encode([texts[i] for i in idx])
                 if self.onnx is not None:  # --backend onnx: the exported network in ONNX Runtime
@@ -318,8 +317,8 @@ class TextCnnClassifier(SmallKind):
         the training batch, and how it runs: ``max_positions``, ``precision``, ``backend``."""
         out = super().describe()
         out.update({"batch_size": self.forward_batch(), "max_positions": self.max_positions,
-                    "precision": "fp32" if self.onnx is not None or self.forward_precision() is None else "bf16",
-                    "backend": "onnx" if self.onnx is not None else "torch"})
+                    "precision": "fp32" if self.forward_precision() is None else "bf16",
+                    "backend": self.options.backend})
         return out
 
     # ------------------------------------------------------------------ folders
