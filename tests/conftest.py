@@ -35,6 +35,18 @@ def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
     return path
 
 
+def noisy_files(folder: Path) -> dict[str, Path]:
+    """train/dev/test CSVs of the toy task with 15 % of the labels flipped, so that models differ and dev has
+    150 rows (enough for an ensemble to fit its weights)."""
+    files = {}
+    for split, n, seed in (("train", 300, 1), ("dev", 150, 2), ("test", 120, 3)):
+        texts, labels = toy_texts(n, seed)
+        rng = random.Random(seed)
+        labels = [("负面" if x == "正面" else "正面") if rng.random() < 0.15 else x for x in labels]
+        files[split] = write_csv(folder / f"{split}.csv", texts, labels)
+    return files
+
+
 @pytest.fixture
 def toy_files(tmp_path: Path) -> dict[str, Path]:
     """train/dev/test CSVs of the toy task."""
@@ -94,6 +106,25 @@ def run_cli(*args: str, cwd: Path = ROOT, stdin: str | None = None, timeout: int
         [sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
         input=stdin, timeout=timeout,
     )
+
+
+def run_captured(*args: str) -> tuple[int, str, str]:
+    """:func:`run_main` for fixtures wider than one test (no ``capsys``): stdout and stderr captured here."""
+    import contextlib
+    import io
+
+    import torch
+
+    from cls_app.commands import main
+
+    threads = torch.get_num_threads()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(list(args))
+    finally:
+        torch.set_num_threads(threads)
+    return rc, out.getvalue(), err.getvalue()
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:

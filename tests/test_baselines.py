@@ -1,4 +1,4 @@
-"""Classical baselines: training, saving/loading (skops, trusted types only), jieba words."""
+"""Classical baselines: training, saving/loading (trusted types only; format-1 skops folders too), jieba words."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from cls_app import TextClassifier
 from cls_app.baselines.pipelines import BASELINE_NAMES, spec
-from cls_app.baselines.storage import MODEL_FILE, load_baseline
+from cls_app.baselines.storage import SKOPS_FILE, STATE_FILE, load_baseline, read_meta
 from cls_app.errors import UserError
 from cls_app.io.records import LabeledData
 from cls_app.models import load
@@ -99,19 +99,65 @@ def test_multiclass_label_order(tmp_path) -> None:
 
 
 def test_untrusted_content_is_refused(tmp_path, trained) -> None:
+    import shutil
+
+    folder = tmp_path / "evil"
+    shutil.copytree(trained["root"] / "char_nb", folder)
+    tree = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    # a class that is not on the list (here one that would run a function): refused before anything is built
+    (folder / STATE_FILE).write_text(json.dumps({"$object": "sklearn.preprocessing._function_transformer."
+                                                 "FunctionTransformer", "state": {"$dict": {"func": None}}}),
+                                     encoding="utf-8")
+    with pytest.raises(UserError, match="does not trust"):
+        load(folder)
+    (folder / STATE_FILE).write_text(json.dumps({**tree, "state": {"$dict": {"steps": [{"$tuple": [
+        "x", {"$name": "os.system"}]}]}}}), encoding="utf-8")
+    with pytest.raises(UserError, match="does not trust"):
+        load(folder)
+    # a pickle file under the arrays' name is not loaded either
+    (folder / STATE_FILE).write_text(json.dumps(tree), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00.")
+    with pytest.raises(UserError, match="cannot read"):
+        load(folder)
+
+
+def test_skops_folders_of_format_1_still_load_and_refuse_untrusted_types(tmp_path, trained) -> None:
+    """Folders written before model.json hold model.skops (baseline.json format 1): they load through skops,
+    trusted types only."""
     import os
     import shutil
+    import zipfile
 
     import skops.io as sio
     from sklearn.preprocessing import FunctionTransformer
 
-    folder = tmp_path / "evil"
-    shutil.copytree(trained["root"] / "char_nb", folder)
-    sio.dump(FunctionTransformer(os.getcwd), folder / MODEL_FILE)
+    new = load(trained["root"] / "word_svm")
+    folder = tmp_path / "old_word_svm"
+    shutil.copytree(trained["root"] / "word_svm", folder)
+    for name in ("model.json", "model.safetensors"):
+        (folder / name).unlink()
+    sio.dump(new.estimator, folder / SKOPS_FILE, compression=zipfile.ZIP_DEFLATED)
+    meta = {**read_meta(folder), "format_version": 1}
+    (folder / "baseline.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    texts, _ = toy_texts(20, seed=9)
+    np.testing.assert_array_equal(load(folder).predict_proba(texts), new.predict_proba(texts))
+    assert {p.name for p in __import__("cls_app").models.model_files(folder)} >= {"baseline.json", SKOPS_FILE}
+
+    # a vectorizer named by its module before the package split (cls_app.tfidf) still loads
+    with zipfile.ZipFile(folder / SKOPS_FILE) as zin:
+        items = {name: zin.read(name) for name in zin.namelist()}
+    schema = items["schema.json"].decode()
+    assert '"cls_app.baselines.tfidf"' in schema
+    items["schema.json"] = schema.replace('"cls_app.baselines.tfidf"', '"cls_app.tfidf"').encode()
+    with zipfile.ZipFile(folder / SKOPS_FILE, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in items.items():
+            zout.writestr(name, data)
+    np.testing.assert_array_equal(load(folder).predict_proba(texts), new.predict_proba(texts))
+
+    sio.dump(FunctionTransformer(os.getcwd), folder / SKOPS_FILE)
     with pytest.raises(UserError, match="does not trust"):
         load(folder)
-    # a pickle file under the skops name is not loaded either
-    (folder / MODEL_FILE).write_bytes(b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00.")
+    (folder / SKOPS_FILE).write_bytes(b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00.")
     with pytest.raises(UserError, match="cannot read"):
         load(folder)
 
@@ -126,6 +172,10 @@ def test_folder_errors_are_user_errors(tmp_path) -> None:
     bad.mkdir()
     (bad / "baseline.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(UserError, match="not valid JSON"):
+        load(bad)
+    (bad / "baseline.json").write_text(json.dumps({"kind": "baseline", "format_version": 2,
+                                                    "labels": ["a", "b"]}), encoding="utf-8")
+    with pytest.raises(UserError, match="missing model.json, model.safetensors"):
         load(bad)
     (bad / "baseline.json").write_text(json.dumps({"kind": "baseline", "format_version": 1,
                                                     "labels": ["a", "b"]}), encoding="utf-8")
@@ -161,24 +211,25 @@ def test_predict_command_serves_baseline_folders_too(tmp_path, toy_files, capsys
 
 
 @pytest.mark.parametrize("texts", [["北京大学", "上海交通大学", "股市"], ["尾\x00", "中\x00间", "ab"]])
-def test_compact_vocabulary_round_trip(tmp_path, texts) -> None:
-    """The vocabulary is stored as one string array (not in skops' JSON), and comes back equal."""
-    import zipfile
-
-    import skops.io as sio
-
+def test_compact_vocabulary_round_trip(texts) -> None:
+    """The vocabulary is stored as one string array, in index order, and comes back equal (terms ending
+    in NUL, which NumPy strings would drop, keep the dict)."""
+    from cls_app.baselines.state import decode, encode
     from cls_app.baselines.tfidf import CompactTfidfVectorizer
 
     vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2)).fit(texts)
     before = dict(vec.vocabulary_)
-    sio.dump(vec, tmp_path / "v.skops")
+    arrays: dict = {}
+    tree = json.loads(json.dumps(encode(vec, arrays)))
     assert vec.vocabulary_ == before  # saving does not change the live object
-    loaded = sio.load(tmp_path / "v.skops", trusted=["cls_app.baselines.tfidf.CompactTfidfVectorizer"])
+    loaded = decode(tree, arrays)
     assert loaded.vocabulary_ == before
     assert (loaded.transform(texts) != vec.transform(texts)).nnz == 0
-    schema = zipfile.ZipFile(tmp_path / "v.skops").read("schema.json").decode()
+    state = tree["state"]["$dict"]
     has_nul = any(t.endswith("\x00") for t in before)
-    assert ("vocabulary_terms_" in schema) is not has_nul  # NUL-ending terms keep the dict
+    assert ("vocabulary_terms_" in state) is not has_nul
+    if not has_nul:
+        assert state["vocabulary_terms_"]["$strings"] == sorted(before, key=before.__getitem__)
 
 
 def test_baseline_command_uses_the_train_split(tmp_path, toy_files, capsys) -> None:
@@ -196,25 +247,3 @@ def test_baseline_command_uses_the_train_split(tmp_path, toy_files, capsys) -> N
     with pytest.raises(SystemExit) as exc:  # argparse rejects an unknown name before any work
         main(["-q", "baseline", "--train", str(toy_files["train"]), "--out", str(out), "--models", "char_rf"])
     assert exc.value.code == 2
-
-
-def test_folders_written_before_the_package_split_still_load(tmp_path, trained) -> None:
-    """model.skops files of earlier versions name the vectorizer ``cls_app.tfidf.CompactTfidfVectorizer``."""
-    import shutil
-    import zipfile
-
-    folder = tmp_path / "old_char_svm"
-    shutil.copytree(trained["root"] / "char_svm", folder)
-    model = folder / MODEL_FILE
-    with zipfile.ZipFile(model) as zin:
-        items = {name: zin.read(name) for name in zin.namelist()}
-    schema = items["schema.json"].decode()
-    assert '"cls_app.baselines.tfidf"' in schema
-    items["schema.json"] = schema.replace('"cls_app.baselines.tfidf"', '"cls_app.tfidf"').encode()
-    with zipfile.ZipFile(model, "w", zipfile.ZIP_DEFLATED) as zout:
-        for name, data in items.items():
-            zout.writestr(name, data)
-    texts, _ = toy_texts(20, seed=9)
-    old = load(folder).predict_proba(texts)
-    new = load(trained["root"] / "char_svm").predict_proba(texts)
-    np.testing.assert_array_equal(old, new)

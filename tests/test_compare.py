@@ -12,10 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cls_app.commands import main
 from cls_app.evaluation.compare import ModelResult, mcnemar_exact, paired_bootstrap_ci, significance, write_report
-
-from .conftest import TINY_MODEL_ARGS, run_main
 
 LABELS = ["甲", "乙"]
 
@@ -99,33 +96,3 @@ def test_report_lists_every_model_and_marks_the_best(tmp_path) -> None:
     assert [m["name"] for m in summary["models"]] == ["bert_a", "char_svm", "word_nb", "majority"]
     assert summary["significance"]["a_right_b_wrong"] == 2  # texts 17, 18
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.mark.slow
-def test_train_with_baselines_then_compare_and_evaluate(tmp_path, toy_files, capsys) -> None:
-    """End to end: BERT + baselines on one split, the report, and evaluate on a baseline."""
-    out = tmp_path / "model"
-    rc, _, err = run_main(capsys, "train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
-                          "--test", str(toy_files["test"]), "--out", str(out), "--epochs", "1",
-                          "--with-baselines", "--no-cache", *TINY_MODEL_ARGS)
-    assert rc == 0, err
-    names = ["char_lr", "char_svm", "char_nb", "word_lr", "word_svm", "word_nb", "majority"]
-    for name in names:
-        assert (out / "baselines" / name / "model.skops").is_file(), name
-    md = (out / "comparison" / "comparison.md").read_text(encoding="utf-8")
-    for name in ["model", *names]:
-        assert f"| {name} |" in md, name
-    assert "**" in md and "McNemar" in md
-    summary = json.loads((out / "comparison" / "comparison.json").read_text(encoding="utf-8"))
-    assert summary["n"] == 60 and summary["significance"]["a"] == "model"
-    assert all(m["texts_per_s"] > 0 and m["size_bytes"] > 0 for m in summary["models"])
-
-    assert main(["-q", "evaluate", "--model", str(out / "baselines" / "char_svm"),
-                 "--data", str(toy_files["test"]), "--out", str(tmp_path / "ev")]) == 0
-    report = json.loads((tmp_path / "ev" / "metrics.json").read_text(encoding="utf-8"))
-    baseline = json.loads((out / "baselines" / "char_svm" / "baseline.json").read_text(encoding="utf-8"))
-    assert report["accuracy"] == pytest.approx(baseline["test"]["accuracy"]) and report["n"] == 60
-
-    assert main(["-q", "compare", "--models", str(out / "baselines" / "majority"), str(tmp_path / "nope"),
-                 "--data", str(toy_files["test"])]) == 2
-    assert "nope" in capsys.readouterr().err

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from cls_app.models.ensemble import (
 )
 from cls_app.tasks.calibration import calibrate
 
-from .conftest import TINY_MODEL_ARGS, run_main, toy_texts, write_csv
+from .conftest import noisy_files, run_main, toy_texts, write_csv
 
 
 def _probs(rng: np.random.Generator, n: int, k: int, scale: float = 2.0) -> np.ndarray:
@@ -165,26 +164,13 @@ def test_a_pruned_ensemble_keeps_saves_and_reloads_only_its_members(tmp_path):
 # --------------------------------------------------------------------------- folders and commands
 
 
-def _noisy_files(tmp_path: Path) -> dict[str, Path]:
-    """The toy task with 15 % of the labels flipped, so that members differ and dev has 150 rows."""
-    import random
-
-    files = {}
-    for split, n, seed in (("train", 300, 1), ("dev", 150, 2), ("test", 120, 3)):
-        texts, labels = toy_texts(n, seed)
-        rng = random.Random(seed)
-        labels = [("负面" if x == "正面" else "正面") if rng.random() < 0.15 else x for x in labels]
-        files[split] = write_csv(tmp_path / f"{split}.csv", texts, labels)
-    return files
-
-
 def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, capsys):
     import pandas as pd
 
     from cls_app.models import load
     from cls_app.models.folders import model_size_bytes
 
-    files = _noisy_files(tmp_path)
+    files = noisy_files(tmp_path)
     base, ens = tmp_path / "base", tmp_path / "ens"
     rc, out, err = run_main(capsys, "-q", "baseline", "--train", str(files["train"]), "--dev", str(files["dev"]),
                             "--out", str(base), "--models", "char_svm", "char_nb", "word_nb")
@@ -256,7 +242,7 @@ def test_ensemble_folder_predicts_the_fitted_combination_everywhere(tmp_path, ca
 
 
 def test_ensemble_refuses_bad_members_and_files(tmp_path, capsys):
-    files = _noisy_files(tmp_path)
+    files = noisy_files(tmp_path)
     base = tmp_path / "base"
     assert run_main(capsys, "-q", "baseline", "--train", str(files["train"]), "--out", str(base),
                     "--models", "char_nb")[0] == 0
@@ -281,71 +267,3 @@ def test_ensemble_refuses_bad_members_and_files(tmp_path, capsys):
         (ens / "ensemble.json").write_text(json.dumps(broken), encoding="utf-8")
         rc, _, err = run_main(capsys, "-q", "predict", "--model", str(ens), "--text", "好")
         assert rc == 2 and needle in err and err.count("\n") == 1, err
-
-
-@pytest.mark.slow
-def test_train_with_baselines_builds_the_ensemble_and_recommends_a_model(tmp_path, capsys, caplog):
-    import logging
-
-    files = _noisy_files(tmp_path)
-    out = tmp_path / "run"
-    rc, text, err = run_main(capsys, "-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
-                             "--test", str(files["test"]), "--out", str(out), "--epochs", "2", "--with-baselines",
-                             *TINY_MODEL_ARGS)
-    assert rc == 0, err
-    ens = json.loads((out / "ensemble" / "ensemble.json").read_text(encoding="utf-8"))
-    # offered: BERT, every baseline but the floor, fasttext and textcnn; kept: those the dev fit weighs
-    offered = ens["pruned"]["offered"] if "pruned" in ens else [m["name"] for m in ens["members"]]
-    assert len(offered) == 9 and offered[0] == "run"
-    assert len(ens["members"]) == 9 - len(ens.get("pruned", {}).get("dropped", []))
-    best = json.loads((out / "best.json").read_text(encoding="utf-8"))
-    assert (out / best["path"]).is_dir() and best["kind"] in ("bert", "baseline", "ensemble", "fasttext", "textcnn")
-    assert best["comparison"]["split"] == "test" and best["comparison"]["versus"]
-    # the dev scores are those of each candidate's final, cross-fitted decisions; the leader is the highest,
-    # and the choice is the leader unless dev cannot separate it from others (then the rule picks among them)
-    scores = {"run": json.loads((out / "metrics.json").read_text())["dev_final"]["macro_f1"],
-              "ensemble": ens["dev"]["ensemble_final"]["macro_f1"]}
-    for meta_path in [*(out / "baselines").glob("*/baseline.json"), *(out / "baselines").glob("*/classifier.json")]:
-        meta = json.loads(meta_path.read_text())
-        if meta["name"] != "majority":
-            scores[meta["name"]] = meta["dev"]["macro_f1"]
-    assert {"fasttext", "textcnn"} <= set(scores)
-    selection = best["selection"]
-    assert scores[selection["leader"]] == pytest.approx(max(scores.values()), abs=1e-5)
-    pool = [selection["leader"], *selection["tied"]]
-    assert best["name"] in pool and set(selection["versus_leader"]) == set(scores) - {selection["leader"]}
-    from cls_app.evaluation.recommend import RULE
-
-    assert selection["rule"] == RULE
-    if not selection["tied"]:
-        assert best["name"] == selection["leader"]
-    elif RULE == "ensemble" and "ensemble" in pool:
-        assert best["name"] == "ensemble"
-    md = (out / "comparison" / "comparison.md").read_text(encoding="utf-8")
-    fast = best["fastest"]  # the fastest candidate within 0.5 points of the recommended one on dev
-    assert fast["dev"]["macro_f1"] >= scores[best["name"]] - 0.005 - 1e-9 and fast["texts_per_s"] > 0
-    assert (out / fast["path"]).is_dir()
-    assert "## Recommended model" in md and f"**{best['name']}**" in md and "| ensemble | ensemble |" in md
-    assert "recommended model:" in text
-
-    # predict --model OUT follows best.json (and says so); --no-follow keeps the BERT
-    from cls_app.models import load
-
-    caplog.set_level(logging.INFO, logger="cls_app")
-    followed = load(out)
-    assert followed.path == (out / best["path"] if best["path"] != "." else out)
-    if best["path"] != ".":
-        assert "best.json recommends" in caplog.text
-    assert load(out, follow=False).kind == "bert"
-    rc, a, _ = run_main(capsys, "-q", "predict", "--model", str(out), "--text", "这个好棒")
-    rc2, b, _ = run_main(capsys, "-q", "predict", "--model", str(out), "--no-follow", "--text", "这个好棒")
-    assert rc == rc2 == 0 and a.split("\t")[0] in ("正面", "负面") and b.split("\t")[0] in ("正面", "负面")
-
-    # a broken pointer is one clear error; a new run into OUT removes the old pointer and ensemble
-    (out / "best.json").write_text('{"path": "nowhere"}', encoding="utf-8")
-    rc, _, err = run_main(capsys, "-q", "predict", "--model", str(out), "--text", "好")
-    assert rc == 2 and "--no-follow" in err
-    rc, _, err = run_main(capsys, "-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
-                          "--out", str(out), "--epochs", "1", *TINY_MODEL_ARGS)
-    assert rc == 0, err
-    assert not (out / "best.json").exists() and not (out / "ensemble").exists()

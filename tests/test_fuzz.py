@@ -122,7 +122,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 FOLDER_FILES = {"bert": ["config.json", "vocab.txt", "model.safetensors"],
-                "char_lr": ["baseline.json", "model.skops"], "majority": ["baseline.json", "model.skops"]}
+                "char_lr": ["baseline.json", "model.json", "model.safetensors"],
+                "majority": ["baseline.json", "model.json", "model.safetensors"]}
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
                            max_leaves=5)
@@ -254,7 +255,7 @@ def test_baseline_train(cases_dir: Path, capsys, case) -> None:
     rc, _ = _cli(capsys, "baseline --train", "baseline", "--train", str(path), "--out", str(out), "--models",
                  "majority", "--on-bad-row", "warn")
     assert not left_behind(cases_dir)
-    assert (out / "majority" / "model.skops").is_file() == (rc == 0)
+    assert (out / "majority" / "model.json").is_file() == (rc == 0)
 
 
 @fuzz(3)

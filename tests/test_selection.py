@@ -5,6 +5,7 @@ not decide (paired bootstrap, a rule among the candidates dev cannot separate)."
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,33 @@ def test_baselines_are_calibrated_and_decide_for_the_metric_everywhere(tmp_path,
     assert "before the temperature" in out and "before" in report["calibration"]
     predicted = [p.label for p in loaded.predict(test[0])]
     assert report["accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(predicted, test[1], strict=True)]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(-1, 4)), max_size=40), st.integers(1, 5))
+def test_metrics_from_counts_equal_scikit_learns(pairs, k) -> None:
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+    from cls_app.tasks import compute_metrics
+
+    rows = [(t % k, p if p < k else p % k) for t, p in pairs]
+    y = np.array([t for t, _ in rows], dtype=np.int64)
+    pred = np.array([p for _, p in rows], dtype=np.int64)
+    labels = [f"c{i}" for i in range(k)]
+    got = compute_metrics(y, pred, labels)
+    assert got["n"] == len(y)
+    if not len(y):
+        assert got["accuracy"] == 0.0 and got["confusion_matrix"] == [[0] * k for _ in range(k)]
+        return
+    ids = list(range(k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # scikit-learn's "a single label was found", for one class
+        want = classification_report(y, pred, labels=ids, target_names=labels, output_dict=True, zero_division=0)
+        macro = f1_score(y, pred, labels=ids, average="macro", zero_division=0)
+        weighted = f1_score(y, pred, labels=ids, average="weighted", zero_division=0)
+        matrix = confusion_matrix(y, pred, labels=ids).tolist()
+    assert got["accuracy"] == pytest.approx(float(np.mean(y == pred)))
+    assert got["macro_f1"] == pytest.approx(macro) and got["weighted_f1"] == pytest.approx(weighted)
+    for name in labels:
+        assert got["per_class"][name] == pytest.approx(want[name])
+    assert got["confusion_matrix"] == matrix

@@ -19,6 +19,9 @@ import pytest
 from .conftest import ROOT, run_main, toy_texts, write_csv
 
 KEY = "s3cret-key"
+# one client for the whole module: each top-level httpx call builds a TLS context (tens of ms) even for
+# http://; no kept-alive connections, so every request opens its own as the module-level calls did
+HTTP = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
 LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
 
 
@@ -43,7 +46,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}: {self.proc.stderr.read()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if HTTP.get(self.url + "/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -91,7 +94,7 @@ def test_predictions_match_the_python_api(bert_server, bert_model) -> None:
     from cls_app import Classifier
 
     texts, labels = toy_texts(6, seed=9)
-    r = httpx.post(bert_server.url + "/predict", json={"texts": texts, "top_k": 2}, headers=auth())
+    r = HTTP.post(bert_server.url + "/predict", json={"texts": texts, "top_k": 2}, headers=auth())
     assert r.status_code == 200, r.text
     got = r.json()["predictions"]
     want = Classifier.load(bert_model, threads=1).predict(texts, top_k=2)
@@ -99,16 +102,16 @@ def test_predictions_match_the_python_api(bert_server, bert_model) -> None:
     for g, w in zip(got, want, strict=True):
         assert abs(g["prob"] - w.prob) < 1e-5
         assert [t["label"] for t in g["top"]] == [label for label, _ in w.top]
-    one = httpx.post(bert_server.url + "/predict", json={"text": texts[0]}, headers=auth()).json()
+    one = HTTP.post(bert_server.url + "/predict", json={"text": texts[0]}, headers=auth()).json()
     assert one["predictions"][0]["label"] == labels[0] and len(one["predictions"][0]["top"]) == 1
 
-    info = httpx.get(bert_server.url + "/info", headers=auth()).json()
+    info = HTTP.get(bert_server.url + "/info", headers=auth()).json()
     assert info["kind"] == "bert" and set(info["labels"]) == set(labels)
     assert info["settings"]["max_texts"] == 8 and info["settings"]["api_key"] is True
     assert KEY not in r.text + str(info)
     assert info["model_settings"]["max_len"] == 64
     assert info["model_settings"]["precision"] == "fp32"  # the default
-    docs = httpx.get(bert_server.url + "/docs")
+    docs = HTTP.get(bert_server.url + "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
@@ -122,15 +125,15 @@ def test_every_error_is_clear_json_and_the_server_stays_up(bert_server) -> None:
         assert body["code"] == code and body["message"]
         return body
 
-    error(httpx.post(url + "/predict", json={"texts": ["a"]}), 401, "unauthorized")
-    error(httpx.post(url + "/predict", json={"texts": ["a"]}, headers=auth("wrong")), 401, "unauthorized")
-    error(httpx.get(url + "/info"), 401, "unauthorized")
-    body = error(httpx.post(url + "/predict", json={"texts": ["好"] * 9}, headers=auth()), 422, "too_many_texts")
+    error(HTTP.post(url + "/predict", json={"texts": ["a"]}), 401, "unauthorized")
+    error(HTTP.post(url + "/predict", json={"texts": ["a"]}, headers=auth("wrong")), 401, "unauthorized")
+    error(HTTP.get(url + "/info"), 401, "unauthorized")
+    body = error(HTTP.post(url + "/predict", json={"texts": ["好"] * 9}, headers=auth()), 422, "too_many_texts")
     assert body["limit"] == 8 and "--max-texts" in body["message"]
-    body = error(httpx.post(url + "/predict", json={"texts": ["好", "好" * 61]}, headers=auth()), 422, "text_too_long")
+    body = error(HTTP.post(url + "/predict", json={"texts": ["好", "好" * 61]}, headers=auth()), 422, "text_too_long")
     assert body["limit"] == 60 and body["index"] == 1
     big = {"texts": ["好" * 55] * 8}  # within the text limits, over 1000 bytes
-    body = error(httpx.post(url + "/predict", json=big, headers=auth()), 413, "body_too_large")
+    body = error(HTTP.post(url + "/predict", json=big, headers=auth()), 413, "body_too_large")
     assert body["limit"] == 1000
 
     def stream():  # no Content-Length: counted as it arrives
@@ -139,42 +142,42 @@ def test_every_error_is_clear_json_and_the_server_stays_up(bert_server) -> None:
             yield b"a" * 100
         yield b'"]}'
 
-    error(httpx.post(url + "/predict", content=stream(), headers={**auth(), "content-type": "application/json"}),
+    error(HTTP.post(url + "/predict", content=stream(), headers={**auth(), "content-type": "application/json"}),
           413, "body_too_large")
-    error(httpx.post(url + "/predict", content=b'{"texts": [', headers={**auth(), "content-type": "application/json"}),
+    error(HTTP.post(url + "/predict", content=b'{"texts": [', headers={**auth(), "content-type": "application/json"}),
           422, "malformed_json")
-    body = error(httpx.post(url + "/predict", json={"texts": ["好", 3]}, headers=auth()), 422, "invalid_request")
+    body = error(HTTP.post(url + "/predict", json={"texts": ["好", 3]}, headers=auth()), 422, "invalid_request")
     assert "texts.1" in body["message"]
-    error(httpx.post(url + "/predict", json={"texts": ["好"], "text": "好"}, headers=auth()), 422, "invalid_request")
-    error(httpx.post(url + "/predict", json={"texts": ["好"], "top_k": 0}, headers=auth()), 422, "invalid_request")
-    error(httpx.post(url + "/predict", json=["好"], headers=auth()), 422, "invalid_request")
-    error(httpx.get(url + "/nowhere"), 404, "not_found")
-    error(httpx.get(url + "/predict", headers=auth()), 405, "method_not_allowed")
+    error(HTTP.post(url + "/predict", json={"texts": ["好"], "text": "好"}, headers=auth()), 422, "invalid_request")
+    error(HTTP.post(url + "/predict", json={"texts": ["好"], "top_k": 0}, headers=auth()), 422, "invalid_request")
+    error(HTTP.post(url + "/predict", json=["好"], headers=auth()), 422, "invalid_request")
+    error(HTTP.get(url + "/nowhere"), 404, "not_found")
+    error(HTTP.get(url + "/predict", headers=auth()), 405, "method_not_allowed")
 
     # an empty text is a per-item error; the others are answered
-    r = httpx.post(url + "/predict", json={"texts": ["这个好棒", "  ", "这个差劲"]}, headers=auth())
+    r = HTTP.post(url + "/predict", json={"texts": ["这个好棒", "  ", "这个差劲"]}, headers=auth())
     assert r.status_code == 200
     preds = r.json()["predictions"]
     assert preds[1]["error"]["code"] == "empty_text" and "texts[1]" in preds[1]["error"]["message"]
     assert [preds[0]["label"], preds[2]["label"]] == ["正面", "负面"]
-    assert httpx.get(url + "/health").json() == {"status": "ok"}
+    assert HTTP.get(url + "/health").json() == {"status": "ok"}
 
 
 @pytest.mark.slow
 def test_concurrent_requests_are_micro_batched(bert_server) -> None:
     url = bert_server.url
-    before = httpx.get(url + "/info", headers=auth()).json()["batching"]
+    before = HTTP.get(url + "/info", headers=auth()).json()["batching"]
     texts, _ = toy_texts(16, seed=5)
-    alone = [httpx.post(url + "/predict", json={"text": t}, headers=auth()).json()["predictions"][0] for t in texts]
+    alone = [HTTP.post(url + "/predict", json={"text": t}, headers=auth()).json()["predictions"][0] for t in texts]
 
     async def together() -> list[dict]:
         async with httpx.AsyncClient(base_url=url, headers=auth(), timeout=60) as client:
             rs = await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
         return [r.json()["predictions"][0] for r in rs]
 
-    mid = httpx.get(url + "/info", headers=auth()).json()["batching"]
+    mid = HTTP.get(url + "/info", headers=auth()).json()["batching"]
     grouped = asyncio.run(together())
-    after = httpx.get(url + "/info", headers=auth()).json()["batching"]
+    after = HTTP.get(url + "/info", headers=auth()).json()["batching"]
     assert mid["batches"] - before["batches"] == 16  # one by one: one batch each
     assert after["requests"] - mid["requests"] == 16
     assert after["batches"] - mid["batches"] <= 4, after  # 16 concurrent requests ran in a few batches
@@ -188,14 +191,14 @@ def test_baseline_folder_two_workers_env_key_and_graceful_shutdown(baseline_mode
     server = Server(baseline_model, "--max-wait-ms", "1500", "--workers", "2", "--no-model-process",
                     env={"CLS_APP_API_KEY": "from-env"})
     try:
-        assert httpx.post(server.url + "/predict", json={"text": "好"}).status_code == 401
-        info = httpx.get(server.url + "/info", headers=auth("from-env")).json()
+        assert HTTP.post(server.url + "/predict", json={"text": "好"}).status_code == 401
+        info = HTTP.get(server.url + "/info", headers=auth("from-env")).json()
         assert info["kind"] == "baseline" and set(info["labels"]) == {"正面", "负面"}
         assert info["settings"]["workers"] == 2 and info["pid"] != server.proc.pid  # answered by a worker
         answer: dict = {}
 
         def slow_request() -> None:  # waits 1.5 s in the batcher: in flight when SIGTERM comes
-            r = httpx.post(server.url + "/predict", json={"texts": ["这个好棒好棒", "这个差劲差劲"]},
+            r = HTTP.post(server.url + "/predict", json={"texts": ["这个好棒好棒", "这个差劲差劲"]},
                            headers=auth("from-env"), timeout=60)
             answer["status"], answer["body"] = r.status_code, r.json()
 
@@ -284,9 +287,9 @@ def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
             if server.started:
                 break
             time.sleep(0.05)
-        r = httpx.post(url + "/predict", json={"texts": ["fine", "boom"]})
+        r = HTTP.post(url + "/predict", json={"texts": ["fine", "boom"]})
         assert r.status_code == 500 and r.json()["error"]["code"] == "prediction_failed"
-        r = httpx.post(url + "/predict", json={"text": "fine"})
+        r = HTTP.post(url + "/predict", json={"text": "fine"})
         assert r.status_code == 200 and r.json()["predictions"][0] == {
             "label": "b", "prob": 0.75, "top": [{"label": "b", "prob": 0.75}], "abstained": False, "reason": None,
             "ood_score": None}
@@ -310,13 +313,13 @@ def test_a_killed_model_process_is_replaced_and_the_server_stays_up(baseline_mod
     server = Server(baseline_model, "--max-wait-ms", "0")
     try:
         url = server.url + "/predict"
-        assert httpx.post(url, json={"text": "这个好棒好棒"}).json()["predictions"][0]["label"] == "正面"
+        assert HTTP.post(url, json={"text": "这个好棒好棒"}).json()["predictions"][0]["label"] == "正面"
         before = model_processes(server.proc.pid)
         assert len(before) == 1, before  # the model runs in a process of its own
         os.kill(before[0], signal.SIGKILL)
         statuses = []
         for _ in range(20):  # the batch the dead process had (if any) fails; the next one starts a new process
-            r = httpx.post(url, json={"text": "这个差劲差劲"}, timeout=60)
+            r = HTTP.post(url, json={"text": "这个差劲差劲"}, timeout=60)
             statuses.append(r.status_code)
             if r.status_code == 200:
                 break

@@ -4,8 +4,8 @@ Features are TF-IDF over character 1-2 grams (``char_*``) or over **jieba** word
 classifiers are LogisticRegression (``*_lr``), LinearSVC (``*_svm``) and MultinomialNB
 (``*_nb``); ``majority`` always predicts the most frequent training class.
 
-Each baseline is saved in its own folder (see :mod:`.storage`): ``baseline.json`` and
-``model.skops``.
+Each baseline is saved in its own folder (see :mod:`.storage`): ``baseline.json``, ``model.json`` and
+``model.safetensors``.
 
 Default settings were chosen on a stratified 20 % hold-out of the THUCNews dev.txt, never on
 test.txt: ``sublinear_tf``, LogisticRegression ``C=10`` (saga solver), MultinomialNB
@@ -51,7 +51,7 @@ def jieba_tokens(text: str) -> list[str]:
     Whitespace runs stay tokens: in THUCNews headlines a space separates parts of a headline
     in some sections more than others, and keeping it scored about one point higher on the
     dev hold-out. Module-level (not a lambda) so a saved pipeline refers to it by name and
-    skops can be told to trust exactly this function. The words of recent texts are remembered
+    the loader can be told to trust exactly this function. The words of recent texts are remembered
     (:func:`jieba_words`), so the word-level members of an ensemble and the fasttext kind cut each
     text once between them.
     """
@@ -68,7 +68,7 @@ def jieba_words(text: str) -> tuple[str, ...]:
 
 # Saved pipelines name this function by module and name; it keeps the name it had before the
 # package was split (``cls_app.baselines.jieba_tokens``, exported by the package) so every
-# model.skops, old or new, refers to it the same way.
+# saved model, old (model.skops) or new (model.json), refers to it the same way.
 jieba_tokens.__module__ = "cls_app.baselines"
 
 

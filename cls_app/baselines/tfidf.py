@@ -1,4 +1,4 @@
-"""A TfidfVectorizer that saves compactly with skops.
+"""A TfidfVectorizer that saves compactly (in ``model.json`` and in the ``model.skops`` of format-1 folders).
 
 skops writes a dict entry by entry into its JSON schema: about 600 bytes per term, over
 100 MB for a 170k-term character vocabulary, and seconds to parse. Here the fitted

@@ -50,10 +50,9 @@ def setup_logging(quiet: bool = False) -> None:
     if not sys.stderr.isatty():
         # progress bars going to a log file: a line every 30 s, not ten a second
         os.environ.setdefault("TQDM_MININTERVAL", "30")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    # transformers reads these when it is imported (importing it here would cost every command a second)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("jieba").setLevel(logging.WARNING)
 
 

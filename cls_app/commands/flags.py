@@ -10,6 +10,7 @@ share are declared once here: the model folder (:func:`add_model`), reading a fi
 from __future__ import annotations
 
 import argparse
+import functools
 import types
 import typing
 from collections.abc import Iterable
@@ -38,13 +39,19 @@ def _scalar(tp: Any) -> Any:
     return tp
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, once per class (every command's parser reads the same classes)."""
+    return typing.get_type_hints(cls)
+
+
 def add_settings(target: Target, cls: type, *, only: Iterable[str] | None = None, skip: Iterable[str] = (),
                  defaults: dict[str, Any] | None = None, helps: dict[str, str] | None = None) -> None:
     """Flags for the fields of dataclass ``cls`` (``only`` those, in that order; not ``skip``).
 
     ``defaults`` / ``helps`` override a field's default / help for this command.
     """
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     by_name = {f.name: f for f in fields(cls)}
     names = list(only) if only is not None else [f.name for f in fields(cls)]
     defaults, helps = defaults or {}, helps or {}

@@ -4,8 +4,8 @@ Three families of folder, each self-describing:
 
 * BERT: ``config.json`` (with this app's settings under ``cls_app``: format version, task,
   max length, ...), ``vocab.txt``, ``model.safetensors`` (:mod:`cls_app.modeling.folder`);
-* TF-IDF baselines: ``baseline.json`` (``kind``, ``name``, labels, task) and ``model.skops``
-  (:mod:`cls_app.baselines.storage`);
+* TF-IDF baselines: ``baseline.json`` (``kind``, ``name``, labels, task), ``model.json`` and
+  ``model.safetensors`` (older folders: ``model.skops``; :mod:`cls_app.baselines.storage`);
 * ensembles: ``ensemble.json`` naming member folders (:mod:`cls_app.models.ensemble`);
 * the small kinds (``fasttext``, ``textcnn``): ``classifier.json`` (``family``, format version,
   labels, task, settings, and the ``files`` beside it).
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..baselines.storage import META_FILE as BASELINE_FILE
-from ..baselines.storage import MODEL_FILE as BASELINE_MODEL_FILE
+from ..baselines.storage import MODEL_FILES as BASELINE_MODEL_FILES
+from ..baselines.storage import SKOPS_FILE
 from ..errors import UserError
 from ..tasks import Task, task_from_settings
 
@@ -123,7 +124,7 @@ def model_files(path: str | Path) -> list[Path]:
         found = [f for m in member_paths(path, meta) for f in model_files(m)]
         return [path / ENSEMBLE_FILE, *abstain_files(path), *found]
     if family == "baseline":
-        names: tuple[str, ...] = (BASELINE_FILE, BASELINE_MODEL_FILE)
+        names: tuple[str, ...] = (BASELINE_FILE, *BASELINE_MODEL_FILES, SKOPS_FILE)  # the files that exist
     elif family in ("fasttext", "textcnn"):
         info = _read_json(path / KIND_FILE)
         listed = info.get("files") if isinstance(info, dict) else None

@@ -235,10 +235,12 @@ class TextCnnClassifier(SmallKind):
         order_by_len = np.argsort([len(t) for t in texts], kind="stable")
         y_dev = task.encode(dev, labels) if dev is not None and len(dev) else None
         best, best_state, t0 = -1.0, None, time.perf_counter()
+        ran = 0
         targets = torch.from_numpy(soft).float() if soft is not None else torch.from_numpy(np.asarray(y))
         per_epoch = -(-len(texts) // s.batch_size)
         epochs = max(s.epochs, -(-s.min_steps // per_epoch))
         for epoch in range(epochs):
+            ran = epoch + 1
             self.network.train()
             # length-grouped batches in a shuffled order: little padding, a different mix every epoch
             batches = [order_by_len[i: i + s.batch_size] for i in range(0, len(texts), s.batch_size)]
@@ -264,6 +266,10 @@ class TextCnnClassifier(SmallKind):
                 if metric > best:
                     best = metric
                     best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+                if best >= 1.0:  # a perfect dev score: no later epoch can replace this state (strictly better)
+                    log.info("textcnn: dev %s is 1 after epoch %d; stopping", s.metric or task.default_metric,
+                             epoch + 1)
+                    break
         if best_state is not None:
             self.network.load_state_dict(best_state)
         self.network.eval()
@@ -271,7 +277,7 @@ class TextCnnClassifier(SmallKind):
         self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
                      "name": "textcnn", "labels": labels, "settings": {**asdict(s), "kernels": list(s.kernels)},
                      "chars": chars, "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [WEIGHTS],
-                     "epochs": epochs}
+                     "epochs": epochs, "epochs_run": ran}
         if soft is not None:
             self.meta["distilled"] = {"temperature": temperature}
         if text_pair_col:

@@ -17,14 +17,17 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.distributed as dist
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,18 @@ def env_info(environ: dict | None = None) -> DistInfo:
     return DistInfo(rank, world, local_rank, local_world)
 
 
+def _dist() -> Any:
+    """``torch.distributed`` (imported here: a command that never joins a group never loads torch for it)."""
+    import torch.distributed as dist
+
+    return dist
+
+
 def init(device: torch.device, info: DistInfo | None = None, timeout_s: int = 1800) -> DistInfo:
     """Join the process group when launched by torchrun (nccl for CUDA, else gloo)."""
+    import torch
+
+    dist = _dist()
     info = info or env_info()
     if not info.enabled or (dist.is_available() and dist.is_initialized()):
         return info
@@ -84,12 +97,18 @@ def init(device: torch.device, info: DistInfo | None = None, timeout_s: int = 18
 
 def shutdown() -> None:
     """Leave the process group (if joined)."""
+    if "torch" not in sys.modules:
+        return
+    dist = _dist()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def active() -> bool:
-    """True inside an initialised multi-process group."""
+    """True inside an initialised multi-process group (never before torch is loaded: a group needs it)."""
+    if "torch" not in sys.modules:
+        return False
+    dist = _dist()
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -105,13 +124,16 @@ def shard(idx: np.ndarray, rank: int, world_size: int) -> np.ndarray:
 def barrier() -> None:
     """Wait for every rank (no-op for one process)."""
     if active():
-        dist.barrier()
+        _dist().barrier()
 
 
 def all_reduce_sum(values: Sequence[float]) -> list[float]:
     """Element-wise sum of ``values`` over all ranks (float64, on the CPU for gloo)."""
     if not active():
         return [float(v) for v in values]
+    import torch
+
+    dist = _dist()
     t = torch.tensor(list(values), dtype=torch.float64)
     if dist.get_backend() == "nccl":
         t = t.cuda()
@@ -125,6 +147,7 @@ def gather_rows(part: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
         out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
         out[idx] = part
         return out
+    dist = _dist()
     pieces: list = [None] * dist.get_world_size()
     dist.all_gather_object(pieces, (idx, part))
     out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
@@ -138,6 +161,7 @@ def gather_to_main(obj: object) -> list | None:
     """Every rank's ``obj``, in rank order, on rank 0 (None on the others); ``[obj]`` for one process."""
     if not active():
         return [obj]
+    dist = _dist()
     out: list | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(obj, out, dst=0)
     return out
@@ -146,7 +170,7 @@ def gather_to_main(obj: object) -> list | None:
 def rank_world() -> tuple[int, int]:
     """``(rank, world_size)`` of the joined process group; ``(0, 1)`` for a single process."""
     if active():
-        return dist.get_rank(), dist.get_world_size()
+        return _dist().get_rank(), _dist().get_world_size()
     return 0, 1
 
 
