@@ -11,12 +11,12 @@ from .conftest import TINY_MODEL_ARGS, run_cli, run_main
 
 
 @pytest.mark.slow
-def test_train_then_evaluate(tmp_path, toy_files) -> None:
+def test_train_then_evaluate(tmp_path, toy_files, capsys) -> None:
     out = tmp_path / "model"
-    r = run_cli("train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
-                "--test", str(toy_files["test"]), "--out", str(out), "--epochs", "5",
-                "--batch-size", "16", "--lr", "2e-3", *TINY_MODEL_ARGS)
-    assert r.returncode == 0, r.stderr
+    rc, _, err = run_main(capsys, "train", "--train", str(toy_files["train"]), "--dev", str(toy_files["dev"]),
+                          "--test", str(toy_files["test"]), "--out", str(out), "--epochs", "5",
+                          "--batch-size", "16", "--lr", "2e-3", "--no-cache", *TINY_MODEL_ARGS)
+    assert rc == 0, err
     for name in ("config.json", "vocab.txt", "model.safetensors", "training_args.json",
                  "metrics.json", "train_log.csv"):
         assert (out / name).is_file(), name
@@ -24,10 +24,10 @@ def test_train_then_evaluate(tmp_path, toy_files) -> None:
     assert metrics["test"]["accuracy"] >= 0.9
     assert len(pd.read_csv(out / "train_log.csv")) >= 1
 
-    r = run_cli("evaluate", "--model", str(out), "--data", str(toy_files["test"]),
-                "--out", str(tmp_path / "report"))
-    assert r.returncode == 0, r.stderr
-    assert "confusion matrix" in r.stdout and "正面" in r.stdout
+    rc, stdout, err = run_main(capsys, "evaluate", "--model", str(out), "--data", str(toy_files["test"]),
+                               "--out", str(tmp_path / "report"))
+    assert rc == 0, err
+    assert "confusion matrix" in stdout and "正面" in stdout
     png = tmp_path / "report" / "confusion_matrix.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cm = pd.read_csv(tmp_path / "report" / "confusion_matrix.csv", index_col=0)

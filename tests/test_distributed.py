@@ -9,14 +9,14 @@ import sys
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, TINY_MODEL_ARGS, run_cli, toy_texts, write_csv
+from .conftest import ROOT, TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 
 MODEL_FILES = {"config.json", "vocab.txt", "model.safetensors", "training_args.json", "metrics.json",
                "train_log.csv", "test_eval", "ood.safetensors", "ood.json"}
 
 
 @pytest.mark.slow
-def test_two_process_run_matches_single_process(tmp_path) -> None:
+def test_two_process_run_matches_single_process(tmp_path, capsys) -> None:
     # 241 training texts, batch 16: the last batch of each epoch holds one text, so one rank
     # has nothing of it (it takes part with zero weight); dropout 0 makes runs comparable
     # step by step, since --batch-size is the global batch in both.
@@ -27,8 +27,8 @@ def test_two_process_run_matches_single_process(tmp_path) -> None:
               "--epochs", "4", "--batch-size", "16", "--lr", "2e-3", "--dropout", "0", "--patience", "0",
               "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), *TINY_MODEL_ARGS]
 
-    single = run_cli(*common, "--out", str(tmp_path / "single"))
-    assert single.returncode == 0, single.stderr
+    rc, _, err = run_main(capsys, *common, "--out", str(tmp_path / "single"))
+    assert rc == 0, err
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(ROOT / "run.py"), *common, "--out", str(tmp_path / "ddp")],

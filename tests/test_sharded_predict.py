@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, run_cli, run_main, toy_texts, write_csv
+from .conftest import ROOT, run_main, toy_texts, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def torchrun(*args: str, n: int = 2) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_two_processes_write_the_one_process_output(tiny_model, tmp_path) -> None:
+def test_two_processes_write_the_one_process_output(tiny_model, tmp_path, capsys) -> None:
     texts, labels = toy_texts(103, seed=8)
     texts[5] = ""  # an empty text keeps its row
     frame = pd.DataFrame({"id": range(len(texts)), "text": texts, "label": labels})
@@ -33,8 +33,8 @@ def test_two_processes_write_the_one_process_output(tiny_model, tmp_path) -> Non
     # 103 rows in windows of 16: 7 windows, so the last round gives rank 1 nothing
     common = ["predict", "--model", str(tiny_model), "--input", str(tmp_path / "in.csv"), "--chunk-size", "16",
               "--top-k", "2", "--threads", "1"]
-    one = run_cli(*common, "--output", str(tmp_path / "one.csv"))
-    assert one.returncode == 0, one.stderr
+    rc, _, err = run_main(capsys, *common, "--output", str(tmp_path / "one.csv"))
+    assert rc == 0, err
     two = torchrun(*common, "--output", str(tmp_path / "two.csv"))
     assert two.returncode == 0, two.stderr[-3000:]
 

@@ -56,6 +56,10 @@ class ModelProcess(Executor):
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=load_in_worker, initargs=self._init)
 
+    def start(self) -> Future:
+        """Start the process now (it loads the model), rather than at the first batch."""
+        return self.submit(int)
+
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         with self._lock:
             try:

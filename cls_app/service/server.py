@@ -49,9 +49,17 @@ def load_model(model: str | Path, settings: ServeSettings) -> TextClassifier:
 
 
 def build_app(model: str | Path, settings: ServeSettings) -> Any:
-    """The app for ``model``; with ``settings.model_process`` the batches run in a model process."""
-    predictor = load_model(model, settings)
+    """The app for ``model``; with ``settings.model_process`` the batches run in a model process (started
+    first, so that it loads the model while this process loads its own copy)."""
     worker = ModelProcess(load_model, (str(Path(model).resolve()), settings)) if settings.model_process else None
+    if worker is not None:
+        worker.start()
+    try:
+        predictor = load_model(model, settings)
+    except BaseException:
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)
+        raise
     return create_app(predictor, settings, worker)
 
 
