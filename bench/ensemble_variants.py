@@ -49,16 +49,16 @@ def main() -> None:
     names = ["bert", *BASELINES]
     members = [load(args.out, follow=False), *(load(args.out / "baselines" / n) for n in BASELINES)]
     labels = list(members[0].labels)
-    dev_s, test_s = (member_scores(members, d.texts, labels, str(args.out)) for d in (dev, test))
+    dev_s, test_s = (member_scores(members, d.texts, labels, str(args.out))[:2] for d in (dev, test))
     scores = {n: [a, b] for n, a, b in zip(names, dev_s, test_s, strict=True)}
     yd = np.array([labels.index(x) for x in dev.labels])
     yt = np.array([labels.index(x) for x in test.labels])
 
     def variant(members: list[str], **kw) -> tuple[float, float, np.ndarray]:
-        s = EnsembleSettings(seed=args.seed, **kw)
+        s = EnsembleSettings(**kw)
         fit = fit_ensemble([scores[m][0] for m in members], yd, s)
         # nothing fitted: the plain dev score is already honest
-        cv = (cross_fitted_probs([scores[m][0] for m in members], yd, s) if s.fit
+        cv = (cross_fitted_probs([scores[m][0] for m in members], yd, s, args.seed) if s.fit
               else combine([scores[m][0] for m in members], fit.weights, fit.temperatures, s.combine))
         right = combine([scores[m][1] for m in members], fit.weights, fit.temperatures, s.combine).argmax(1) == yt
         dev_acc = float((cv.argmax(1) == yd).mean())

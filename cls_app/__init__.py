@@ -14,8 +14,10 @@ from __future__ import annotations
 from .lazy import lazy_exports
 from .version import __version__
 
-__all__ = ["Classifier", "LabelSetPrediction", "Prediction", "TextClassifier", "UserError", "__version__", "load"]
+__all__ = ["Classifier", "LabelSetPrediction", "Prediction", "TextClassifier", "UserError", "__version__", "clone",
+           "load", "register"]
 __getattr__ = lazy_exports(__name__, {
     "TextClassifier": "models.base", "Classifier": "models.base", "load": "models.base",
+    "clone": "models.base", "register": "models.base",
     "Prediction": "tasks.base", "LabelSetPrediction": "tasks.base", "UserError": "errors",
 })

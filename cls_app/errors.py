@@ -15,3 +15,12 @@ class UserError(Exception):
 def where(path: object, row: int | None = None) -> str:
     """Format a location as ``path`` or ``path, row N`` for error messages (rows are 1-based)."""
     return f"{path}" if row is None else f"{path}, row {row}"
+
+
+class StepFailed(Exception):
+    """An optional step of the main job failed under ``--strict`` (exit status 1, one line)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"{step} failed ({type(cause).__name__}: {cause}); without --strict the job skips it and "
+                         "goes on")
+        self.step = step

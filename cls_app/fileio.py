@@ -241,9 +241,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_files(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[Path]:
+def atomic_files(folder: str | os.PathLike, names: Sequence[str], optional: Sequence[str] = ()) -> Iterator[Path]:
     """Write the files ``names`` into a temporary folder inside ``folder``; on success move each
-    into ``folder`` in the order given (so the last one named marks a complete set).
+    into ``folder`` in the order given (so the last one named marks a complete set). Names in
+    ``optional`` are moved when they were written; when not, an earlier copy in ``folder`` is removed
+    (it belongs to another set).
 
     Other files in ``folder`` are left alone. On an exception nothing is moved, the temporary
     folder is removed, and a failed write raises :class:`WriteError`.
@@ -253,6 +255,10 @@ def atomic_files(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[Pa
     tmp = _temp_dir(folder / "x", ".save.")
     try:
         yield tmp
+        missing = {n for n in optional if not (tmp / n).exists()}
+        for name in missing:
+            (folder / name).unlink(missing_ok=True)
+        names = [n for n in names if n not in missing]
         for name in names:
             _naming(folder / name, _sync, tmp / name)
         with deferred():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import MISSING, Field, field, fields
 from typing import Any
 
-__all__ = ["default", "setting"]
+__all__ = ["check_settings", "default", "setting", "settings_of"]
 
 
 def setting(
@@ -52,3 +52,73 @@ def field_default(f: Field) -> Any:
     if f.default_factory is not MISSING:
         return f.default_factory()
     return MISSING
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` fits a settings field's annotation (the scalar kinds settings use)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or isinstance(annotation, types.UnionType):
+        return any(_accepts(a, value) for a in typing.get_args(annotation))
+    if annotation is Any:
+        return True
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, tuple | list):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_accepts(args[0], v) for v in value)
+        return len(args) == len(value) and all(_accepts(a, v) for a, v in zip(args, value, strict=True))
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def _described(annotation: Any) -> str:
+    import typing
+
+    name = getattr(annotation, "__name__", None)
+    return name if name and not typing.get_args(annotation) else str(annotation).replace("typing.", "")
+
+
+def check_settings(cls: type, owner: str, values: dict[str, Any], known: dict[str, Any] | None = None) -> dict:
+    """``values`` checked against the fields of dataclass ``cls`` (or the ``known`` annotations by name): a
+    :class:`~cls_app.errors.UserError` naming ``owner``, the setting and the close matches for an unknown
+    name, and the expected type for an ill-typed value. Lists given for tuple fields become tuples."""
+    import difflib
+    import typing
+
+    from .errors import UserError
+
+    hints = known if known is not None else typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls) if f.init] if known is None else list(known)
+    out = {}
+    for name, value in values.items():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise UserError(f"{owner} has no setting {name!r}{hint} (it takes: {', '.join(sorted(names))})")
+        annotation = hints.get(name, Any)
+        if not _accepts(annotation, value):
+            raise UserError(f"{owner} setting {name} must be {_described(annotation)}, got {value!r}")
+        if isinstance(value, list) and typing.get_origin(annotation) is tuple:
+            value = tuple(value)
+        out[name] = value
+    return out
+
+
+def settings_of(cls: type, owner: str, values: dict[str, Any]) -> Any:
+    """An instance of settings dataclass ``cls`` from keyword ``values``, checked (:func:`check_settings`)."""
+    return cls(**check_settings(cls, owner, values))

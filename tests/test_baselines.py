@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 
 from cls_app import TextClassifier
-from cls_app.baselines.pipelines import BASELINE_NAMES, spec
 from cls_app.baselines.storage import SKOPS_FILE, STATE_FILE, load_baseline, read_meta
 from cls_app.errors import UserError
 from cls_app.io.records import LabeledData
 from cls_app.models import load
 from cls_app.models.folders import model_size_bytes, train_seconds
-from cls_app.models.tfidf import TfidfClassifier
+from cls_app.models.tfidf import BaselineClassifier
 from cls_app.tasks import SingleLabel
 
 from .conftest import toy_texts
 
 LABELS = ["正面", "负面"]
+BASELINE_NAMES = ["char_lr", "char_svm", "char_nb", "word_lr", "word_svm", "word_nb", "majority"]
 
 
 def train_baseline(name: str, train: LabeledData, out: Path, test: LabeledData | None = None) -> dict:
@@ -57,7 +57,7 @@ def test_each_baseline_trains_saves_and_predicts(trained, name) -> None:
     assert model_size_bytes(folder) > 0
 
     predictor = load(folder)
-    assert isinstance(predictor, TfidfClassifier) and predictor.labels == LABELS and predictor.kind == name
+    assert isinstance(predictor, BaselineClassifier) and predictor.labels == LABELS and predictor.kind == name
     test = trained["test"]
     proba = predictor.predict_proba(test.texts)
     assert proba.shape == (len(test), 2)
@@ -181,8 +181,8 @@ def test_folder_errors_are_user_errors(tmp_path) -> None:
                                                     "labels": ["a", "b"]}), encoding="utf-8")
     with pytest.raises(UserError, match="missing model.skops"):
         load(bad)
-    with pytest.raises(UserError, match="unknown baseline"):
-        spec("char_rf")
+    with pytest.raises(UserError, match="unknown model kind 'char_rf'"):
+        TextClassifier(kind="char_rf")
 
 
 def test_predict_command_serves_baseline_folders_too(tmp_path, toy_files, capsys) -> None:

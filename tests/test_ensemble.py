@@ -147,7 +147,7 @@ def test_a_pruned_ensemble_keeps_saves_and_reloads_only_its_members(tmp_path):
     texts, labels = noisy(300, 1)
     dev_texts, dev_labels = noisy(150, 2)
     members = [TextClassifier(kind=k).fit(texts, labels) for k in ("char_svm", "word_nb", "majority")]
-    ens = TextClassifier.ensemble(members, dev=(dev_texts, dev_labels))
+    ens = TextClassifier.ensemble(members, dev=(dev_texts, dev_labels), cost_share=1.0)  # pruning alone
     pruned = ens.meta["pruned"]  # the majority floor says nothing the others do not
     assert pruned["offered"] == ["char_svm", "word_nb", "majority"] and "majority" in pruned["dropped"]
     assert len(ens.members) == 3 - len(pruned["dropped"]) and ens.meta["settings"]["prune"] == 0.1
@@ -157,8 +157,32 @@ def test_a_pruned_ensemble_keeps_saves_and_reloads_only_its_members(tmp_path):
     again = load(tmp_path / "ens")
     assert [m["name"] for m in again.meta["members"]] == [m["name"] for m in ens.meta["members"]]
     assert np.allclose(again.predict_proba(dev_texts[:20]), ens.predict_proba(dev_texts[:20]))
-    every = TextClassifier.ensemble(members, dev=(dev_texts, dev_labels), prune=0.0)
+    every = TextClassifier.ensemble(members, dev=(dev_texts, dev_labels), prune=0.0, cost_share=1.0)
     assert len(every.members) == 3 and "pruned" not in every.meta
+    assert set(every.meta["cost"]["members"]) == {"char_svm", "word_nb", "majority"}
+    assert sum(m["share"] for m in every.meta["cost"]["members"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_member_that_costs_most_of_the_time_and_adds_nothing_is_dropped():
+    from cls_app.models.ensemble import costly_member
+
+    rng = np.random.default_rng(3)
+    n, k = 400, 2
+    y = rng.integers(0, k, size=n)
+    good = np.full((n, k), 0.2)
+    good[np.arange(n), y] = 0.8
+    flip = rng.random(n) < 0.2
+    good[flip] = good[flip][:, ::-1]
+    copy = np.clip(good + rng.normal(0, 0.01, size=good.shape), 0.01, None)  # says what `good` says
+    settings = EnsembleSettings()
+    found = costly_member([log_probs(good), log_probs(copy)], y, [0.1, 0.9], settings, "macro_f1")
+    assert found is not None and found["member"] == 1 and found["time_share"] == pytest.approx(0.9)
+    assert costly_member([log_probs(good), log_probs(copy)], y, [0.5, 0.5], settings, "macro_f1") is None  # half
+    # a costly member the others cannot do without (here: the only good one) is kept
+    noise = _probs(rng, n, k)
+    assert costly_member([log_probs(noise), log_probs(good)], y, [0.1, 0.9], settings, "macro_f1") is None
+    assert costly_member([log_probs(good), log_probs(copy)], y, [0.1, 0.9], EnsembleSettings(cost_share=1.0),
+                         "macro_f1") is None
 
 
 # --------------------------------------------------------------------------- folders and commands

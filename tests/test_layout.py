@@ -27,6 +27,7 @@ RANKS = {
     "baselines": 6,
     "models": 7,
     "inference": 8,
+    "testing": 8,
     "evaluation": 9,
     "service": 10,
     "workflow": 10,

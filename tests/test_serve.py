@@ -6,8 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,48 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import ROOT, run_main, toy_texts, write_csv
+from .conftest import HTTP, Server, free_port, run_main, toy_texts, write_csv
 
 KEY = "s3cret-key"
-# one client for the whole module: each top-level httpx call builds a TLS context (tens of ms) even for
-# http://; no kept-alive connections, so every request opens its own as the module-level calls did
-HTTP = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
 LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python run.py serve ...`` in a subprocess; ``stop()`` sends SIGTERM and returns the exit status."""
-
-    def __init__(self, model: Path, *flags: str, env: dict | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, str(ROOT / "run.py"), "serve", "--model", str(model), "--port", str(self.port),
-               "--threads", "1", *flags]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}: {self.proc.stderr.read()}")
-            try:
-                if HTTP.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.proc.kill()
-        raise AssertionError("server did not answer /health within 120 s")
-
-    def stop(self) -> tuple[int, str, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=60)
-        return self.proc.returncode, out, err
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "BASELINE_NAMES": "pipelines",
-    "LABEL_SET_BASELINES": "pipelines",
+    "CLASSIFIERS": "pipelines",
+    "FEATURES": "pipelines",
+    "TfidfSettings": "pipelines",
     "META_FILE": "storage",
     "MODEL_FILES": "storage",
     "SKOPS_FILE": "storage",
     "baseline_meta": "pipelines",
+    "build_pipeline": "pipelines",
     "fit_estimator": "pipelines",
     "is_baseline_dir": "storage",
     "jieba_tokens": "pipelines",
@@ -16,7 +18,6 @@ _EXPORTS = {
     "load_baseline": "storage",
     "save_baseline": "storage",
     "scores_as_proba": "pipelines",
-    "spec": "pipelines",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,11 +1,10 @@
-"""Classical baselines: TF-IDF + linear models, and the majority-class floor BERT has to beat.
+"""Classical baselines: TF-IDF + linear models.
 
-Features are TF-IDF over character 1-2 grams (``char_*``) or over **jieba** words (``word_*``);
-classifiers are LogisticRegression (``*_lr``), LinearSVC (``*_svm``) and MultinomialNB
-(``*_nb``); ``majority`` always predicts the most frequent training class.
-
-Each baseline is saved in its own folder (see :mod:`.storage`): ``baseline.json``, ``model.json`` and
-``model.safetensors``.
+Features are TF-IDF over character n-grams (``char``: 1-2 grams by default) or over **jieba**
+words (``word``: single words by default); classifiers are LogisticRegression (``lr``), LinearSVC
+(``svm``) and MultinomialNB (``nb``). :class:`TfidfSettings` and its subclasses hold the tunable
+settings; the model kinds (``char_lr`` ... ``word_nb``) are in :mod:`cls_app.models.tfidf`, their
+folders in :mod:`.storage` (``baseline.json``, ``model.json``, ``model.safetensors``).
 
 Default settings were chosen on a stratified 20 % hold-out of the THUCNews dev.txt, never on
 test.txt: ``sublinear_tf``, LogisticRegression ``C=10`` (saga solver), MultinomialNB
@@ -18,7 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 FEATURES = {
-    "char": "TF-IDF over character 1-2 grams",
+    "char": "TF-IDF over character n-grams",
     "word": "TF-IDF over jieba words",
 }
 CLASSIFIERS = {
@@ -41,8 +40,62 @@ CLASSIFIERS = {
     "svm": "LinearSVC",
     "nb": "MultinomialNB",
 }
-BASELINE_NAMES = tuple(f"{f}_{c}" for f in FEATURES for c in CLASSIFIERS) + ("majority",)
-LABEL_SET_BASELINES = tuple(n for n in BASELINE_NAMES if n != "majority")  # one-vs-rest versions exist
+
+
+@dataclass(frozen=True, kw_only=True)
+class TfidfSettings:
+    """The TF-IDF features (scikit-learn's ``TfidfVectorizer`` settings of the same names)."""
+
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int = 1
+    max_df: float = 1.0
+    max_features: int | None = None
+    sublinear_tf: bool = True
+
+    def check(self) -> None:
+        low, high = self.ngram_range
+        if not 1 <= low <= high:
+            raise UserError(f"ngram_range must be (low, high) with 1 <= low <= high, got {self.ngram_range}")
+        if self.min_df < 1 or not 0 < self.max_df <= 1:
+            raise UserError(f"min_df must be at least 1 and max_df in (0, 1], got {self.min_df}, {self.max_df}")
+        if self.max_features is not None and self.max_features < 1:
+            raise UserError(f"max_features must be at least 1, got {self.max_features}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LrSettings(TfidfSettings):
+    """TF-IDF + LogisticRegression (saga solver)."""
+
+    C: float = 10.0
+    max_iter: int = 1000
+
+    def classifier(self, seed: int) -> dict:
+        return {"C": self.C, "solver": "saga", "max_iter": self.max_iter, "random_state": seed}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SvmSettings(TfidfSettings):
+    """TF-IDF + LinearSVC."""
+
+    C: float = 1.0
+
+    def classifier(self, seed: int) -> dict:
+        return {"C": self.C, "random_state": seed}  # liblinear shuffles: seeded, the same model every time
+
+
+@dataclass(frozen=True, kw_only=True)
+class NbSettings(TfidfSettings):
+    """TF-IDF + MultinomialNB."""
+
+    alpha: float = 0.1
+
+    def classifier(self, seed: int) -> dict:
+        return {"alpha": self.alpha}
+
+
+SETTINGS = {"lr": LrSettings, "svm": SvmSettings, "nb": NbSettings}
+WORD_NGRAMS = (1, 1)
+"""The default n-grams of the jieba-word features (single words)."""
 
 
 def jieba_tokens(text: str) -> list[str]:
@@ -72,74 +125,44 @@ def jieba_words(text: str) -> tuple[str, ...]:
 jieba_tokens.__module__ = "cls_app.baselines"
 
 
-@dataclass(frozen=True)
-class BaselineSpec:
-    """Which features and classifier a baseline uses, with their settings."""
-
-    name: str
-    features: str | None  # "char", "word" or None (majority)
-    classifier: str  # "lr", "svm", "nb" or "majority"
-
-    def settings(self, seed: int) -> dict:
-        """The hyper-parameters, as recorded in baseline.json."""
-        out: dict = {}
-        if self.features == "char":
-            out["tfidf"] = {"analyzer": "char", "ngram_range": [1, 2], "sublinear_tf": True}
-        elif self.features == "word":
-            out["tfidf"] = {"tokenizer": "jieba", "ngram_range": [1, 1], "sublinear_tf": True}
-        if self.classifier == "lr":
-            out["clf"] = {"C": 10.0, "solver": "saga", "max_iter": 1000, "random_state": seed}
-        elif self.classifier == "svm":
-            out["clf"] = {"C": 1.0}
-        elif self.classifier == "nb":
-            out["clf"] = {"alpha": 0.1}
-        else:
-            out["clf"] = {"strategy": "most_frequent"}
-        return out
-
-
-def spec(name: str) -> BaselineSpec:
-    """The :class:`BaselineSpec` for a name such as ``char_svm`` or ``majority``."""
-    if name == "majority":
-        return BaselineSpec(name, None, "majority")
-    feat, _, clf = name.partition("_")
-    if feat not in FEATURES or clf not in CLASSIFIERS:
-        raise UserError(f"unknown baseline '{name}'; choose from {', '.join(BASELINE_NAMES)}")
-    return BaselineSpec(name, feat, clf)
-
-
-def build_pipeline(s: BaselineSpec, seed: int = 42, pairs: bool = False, label_sets: bool = False) -> Any:
-    """An unfitted scikit-learn estimator that takes raw texts (``pairs``: sentence-pair texts,
-    featurized by :class:`~cls_app.baselines.pairs.PairFeatures`; ``label_sets``: one binary
-    classifier per label, scikit-learn's ``OneVsRestClassifier``)."""
-    from sklearn.dummy import DummyClassifier
+def build_pipeline(features: str, classifier: str, settings: Any, seed: int = 42, pairs: bool = False,
+                   label_sets: bool = False) -> Any:
+    """An unfitted scikit-learn pipeline that takes raw texts: TF-IDF ``features`` (``char`` or ``word``) and
+    ``classifier`` (``lr``, ``svm``, ``nb``) with ``settings`` (a :class:`TfidfSettings` subclass); ``pairs``:
+    sentence-pair texts, featurized by :class:`~cls_app.baselines.pairs.PairFeatures`; ``label_sets``: one binary
+    classifier per label, scikit-learn's ``OneVsRestClassifier``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import MultinomialNB
     from sklearn.pipeline import Pipeline
     from sklearn.svm import LinearSVC
 
-    if s.classifier == "majority":
-        if label_sets:
-            raise UserError(f"baseline 'majority' has no multi-label version; choose from "
-                            f"{', '.join(LABEL_SET_BASELINES)}")
-        return DummyClassifier(strategy="most_frequent")
     from .tfidf import CompactTfidfVectorizer
 
-    if s.features == "char":
-        vec = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+    common = {"ngram_range": tuple(settings.ngram_range), "min_df": settings.min_df, "max_df": settings.max_df,
+              "max_features": settings.max_features, "sublinear_tf": settings.sublinear_tf}
+    if features == "char":
+        vec: Any = CompactTfidfVectorizer(analyzer="char", **common)
     else:
-        vec = CompactTfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, sublinear_tf=True)
+        vec = CompactTfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, **common)
     if pairs:
         from .pairs import PairFeatures
 
         vec = PairFeatures(vec)
-    cfg = s.settings(seed)["clf"]
-    clf = {"lr": LogisticRegression, "svm": LinearSVC, "nb": MultinomialNB}[s.classifier](**cfg)
+    clf: Any = {"lr": LogisticRegression, "svm": LinearSVC, "nb": MultinomialNB}[classifier](
+        **settings.classifier(seed))
     if label_sets:
         from sklearn.multiclass import OneVsRestClassifier
 
         clf = OneVsRestClassifier(clf)
     return Pipeline([("tfidf", vec), ("clf", clf)])
+
+
+def recorded_settings(features: str, settings: Any, seed: int) -> dict:
+    """The hyper-parameters as ``baseline.json`` records them (``tfidf`` and ``clf``)."""
+    tfidf = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()
+             if k in {"ngram_range", "min_df", "max_df", "max_features", "sublinear_tf"}}
+    tfidf = {("analyzer" if features == "char" else "tokenizer"): "char" if features == "char" else "jieba", **tfidf}
+    return {"tfidf": tfidf, "clf": settings.classifier(seed)}
 
 
 def scores_as_proba(estimator: Any, texts: Any, n_labels: int) -> np.ndarray:
@@ -175,26 +198,21 @@ def label_set_scores(estimator: Any, texts: Any) -> np.ndarray:
     return sigmoid(np.asarray(estimator.decision_function(rows), dtype=np.float64))
 
 
-def fit_estimator(name: str, texts: Sequence[str], y: np.ndarray, seed: int = 42, pairs: bool = False
-                  ) -> tuple[Any, float]:
-    """Fit the baseline ``name`` on ``texts`` and targets ``y`` (class ids, or a 0/1 matrix for label
-    sets); return the estimator and the seconds it took (jieba's dictionary load not counted)."""
-    s = spec(name)
-    label_sets = np.asarray(y).ndim == 2
-    est = build_pipeline(s, seed, pairs=pairs, label_sets=label_sets)
-    if s.features == "word":
+def fit_estimator(estimator: Any, texts: Sequence[str], y: np.ndarray, words: bool) -> float:
+    """Fit ``estimator`` on ``texts`` and targets ``y`` (class ids, or a 0/1 matrix for label sets); return
+    the seconds it took (jieba's dictionary load, for ``words``, not counted)."""
+    if words:
         init_jieba()
     t0 = time.perf_counter()
-    est.fit(list(texts), np.asarray(y).astype(np.int64))
-    return est, time.perf_counter() - t0
+    estimator.fit(list(texts), np.asarray(y).astype(np.int64))
+    return time.perf_counter() - t0
 
 
-def baseline_meta(name: str, labels: list[str], seed: int, rows: int, seconds: float) -> dict:
+def baseline_meta(name: str, features: str, classifier: str, labels: list[str], settings: dict, params: dict,
+                  rows: int, seconds: float) -> dict:
     """``baseline.json`` of a fitted baseline (the task's fields and scores are added by the caller)."""
-    s = spec(name)
     return {
         "kind": KIND, "format_version": FORMAT_VERSION, "app_version": __version__, "name": name,
-        "features": FEATURES.get(s.features or "", "none"),
-        "classifier": CLASSIFIERS.get(s.classifier, "majority class"),
-        "labels": labels, "settings": s.settings(seed), "train_rows": rows, "train_seconds": round(seconds, 3),
+        "features": features, "classifier": classifier, "labels": labels, "settings": settings, "params": params,
+        "train_rows": rows, "train_seconds": round(seconds, 3),
     }

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import UserError
+from ..errors import StepFailed, UserError
 from ..fileio import write_error
 from ..interrupts import Interrupted, handle_signals
 
@@ -30,7 +30,10 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Chinese text classification with BERT, offline-capable."
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the final summary")
+    loud.add_argument("-v", "--verbose", action="store_true", help="every log line (the libraries' too) and the "
+                      "full reports (test report, comparison, the recommendation's tests)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -39,21 +42,26 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(quiet: bool = False) -> None:
-    """Log lines with time and level to stderr; silence library chatter."""
+PROGRESS_LOGGER = "cls_app.progress"
+"""The logger of the main steps (one line each: what is being fitted, what it scored); shown unless ``-q``."""
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """Log lines to stderr: by default warnings and the main steps (:data:`PROGRESS_LOGGER`); ``verbose``: every
+    INFO line, the libraries' too; ``quiet``: warnings and errors only (progress bars: :mod:`cls_app.bars`)."""
     logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger(PROGRESS_LOGGER).setLevel(logging.WARNING if quiet else logging.INFO)
+    if not verbose:
+        for noisy in ("fontTools", "jieba", "httpx", "httpcore", "uvicorn.access", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not sys.stderr.isatty():
-        # progress bars going to a log file: a line every 30 s, not ten a second
-        os.environ.setdefault("TQDM_MININTERVAL", "30")
     # transformers reads these when it is imported (importing it here would cost every command a second)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    logging.getLogger("jieba").setLevel(logging.WARNING)
 
 
 # characters that end a line for str.splitlines() (and for terminals, editors, log readers)
@@ -75,13 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    setup_logging(args.quiet)
+    setup_logging(args.quiet, args.verbose)
     try:
         with handle_signals():  # Ctrl-C / SIGTERM: Interrupted, so every cleanup runs on the way out
             args.command_run(args)
     except UserError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
+    except StepFailed as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
     except Interrupted as exc:
         print(exc.message(), file=sys.stderr)
         return exc.exit_status

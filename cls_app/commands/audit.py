@@ -45,10 +45,9 @@ def run(args: argparse.Namespace) -> None:
     read = read_options(args)
     train = read.read(args.train)
     others = [read.read(path) for path in (args.dev, args.test) if path]
-    bert = None
-    if args.model_kind == "bert":
-        bert = BertSettings(model=settings_from(args, ModelOptions), train=settings_from(args, TrainSettings),
-                            threads=args.threads)
+    # the BERT of each fold (with --model-kind bert), from the flags
+    bert = BertSettings(model=settings_from(args, ModelOptions), train=settings_from(args, TrainSettings),
+                        threads=args.threads)
     options = settings_from(args, AuditOptions, bert=bert)
     result = audit(train, others, options, progress=True)
     out = Path(args.out) if args.out else Path(f"audit_{Path(args.train).stem}")

@@ -14,18 +14,27 @@ NAME = "baseline"
 DEFAULT_OUT = "saved_models/baselines"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..baselines.pipelines import BASELINE_NAMES
+def baseline_kinds() -> list[str]:
+    """The classical baseline kinds (those stored in baseline folders), by name."""
+    from ..models.base import all_kinds
+    from ..models.tfidf import BaselineClassifier
 
+    return sorted(name for name, cls in all_kinds().items() if issubclass(cls, BaselineClassifier))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    names = baseline_kinds()
     p = sub.add_parser(NAME, help="train classical TF-IDF baselines on the same split as BERT",
-                       description="Train TF-IDF (character 1-2 grams, or jieba words) + LogisticRegression"
+                       description="Train TF-IDF (character n-grams, or jieba words) + LogisticRegression"
                        " / LinearSVC / MultinomialNB, and a majority-class floor, each into its own "
                        "folder OUT/NAME usable by evaluate and compare. The split is the one `train` "
                        "uses (same files; without --dev the same held-out part for the same --seed).")
     add_split(p, "labeled training file (default: the embedded default data)")
     p.add_argument("--out", default=DEFAULT_OUT, help="parent folder (default: %(default)s)")
-    p.add_argument("--models", nargs="+", choices=BASELINE_NAMES, metavar="NAME",
-                   help=f"which baselines (default: all of {', '.join(BASELINE_NAMES)})")
+    p.add_argument("--models", nargs="+", choices=names, metavar="NAME",
+                   help=f"which baselines (default: all of {', '.join(names)} that fit the task)")
+    p.add_argument("--set", dest="kind_settings", action="append", default=[], metavar="KIND.NAME=VALUE",
+                   help="a setting of one of them (repeatable), e.g. --set char_svm.C=0.5")
     add_settings(p, OptimizerSettings, only=("seed",))
     add_abstain(p)
     p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
@@ -34,18 +43,33 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..inference.files import read_chunks
+    from ..errors import UserError
     from ..io.records import DataOptions
+    from ..models.base import TextClassifier, kind_class
+    from ..tasks import task_named
     from ..training.settings import BertSettings, TrainJob, TrainSettings
-    from ..workflow.distill import read_unlabeled
-    from ..workflow.main_job import Splits, fit_baselines
+    from ..workflow.main_job import Splits, fit_kind, read_job_unlabeled
+    from ..workflow.settings import JobSettings, parse_assignments
 
     use_default_data_if_needed(args)
-    job = TrainJob(data=settings_from(args, DataOptions), bert=BertSettings(train=TrainSettings(seed=args.seed)))
+    run_ = TrainJob(data=settings_from(args, DataOptions), bert=BertSettings(train=TrainSettings(seed=args.seed)))
+    job = JobSettings(run=run_, unlabeled=tuple(args.unlabeled))
+    task = task_named(args.task, args.label_sep, args.path_sep)
+    names = args.models or [n for n in baseline_kinds() if task.name in kind_class(n).tasks]
+    for name in names:
+        kind_class(name).check_task(task, args.text_pair_col)
+    given = parse_assignments(args.kind_settings)
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise UserError(f"--set names {', '.join(unknown)}, which is not among --models ({', '.join(names)})")
+    abstain = settings_from(args, AbstainSettings).check()
+    models = [TextClassifier(kind=n, seed=args.seed, metric=job.metric, abstain=abstain, **given.get(n, {}))
+              for n in names]
     with output_lock(args.out):
-        unlabeled = read_unlabeled(args.unlabeled, lambda path: read_chunks(path, job.data))
-        done = fit_baselines(Splits.read(job), args.models, args.seed, args.text_pair_col, Path(args.out),
-                             abstain=settings_from(args, AbstainSettings).check(), unlabeled=unlabeled)
+        splits = Splits.read(run_)
+        unlabeled = read_job_unlabeled(job) if job.unlabeled else []
+        done = [fit_kind(splits, m, Path(args.out) / m.kind, unlabeled, job.metric, args.text_pair_col)
+                for m in models]
     split = "test" if args.test else "dev"
     micro = args.task != "single-label"
     head = f"{'baseline':<12}{'train s':>9}{split + ' acc':>11}{'macro-F1':>10}"

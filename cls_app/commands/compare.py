@@ -31,12 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..evaluation.compare import compare, expand_model_dirs, score_models
-    from ..models.base import load_folder
+    from ..evaluation.compare import compare, expand_model_dirs
+    from ..models.base import load_folder, score_timed
 
     options = settings_from(args, CompareOptions)
     models = [load_folder(d, inference_options(args, progress=True)) for d in expand_model_dirs(args.models)]
     first = models[0]
     data = first.task.read(args.data, read_options(args, text_pair_col=args.text_pair_col or first.text_pair_col))
     out = args.out or f"saved_models/comparison_{Path(args.data).stem}"
-    print_comparison(compare(score_models(models, list(data.texts)), data, out, options))
+    print_comparison(compare(score_timed(models, data.texts), data, out, options))

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
         done = distill(teacher, train, dev, unlabeled, settings, abstain)
         done.student.save(args.out)
     dev_scores = getattr(done.student, "meta", {}).get("dev", {})
-    print(f"{settings.student} student of {teacher.path or teacher.kind} ({teacher.kind}): learned from {done.rows} "
+    print(f"{done.student.kind} student of {teacher.path or teacher.kind} ({teacher.kind}): learned from {done.rows} "
           f"texts ({done.unlabeled} unlabeled) in {done.seconds:.1f}s (teacher answers: {done.teacher_seconds:.1f}s)")
     if dev_scores:
         print(f"  dev accuracy {dev_scores.get('accuracy', float('nan')):.4f} macro-F1 "

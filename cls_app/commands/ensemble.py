@@ -1,8 +1,9 @@
-"""``run.py ensemble``: combine model folders (BERT and/or baselines) into an ensemble folder, fitted on dev."""
+"""``run.py ensemble``: combine model folders (any kinds) into an ensemble folder, fitted on dev."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from ..errors import UserError
 from ..models.ensemble import EnsembleSettings
@@ -44,8 +45,8 @@ def run(args: argparse.Namespace) -> None:
     if not len(dev):
         raise UserError(f"{args.dev}: no labeled rows to fit the ensemble on")
     members = [load_folder(d, InferenceOptions()) for d in dirs]
-    model = EnsembleClassifier.fit_members(members, (dev.texts, dev.labels), settings, source=args.dev,
-                                           abstain=settings_from(args, AbstainSettings).check())
+    model = EnsembleClassifier(members=members, seed=args.seed, abstain=settings_from(args, AbstainSettings).check(),
+                               **asdict(settings)).fit_members((dev.texts, dev.labels), source=args.dev)
     model.save(args.out)
     print_summary(model.meta, args.out)
 

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> None:
     if args.explain_top < 0:
         raise UserError(f"--explain-errors must be 0 or more, got {args.explain_top}")
     overrides = {k: getattr(args, k) for k in LONG_TEXT if getattr(args, k) is not None} or None
-    model = load(args.model, follow=args.follow, options=inference_options(args, long_text=overrides,
-                                                                            progress=True))
+    model = load(args.model, follow=args.follow, prefer=args.prefer,
+                 options=inference_options(args, long_text=overrides, progress=True))
     task = model.task.with_separators(args.label_sep, args.path_sep)  # the model's separators unless given
     data = task.read(args.data, read_options(args, text_pair_col=args.text_pair_col or model.text_pair_col,
                                              label_sep=",", path_sep="##"))

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
 
     fmt = _out_format(args)
     texts = _texts(args)
-    model = load(args.model, follow=args.follow, options=inference_options(args))
+    model = load(args.model, follow=args.follow, prefer=args.prefer, options=inference_options(args))
     explainer = explainer_for(model, settings_from(args, ExplainOptions))
     explanations = explain_texts(explainer, texts, args.target, progress=True)
     if fmt:

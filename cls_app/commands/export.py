@@ -1,4 +1,4 @@
-"""``run.py export``: write a BERT model folder as ONNX (``model.onnx``; ``--quantize`` adds int8)."""
+"""``run.py export``: write a model folder's network as ONNX (``model.onnx``; ``--quantize`` adds int8)."""
 
 from __future__ import annotations
 
@@ -28,17 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..errors import UserError
-    from ..modeling.onnx_export import export_onnx
     from ..models import load
-    from ..models.folders import folder_family
 
-    family = folder_family(args.model)
-    if family == "textcnn":
-        written = load(args.model, follow=False).export_onnx(args.out, quantize=args.quantize)
-    elif family in ("bert", None):
-        written = export_onnx(args.model, args.out, quantize=args.quantize)
-    else:
-        raise UserError(f"{args.model} is a {family} folder: ONNX export applies to BERT and textcnn folders")
+    written = load(args.model, follow=False).export_onnx(args.out, quantize=args.quantize)
     for path in written:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -74,6 +74,10 @@ def add_settings(target: Target, cls: type, *, only: Iterable[str] | None = None
             else:
                 kw["action"] = "store_true"
         else:
+            if typing.get_origin(tp) is tuple:  # a list of values: tuple[str, ...]
+                kw["nargs"] = "+"
+                tp = typing.get_args(tp)[0]
+                kw["default"] = None if not kw["default"] else list(kw["default"])
             kw["type"] = tp
             if meta.get("choices"):
                 kw["choices"] = meta["choices"]
@@ -99,6 +103,11 @@ def add_model(p: argparse.ArgumentParser, required: bool = True, follow: bool = 
     """--model, and --no-follow to use a train folder's own BERT instead of its best.json recommendation."""
     p.add_argument("--model", required=required, help=MODEL_HELP)
     if follow:
+        from ..models.folders import PREFER
+
+        p.add_argument("--prefer", choices=PREFER, default=PREFER[0],
+                       help="a train folder holding best.json: its recommended model (quality, the default) or the "
+                       "fast model it names beside it (fast: the most texts/s within 0.5 points on dev)")
         p.add_argument("--no-follow", dest="follow", action="store_false",
                        help="use the BERT in --model itself, not the model its best.json recommends")
 

@@ -139,7 +139,7 @@ def _run_distributed(args: argparse.Namespace, info: Any) -> None:
         raise UserError("under torchrun, predict shares an --input file among the processes: give --input and "
                         "--output (for --text or standard input run one process)")
     threads = args.threads or default_threads(info.local_world_size)
-    clf = load(args.model, follow=args.follow, options=inference_options(args, threads=threads))
+    clf = load(args.model, follow=args.follow, prefer=args.prefer, options=inference_options(args, threads=threads))
     distributed.init(torch.device("cpu"), info)
     try:
         _predict_input(clf, args)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     from ..workflow.labeling import choose, write_selection
 
     settings = settings_from(args, SelectSettings).check()
-    model = load(args.model, follow=args.follow)
+    model = load(args.model, follow=args.follow, prefer=args.prefer)
     options = read_options(args)
     pool = read_unlabeled(args.pool, lambda path: read_chunks(path, options))
     labeled = read_unlabeled(args.labeled, lambda path: read_chunks(path, options))

@@ -7,6 +7,7 @@ import logging
 
 from ..errors import UserError
 from ..io.records import DataOptions
+from ..models.ensemble import EnsembleSettings
 from ..settings import default
 from ..tasks import AbstainSettings, task_named
 from ..text.long_text import LongTextOptions
@@ -18,6 +19,9 @@ from ..training.settings import (
     TrainJob,
     TrainSettings,
 )
+from ..workflow.plan import BudgetSettings
+from ..workflow.settings import JobSettings, parse_assignments
+from ..workflow.tuning import TuneSettings
 from .flags import add_settings, add_split, output_lock, settings_from
 from .report import print_job
 
@@ -56,12 +60,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                  helps={"epochs": _embedded_help(TrainSettings, "epochs", "passes over the training data")})
     add_settings(p.add_argument_group("imbalanced classes"), TrainSettings, only=IMBALANCE)
     add_settings(p.add_argument_group("long texts"), LongTextOptions)
-    p.add_argument("--with-baselines", action=argparse.BooleanOptionalAction,
-                   help="also train the classical baselines on the same split (OUT/baselines), build their "
-                   "ensemble with BERT (OUT/ensemble), recommend the best on dev (OUT/best.json) and write the "
-                   "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded "
-                   "default data, off otherwise)")
-    add_settings(p, TrainJob, only=("prune",))
+    job = p.add_argument_group("the other kinds, their ensemble and the recommendation (docs/ensembles.md)")
+    job.add_argument("--with-baselines", action=argparse.BooleanOptionalAction,
+                     help="also fit the other kinds on the same split (OUT/baselines: the TF-IDF baselines, fasttext, "
+                     "textcnn, ...), build their ensemble with BERT (OUT/ensemble), recommend the best on dev "
+                     "(OUT/best.json) and write the comparison to OUT/comparison (on --test, else on dev) (default: "
+                     "on for the embedded default data, off otherwise)")
+    add_settings(job, JobSettings, only=("kinds",))
+    job.add_argument("--set", dest="kind_settings", action="append", default=[], metavar="KIND.NAME=VALUE",
+                     help="a setting of one of the kinds (repeatable), e.g. --set char_svm.C=0.5 --set "
+                     "textcnn.min_steps=300 (cls_app.TextClassifier(kind=KIND).get_params() lists them)")
+    add_settings(job, BudgetSettings)
+    add_settings(job, TuneSettings)
+    add_settings(job, EnsembleSettings, only=("prune",))
+    add_settings(job, JobSettings, only=("strict",))
     add_settings(p.add_argument_group("abstaining (docs/abstain.md)"), AbstainSettings)
     p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
                    help="with --with-baselines: unlabeled texts the baselines, fasttext and textcnn self-train on, "
@@ -76,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-_RESUME_ALLOWED = {"command", "quiet", "resume", "threads"}
+_RESUME_ALLOWED = {"command", "quiet", "verbose", "resume", "threads"}
 
 
 def _check_resume_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -91,12 +103,8 @@ def _check_resume_flags(args: argparse.Namespace, parser: argparse.ArgumentParse
         )
 
 
-def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
-    """The :class:`TrainJob` the flags describe (defaults from the settings dataclasses)."""
-    from ..models.ensemble import EnsembleSettings
-
-    if args.prune is not None:
-        EnsembleSettings(prune=args.prune).check()  # before anything is trained
+def job_from_flags(args: argparse.Namespace, default_data: bool) -> JobSettings:
+    """The :class:`JobSettings` the flags describe (defaults from the settings dataclasses)."""
     embedded = EMBEDDED if default_data else {}
     for name in EMBEDDED:  # None: not given on the command line
         if getattr(args, name) is None:
@@ -109,10 +117,16 @@ def job_from_flags(args: argparse.Namespace, default_data: bool) -> TrainJob:
                                             metric=args.metric or task_named(args.task).default_metric),
                         long_text=settings_from(args, LongTextOptions), threads=args.threads,
                         cache_dir=args.cache_dir)
-    return TrainJob(data=settings_from(args, DataOptions), bert=bert, out=args.out,
-                    overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint,
-                    abstain=settings_from(args, AbstainSettings).check(), unlabeled=tuple(args.unlabeled),
-                    prune=args.prune)
+    run = TrainJob(data=settings_from(args, DataOptions), bert=bert, out=args.out, overwrite=args.overwrite,
+                   keep_checkpoint=args.keep_checkpoint, abstain=settings_from(args, AbstainSettings).check())
+    with_baselines = args.with_baselines
+    if with_baselines is None:
+        with_baselines = bool(default_data and EMBEDDED_DATA_DEFAULTS.get("with_baselines"))
+    return JobSettings(run=run, with_baselines=with_baselines, kinds=tuple(args.kinds or ()),
+                       kind_settings=parse_assignments(args.kind_settings),
+                       ensemble=settings_from(args, EnsembleSettings), budget=settings_from(args, BudgetSettings),
+                       tune=settings_from(args, TuneSettings),
+                       unlabeled=tuple(args.unlabeled), strict=args.strict).check()
 
 
 def use_default_data_if_needed(args: argparse.Namespace) -> bool:
@@ -131,18 +145,15 @@ def use_default_data_if_needed(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..training.pipeline import load_resume_job
     from ..workflow.main_job import run_main_job
+    from ..workflow.resume import load_resume_job
 
     if args.resume:
         _check_resume_flags(args, args.command_parser)
         with output_lock(args.resume, "--resume folder"):
-            print_job(run_main_job(load_resume_job(args.resume, threads=args.threads), False, resume=True))
+            print_job(run_main_job(load_resume_job(args.resume, threads=args.threads), resume=True), args.verbose)
         return
     default_data = use_default_data_if_needed(args)
     job = job_from_flags(args, default_data)
-    with_baselines = args.with_baselines
-    if with_baselines is None:
-        with_baselines = bool(default_data and EMBEDDED_DATA_DEFAULTS.get("with_baselines"))
-    with output_lock(job.out):
-        print_job(run_main_job(job, with_baselines))
+    with output_lock(job.run.out):
+        print_job(run_main_job(job), args.verbose)

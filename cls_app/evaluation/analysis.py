@@ -29,6 +29,7 @@ from ..models.base import TextClassifier
 from ..settings import setting
 from .calibration import calibration, format_calibration, plot_reliability
 from .errors import ErrorOptions, confused_pairs, error_table, format_pairs, pairs_frame, top_k_accuracy
+from .plots import drawn
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ def write_analysis(out_dir: Path, metrics: dict, labels: list[str], scored: Scor
         errors.to_csv(fh, index=False)
     with atomic_open(paths["pairs"], "w", newline="") as fh:
         pairs_frame(pairs).to_csv(fh, index=False)
-    plot_reliability(metrics["calibration"], paths["reliability"], title)
+    drawn("the reliability diagram (reliability.png)", plot_reliability, metrics["calibration"],
+          paths["reliability"], title)
     return paths, errors
 
 

@@ -41,7 +41,8 @@ REASONS = ("conflicting labels", "label issue", "leak: exact", "leak: near", "du
 """Reasons in ranking order: the file is sorted by reason in this order, then by score."""
 
 MODEL_KINDS = ("tfidf", "ensemble", "bert")
-ENSEMBLE_KINDS = ("char_lr", "word_lr", "char_nb", "word_nb")  # ``ensemble``: their probabilities averaged
+FOLD_KINDS = {"tfidf": ("char_lr",), "ensemble": ("char_lr", "word_lr", "char_nb", "word_nb"), "bert": ("bert",)}
+"""The kinds each ``--model-kind`` cross-validates (their probabilities averaged)."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,8 @@ def out_of_fold_proba(data: Any, labels: list[str], options: AuditOptions, progr
     """Each row's class probabilities (columns in ``labels`` order) from a model that never saw it:
     K stratified folds, a model fitted on the other folds' rows in memory (``TextClassifier.fit_records``)."""
     from sklearn.model_selection import StratifiedKFold
-    from tqdm.auto import tqdm
 
-    from ..models.base import TextClassifier
+    from ..bars import progress_bar
     from ..tasks import SingleLabel
 
     if options.model_kind not in MODEL_KINDS:
@@ -89,16 +89,10 @@ def out_of_fold_proba(data: Any, labels: list[str], options: AuditOptions, progr
                         f"got {options.folds}")
     out = np.zeros((len(data), len(labels)))
     folds = StratifiedKFold(options.folds, shuffle=True, random_state=options.seed).split(data.texts, y)
-    for k, (fit_idx, held_idx) in enumerate(tqdm(list(folds), desc="folds", unit="fold", disable=not progress,
+    for k, (fit_idx, held_idx) in enumerate(progress_bar(list(folds), enabled=progress, desc="folds", unit="fold",
                                                  leave=False)):
-        if options.model_kind == "bert":
-            log.info("audit fold %d: fine-tuning a BERT on %d rows", k + 1, len(fit_idx))
-            bert = replace(options.bert or BertSettings(), cache_dir=None)
-            models = [TextClassifier(kind="bert", settings=replace(bert, train=replace(bert.train, seed=options.seed)))]
-        elif options.model_kind == "ensemble":
-            models = [TextClassifier(kind=kind, seed=options.seed) for kind in ENSEMBLE_KINDS]
-        else:
-            models = [TextClassifier(kind="char_lr", seed=options.seed)]
+        models = [fold_model(kind, options) for kind in FOLD_KINDS[options.model_kind]]
+        log.info("audit fold %d: fitting %s on %d rows", k + 1, ", ".join(m.kind for m in models), len(fit_idx))
         held = [data.texts[i] for i in held_idx]
         for model in models:
             model.fit_records(data.subset(fit_idx.tolist()), None, SingleLabel())
@@ -106,6 +100,16 @@ def out_of_fold_proba(data: Any, labels: list[str], options: AuditOptions, progr
             for j, name in enumerate(model.labels):  # a class missing from a fold keeps probability 0
                 out[held_idx, labels.index(name)] += proba[:, j]
     return out
+
+
+def fold_model(kind: str, options: AuditOptions) -> Any:
+    """An unfitted model of ``kind`` for one fold (a BERT with :attr:`AuditOptions.bert`, no token cache)."""
+    from ..models.base import TextClassifier, kind_class
+
+    if kind_class(kind).settings_class is BertSettings:
+        bert = replace(options.bert or BertSettings(), cache_dir=None)
+        return TextClassifier(kind=kind, **{**bert.to_kwargs(), "seed": options.seed})
+    return TextClassifier(kind=kind, seed=options.seed)
 
 
 def label_issues(y: np.ndarray, oof: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``run.py compare``: several model folders (BERT or baseline) side by side on one test set.
+"""``run.py compare``: several model folders (any kinds) side by side on one test set.
 
 Writes into the report folder:
 
@@ -17,17 +17,16 @@ already loaded, one pass over the test texts). Size is the bytes of the files ne
 prediction. Training time comes from each folder's metadata. The majority-class floor is
 shown but never marked best.
 
-Significance: BERT (the first BERT folder given, or ``reference``) against the most accurate
-other model (a baseline when there is one), by McNemar's exact test on the texts where
-exactly one of the two is right, and a paired bootstrap 95 % interval for the accuracy
-difference.
+Significance: the first model given (or ``reference``) against the most accurate other model
+that costs less (by the kinds' declared costs; any other when none does), by McNemar's exact
+test on the texts where exactly one of the two is right, and a paired bootstrap 95 % interval
+for the accuracy difference.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..fileio import atomic_files, atomic_open, atomic_path, write_json, write_text
-from ..models.base import Outputs, TextClassifier
+from ..models.base import ModelScores
 from ..models.folders import folder_family, model_size_bytes
 from ..settings import setting
 from .html_report import comparison_page
+from .plots import drawn
 from .selective import selective_accuracy
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class ModelResult:
     train_seconds: float | None
     floor: bool = False
     extra: dict = field(default_factory=dict)
+    cost: float = 10.0  # the kind's declared relative cost
 
     @property
     def texts_per_s(self) -> float:
@@ -133,40 +134,6 @@ def expand_model_dirs(paths: list[str | Path]) -> list[Path]:
     return unique
 
 
-def display_names(models: list[TextClassifier]) -> list[str]:
-    """The folder name of each model (with its parent's when two are alike), or its kind."""
-    paths = [Path(m.path) if m.path is not None else None for m in models]
-    names = [p.name if p is not None else m.kind for p, m in zip(paths, models, strict=True)]
-    return [f"{p.parent.name}/{n}" if p is not None and names.count(n) > 1 else n
-            for p, n in zip(paths, names, strict=True)]
-
-
-@dataclass
-class ModelScores:
-    """One model's probabilities on the comparison rows and the seconds predicting them took."""
-
-    name: str
-    model: TextClassifier
-    probs: np.ndarray
-    seconds: float
-    ood: np.ndarray | None = None  # the out-of-domain scores of the rows (None: not computed)
-
-    def ood_or_nan(self) -> np.ndarray:
-        return self.ood if self.ood is not None else np.full(len(self.probs), np.nan)
-
-
-def score_models(models: list[TextClassifier], texts: list[str]) -> list[ModelScores]:
-    """Every model predicts ``texts`` once (timed: texts/s in the table)."""
-    out = []
-    for name, model in zip(display_names(models), models, strict=True):
-        t0 = time.perf_counter()
-        scored = model.score(texts)
-        seconds = time.perf_counter() - t0
-        log.info("%s: %d texts in %.2fs", name, len(texts), seconds)
-        out.append(ModelScores(name, model, scored.probs, seconds, scored.ood))
-    return out
-
-
 def results_of(scores: list[ModelScores], data: Any) -> tuple[list[ModelResult], list[str]]:
     """Metrics and per-text correctness of each model on ``data`` (its task's), in the union of their labels.
 
@@ -190,14 +157,14 @@ def results_of(scores: list[ModelScores], data: Any) -> tuple[list[ModelResult],
         extra = {}
         if not task.multi:  # selective prediction: accuracy of the 90 % most confident, share the rule answers
             confidence, _ = s.model.task.answer(s.probs, s.model.labels)
-            abstention = s.model.abstention(Outputs(s.probs, s.ood_or_nan()))
+            abstention = s.model.abstention(s.outputs)
             extra = {"acc_at_90": selective_accuracy(confidence, correct),
                      "answered": float(np.mean(~abstention.abstained)) if len(correct) else 0.0}
         results.append(ModelResult(
             name=s.name, kind=s.model.family, path=Path(path) if path is not None else Path(s.name),
             metrics=common.metrics(y, full, labels), correct=correct,
             predict_seconds=s.seconds, size_bytes=model_size_bytes(path) if path is not None else 0,
-            train_seconds=s.model.train_seconds(), floor=s.model.kind == "majority", extra=extra,
+            train_seconds=s.model.train_seconds(), floor=s.model.floor, extra=extra, cost=s.model.cost,
         ))
     return results, labels
 
@@ -288,25 +255,23 @@ def markdown_table(table: pd.DataFrame, best: dict[str, list[int]]) -> str:
 def significance(
     results: list[ModelResult], reference: str | None = None, n_resamples: int = 1000, seed: int = 42
 ) -> dict | None:
-    """BERT (or ``reference``) against the most accurate other (non-floor) model."""
+    """The first model (or ``reference``) against the most accurate other model that costs less (any other
+    when none does); the floor takes no part."""
     by_name = {r.name: r for r in results}
     if reference is not None:
         if reference not in by_name:
             raise UserError(f"--reference {reference!r} is not one of the models ({', '.join(by_name)})")
         a = by_name[reference]
     else:
-        bert = [r for r in results if r.kind == "bert"]
-        ranked = sorted((r for r in results if not r.floor), key=lambda r: -r.metrics["accuracy"])
-        if not bert and len(ranked) < 2:
+        ranked = [r for r in results if not r.floor]
+        if len(ranked) < 2:
             return None
-        a = bert[0] if bert else ranked[0]
+        a = ranked[0]
     others = [r for r in results if r is not a and not r.floor]
-    baselines = [r for r in others if r.kind == "baseline"] if a.kind == "bert" else others
-    if not baselines:
-        baselines = others
-    if not baselines:
+    cheaper = [r for r in others if r.cost < a.cost] or others
+    if not cheaper:
         return None
-    b = max(baselines, key=lambda r: r.metrics["accuracy"])
+    b = max(cheaper, key=lambda r: r.metrics["accuracy"])
     test = mcnemar_exact(a.correct, b.correct)
     low, high = paired_bootstrap_ci(a.correct, b.correct, n_resamples=n_resamples, seed=seed)
     diff = a.metrics["accuracy"] - b.metrics["accuracy"]
@@ -454,13 +419,14 @@ def write_report(
     content and the files' paths.
 
     The files are written aside and moved in together, so a failed write leaves an earlier
-    comparison in ``out_dir`` whole.
+    comparison in ``out_dir`` whole. The chart and the page are extras: when drawing one fails (not
+    a write), a warning says so and the rest is written without it (an earlier one removed).
     """
     out_dir = Path(out_dir)
     names = {**{k: f"comparison.{k}" for k in ("md", "csv", "png", "json")}, "html": "report.html"}
-    with atomic_files(out_dir, list(names.values())) as tmp:
+    with atomic_files(out_dir, list(names.values()), optional=(names["png"], names["html"])) as tmp:
         summary = _write_report_files(results, labels, sig, tmp, data_name, recommendation)
-    return summary, {k: out_dir / name for k, name in names.items()}
+    return summary, {k: out_dir / name for k, name in names.items() if (out_dir / name).is_file()}
 
 
 def _write_report_files(
@@ -517,14 +483,16 @@ def _write_report_files(
     if recommendation is not None:
         chosen = next((r.name for r in results if Path(r.path).resolve() == Path(recommendation["path"]).resolve()),
                       None)
-    plot_comparison(results, paths["png"], f"{data_name}: {n} texts", chosen)
+    drawn(f"the comparison chart ({paths['png'].name})", plot_comparison, results, paths["png"],
+          f"{data_name}: {n} texts", chosen)
     notes = significance_text(sig)
     if recommendation is not None:
         notes += "\n\n" + recommendation_text(recommendation, data_name)
-    write_text(out_dir / "report.html", comparison_page(
-        f"Model comparison on {data_name}", f"{n} texts, {len(results)} models", table, best, notes,
-        paths["png"], {c: _header(c) for c in table.columns},
-    ))
+    page = drawn("the comparison page (report.html)", comparison_page, f"Model comparison on {data_name}",
+                 f"{n} texts, {len(results)} models", table, best, notes,
+                 paths["png"] if paths["png"].is_file() else None, {c: _header(c) for c in table.columns})
+    if page is not None:
+        write_text(out_dir / "report.html", page)
     return json.loads(json.dumps(summary))
 
 
@@ -545,8 +513,8 @@ class Comparison:
 class CompareOptions:
     """The significance tests of ``compare`` (the CLI builds its flags from these)."""
 
-    reference: str | None = setting(None, "model name to test against the best other model (default: the first "
-                                    "BERT model)")
+    reference: str | None = setting(None, "model name to test against the most accurate cheaper model (default: "
+                                    "the first model given)")
     bootstrap: int = setting(1000, "paired bootstrap resamples (default: %(default)s)")
     seed: int = setting(42, "random seed of the bootstrap (default: %(default)s)")
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,18 @@ def cjk_font_name() -> str | None:
         return font_manager.FontProperties(fname=path).get_name()
     except Exception as exc:  # package missing or font unreadable: fall back to indices
         log.warning("no CJK font available (%s); confusion matrix will use label indices", exc)
+        return None
+
+
+def drawn(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, or None with one warning when it fails for any reason but a failed write or an
+    interrupt: a chart or a page is not worth the report it belongs to."""
+    try:
+        return fn(*args, **kwargs)
+    except (OSError, KeyboardInterrupt, UserError):
+        raise
+    except Exception as exc:
+        log.warning("%s could not be drawn (%s: %s); the report goes on without it", what, type(exc).__name__, exc)
         return None
 
 

@@ -19,9 +19,10 @@ with it, :data:`RULE` picks (``log_loss``: the lowest regret on the dev halves o
 * ``log_loss``: the one with the lowest dev log-loss (the best probabilities);
 * ``leader``: the top dev score, noise or not.
 
-Ties of the score itself go to the cheaper family (baseline, then BERT, then the ensemble).
-``best.json`` holds ``{"path": ..., "name", "kind", "metric", "dev", "why", "selection": {...}}``,
-the path relative to ``OUT``; ``predict``/``evaluate``/``serve``/``cls_app.load`` follow it.
+Ties of the score itself go to the cheaper kind (each kind declares its ``cost``).
+``best.json`` holds ``{"path": ..., "name", "kind", "metric", "dev", "why", "selection": {...},
+"fast": {...}}``, the paths relative to ``OUT``; ``predict``/``evaluate``/``serve``/``cls_app.load``
+follow ``path`` (``--prefer fast``: ``fast``'s path).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from ..tasks.calibration import metric_of
 
 log = logging.getLogger(__name__)
 
-COST_ORDER = {"baseline": 0, "bert": 1, "ensemble": 2}
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 RULES = ("ensemble", "log_loss", "leader")
 RULE = "log_loss"
@@ -53,11 +53,14 @@ class Candidate:
 
     name: str
     path: Path
-    family: str  # bert, baseline or ensemble
+    family: str  # the folder family (bert, baseline, ensemble, fasttext, textcnn, ...)
     dev: dict  # accuracy, macro_f1, weighted_f1 of its (cross-fitted) dev decisions
     basis: str  # how the dev score was obtained
     dev_pred: np.ndarray | None = None  # those decisions, one class id per dev row
     log_loss: float | None = None  # of its (calibrated) dev probabilities
+    cost: float = 10.0  # the kind's declared relative cost: ties go to the cheaper
+    combines: bool = False  # an ensemble
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,10 +75,10 @@ class Selection:
 
 
 def leader_of(found: list[Candidate], metric: str) -> Candidate:
-    """The highest dev ``metric``; ties go to the cheaper family."""
+    """The highest dev ``metric``; ties go to the cheaper kind."""
     if not found:
         raise UserError("no model with dev scores to recommend")
-    return max(found, key=lambda c: (round(float(c.dev.get(metric, 0.0)), 6), -COST_ORDER.get(c.family, 3)))
+    return max(found, key=lambda c: (round(float(c.dev.get(metric, 0.0)), 6), -c.cost))
 
 
 def separation(found: list[Candidate], leader: Candidate, y: np.ndarray, metric: str, seed: int = 42,
@@ -110,10 +113,25 @@ def select(found: list[Candidate], metric: str, y_dev: np.ndarray | None, rule: 
     pool = [leader, *tied]
     best = leader
     if rule == "ensemble":
-        best = next((c for c in pool if c.family == "ensemble"), leader)
+        best = next((c for c in pool if c.combines), leader)
     elif rule == "log_loss" and all(c.log_loss is not None for c in pool):
         best = min(pool, key=lambda c: (float(c.log_loss or 0.0), -float(c.dev.get(metric, 0.0))))
     return Selection(best, leader, tied, rule, sep)
+
+
+RULE_REASONS = {"log_loss": "it has the lowest dev log-loss (the best probabilities) among them",
+                "ensemble": "the rule prefers the ensemble among them", "leader": "it leads"}
+
+
+def reason(sel: Selection, metric: str) -> str:
+    """Why ``sel.best`` was chosen, in one sentence."""
+    name, best = METRIC_NAMES.get(metric, metric), sel.best
+    if not sel.tied:
+        ahead = ", clearly ahead of the others (paired bootstrap)" if sel.separation else ""
+        return f"the highest dev {name} ({best.dev.get(metric, 0.0):.4f}){ahead}"
+    rule = RULE_REASONS.get(sel.rule, sel.rule) if best is not sel.leader or sel.rule == "leader" else "it leads"
+    return (f"{len(sel.tied)} other candidate(s) are within dev noise of the leader {sel.leader.name} "
+            f"({sel.leader.dev.get(metric, 0.0):.4f}); {rule}")
 
 
 def pointer(sel: Selection, found: list[Candidate], metric: str, out: Path) -> dict:
@@ -132,14 +150,14 @@ def pointer(sel: Selection, found: list[Candidate], metric: str, out: Path) -> d
                f"(within {spread:.4f}; the leader scores higher in fewer than {SEPARATED:.0%} of paired bootstrap "
                f"resamples of the dev rows); rule '{sel.rule}' picks {best.name} ({best.basis})")
     return {"path": Path(best.path).resolve().relative_to(out.resolve()).as_posix(), "name": best.name,
-            "kind": best.family, "metric": metric, "dev": best.dev,
+            "kind": best.family, "metric": metric, "dev": best.dev, "reason": reason(sel, metric),
             "why": why + (f"; the others: {others}" if others else ""),
             "selection": {"rule": sel.rule, "leader": leader.name, "tied": [c.name for c in sel.tied],
                           "separated_at": SEPARATED, "resamples": RESAMPLES, "versus_leader": sel.separation}}
 
 
 FAST_MARGIN = 0.005
-"""``fastest``: the fastest candidate whose dev score is within this of the recommended one's."""
+"""``fast``: the fastest candidate whose dev score is within this of the recommended one's."""
 
 
 def fastest_within(found: list[Candidate], best: Candidate, metric: str, speeds: dict[str, float], out: Path

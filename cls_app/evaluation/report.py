@@ -29,7 +29,7 @@ from .analysis import (
     write_report_html,
 )
 from .label_set_report import label_errors, write_label_set_evaluation
-from .plots import plot_confusion_matrix
+from .plots import drawn, plot_confusion_matrix
 from .selective import Selective, format_selective
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def write_evaluation(
         if selective.has_ood:
             names.update(ood_histogram="ood_histogram.png")
     names.update(html="report.html", metrics="metrics.json")
-    with atomic_files(out_dir, list(names.values())) as tmp:
+    optional = [n for n in names.values() if n.endswith((".png", ".html"))]  # drawings: the report goes on without
+    with atomic_files(out_dir, list(names.values()), optional=optional) as tmp:
         paths = {key: tmp / name for key, name in names.items()}
         errors = None
         if scored is not None:
@@ -73,13 +74,16 @@ def write_evaluation(
         frame.index.name = "true\\pred"
         with atomic_open(paths["confusion_csv"], "w", newline="") as fh:
             frame.to_csv(fh)
-        mode = plot_confusion_matrix(metrics["confusion_matrix"], labels, paths["confusion_png"], title)
-        highlights = error_highlights(model, errors, options.explain_top) if errors is not None else {}
-        write_report_html(paths["html"], metrics, labels, title, paths, errors, highlights, options)
+        mode = drawn("the confusion matrix (confusion_matrix.png)", plot_confusion_matrix, metrics["confusion_matrix"],
+                     labels, paths["confusion_png"], title)
+        highlights = drawn("the error highlights", error_highlights, model, errors, options.explain_top) \
+            if errors is not None else {}
+        drawn("the report page (report.html)", write_report_html, paths["html"], metrics, labels, title, paths, errors,
+              highlights or {}, options)
         write_json(paths["metrics"], metrics)
-    if mode != "names":
+    if mode not in ("names", None):
         log.warning("confusion_matrix.png shows label indices with a legend (no CJK font found)")
-    return {key: out_dir / name for key, name in names.items()}
+    return {key: out_dir / name for key, name in names.items() if (out_dir / name).is_file()}
 
 
 @dataclass

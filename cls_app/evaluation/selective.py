@@ -42,9 +42,12 @@ class Selective:
         return bool(np.isfinite(self.abstention.ood).any())
 
     def write_plots(self, risk_path: Path, ood_path: Path | None, title: str) -> None:
-        plot_risk_coverage(self.confidence, self.correct, risk_path, title)
+        from .plots import drawn
+
+        drawn("the risk-coverage curve", plot_risk_coverage, self.confidence, self.correct, risk_path, title)
         if ood_path is not None:
-            plot_ood_histogram(self.abstention.ood, self.threshold, ood_path, title)
+            drawn("the out-of-domain histogram", plot_ood_histogram, self.abstention.ood, self.threshold, ood_path,
+                  title)
 
 
 def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

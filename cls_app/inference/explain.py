@@ -431,10 +431,10 @@ def explain_texts(
     explainer, texts: Sequence[str], target: str | None = None, progress: bool = False
 ) -> list[Explanation]:
     """Explain each text; ``details["seconds"]`` holds the time each took."""
-    from tqdm.auto import tqdm
+    from ..bars import progress_bar
 
     out = []
-    for text in tqdm(texts, desc="explain", unit="text", disable=not progress or len(texts) < 2, leave=False):
+    for text in progress_bar(texts, enabled=progress and len(texts) >= 2, desc="explain", unit="text"):
         t0 = time.perf_counter()
         expl = explainer.explain(text, target)
         expl.details["seconds"] = round(time.perf_counter() - t0, 4)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..bars import progress_bar
 from ..errors import UserError, where
 from ..fileio import atomic_open
 from ..io.pairs import join_pair
@@ -139,7 +139,7 @@ def predict_chunks(
     """
     summary = PredictSummary()
     t0 = time.perf_counter()
-    bar = tqdm(desc="predict", unit="row", disable=not progress or rank_world()[0] != 0, leave=False)
+    bar = progress_bar(enabled=progress and rank_world()[0] == 0, desc="predict", unit="row")
     try:
         for part, scored in _scored_windows(clf, _windows(chunks, window or clf.options.window)):
             _note_empty(part, scored.probs, source, summary)

@@ -7,6 +7,7 @@ _EXPORTS = {
     "Corpus": "corpus",
     "DataOptions": "records",
     "FORMATS": "formats",
+    "Format": "formats",
     "LabeledData": "records",
     "ReadOptions": "records",
     "LabelSetData": "labels",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "read_bytes": "encoding",
     "read_corpus": "corpus",
     "read_table": "formats",
+    "register_format": "formats",
     "stratified_split": "records",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,6 +1,13 @@
-"""File formats: sniff the format of a file and parse it into a table of rows.
+"""File formats: the one registry of input formats, the one detection function, the in-memory reader.
 
-Supported formats (see :data:`FORMATS`):
+Each :class:`Format` in :data:`FORMATS` names the extensions it claims, how to tell it apart from
+a format sharing its extension (``sniff`` on the start of the file), how to parse a whole file into
+a table (``parse``: :func:`read_table`, which ``train``, ``evaluate``, ``audit``, ``select`` and
+``import-labels`` read through) and how to stream it in chunks (``stream``: :mod:`.streams`,
+which ``predict`` and ``explain`` read through), and how to write a small file of it (``render``,
+for tests and examples). A format added with :func:`register_format` works in both readers.
+
+Built in:
 
 * ``csv`` / ``tsv`` -- a header row, then one record per row; quoted fields may contain the
   separator and newlines (parsed by pandas).
@@ -27,13 +34,24 @@ import re
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import UserError, where
+from . import streams
+from .cells import (
+    cell_text,
+    choose_columns,
+    column_list,
+    delimited_hint,
+    json_array_objects,
+    json_line_object,
+    looks_like_header,
+)
 from .encoding import (
     HEAD_CHARS,
     check_codec,
@@ -47,21 +65,41 @@ from .encoding import (
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("csv", "tsv", "jsonl", "thucnews", "txt")
-
-TEXT_COLUMNS = ("text", "sentence", "content", "review", "title", "headline")
-LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "y")
-
-_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": None}
 _SNIFF_LINES = 50
 _MAX_LABEL_CHARS = 64  # a THUCNews-style label is a short name or an index
 
 
-def _check_format(fmt: str) -> str:
-    name = str(fmt).strip().lower()
-    if name not in FORMATS:
-        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return name
+@dataclass(frozen=True)
+class Format:
+    """One input format (see the module docstring)."""
+
+    name: str
+    extensions: tuple[str, ...]  # lower case, with the dot
+    parse: Callable[[Path, str], pd.DataFrame]  # a whole decoded file -> rows (index ``line``)
+    stream: Callable[[streams.StreamSource], Iterator[streams.RowChunk]]  # the same rows, chunk by chunk
+    render: Callable[[Sequence[str], Sequence[str] | None], str]  # texts (and labels) -> the text of a file
+    named_columns: bool = True  # a header of column names (else: a text, and a label after a tab)
+    labeled: bool = True  # can hold labels
+    dict_rows: bool = False  # the streamed rows are JSON objects (else lists of cells)
+    sniff: Callable[[str], bool] | None = None  # on the start of a file: this format (for a shared extension)
+
+
+FORMATS: dict[str, Format] = {}
+"""Every registered format by name, in registration order (``--format`` takes these names)."""
+
+
+def register_format(fmt: Format) -> Format:
+    """Add ``fmt`` to :data:`FORMATS` (both readers and :func:`detect_format` see it from then on)."""
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def format_named(name: str) -> Format:
+    """The registered format ``name`` (a :class:`UserError` listing them for an unknown one)."""
+    key = str(name).strip().lower()
+    if key not in FORMATS:
+        raise UserError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
+    return FORMATS[key]
 
 
 def _looks_like_thucnews(text: str) -> bool:
@@ -77,36 +115,29 @@ def _looks_like_thucnews(text: str) -> bool:
     return True
 
 
-def _detect_format(path: Path, fmt: str | None, text: str | None) -> str:
+def detect_format(path: str | os.PathLike, fmt: str | None = None, *, encoding: str | None = None,
+                  text: str | None = None) -> str:
+    """The format of ``path``: an explicit ``fmt`` (checked), else the one its extension names; where
+    formats share an extension (``.txt``: thucnews, else txt), the first whose ``sniff`` accepts the start of
+    the file (``text`` when the caller has it; else its first characters, read in its ``encoding``, so this
+    works on files of any size)."""
+    path = Path(path)
     if fmt is not None:
-        return _check_format(fmt)
+        return format_named(fmt).name
     ext = path.suffix.lower()
-    if ext not in _EXTENSIONS:
+    claiming = [f for f in FORMATS.values() if ext in f.extensions]
+    if not claiming:
         raise UserError(
             f"{path}: cannot tell the file format from the extension {ext or '(none)'!r}; "
             f"pass --format, one of {', '.join(FORMATS)}"
         )
-    known = _EXTENSIONS[ext]
-    if known is not None:
-        return known
-    if text is None:
-        text = head_text(path, detect_encoding(path))
-    return "thucnews" if _looks_like_thucnews(text) else "txt"
-
-
-
-def detect_format(path: str | os.PathLike, fmt: str | None = None, *, encoding: str | None = None) -> str:
-    """Return the format of ``path``: an explicit ``fmt`` (checked), else by extension.
-
-    ``.csv`` -> csv, ``.tsv`` -> tsv, ``.jsonl``/``.json`` -> jsonl. A ``.txt`` file is
-    ``thucnews`` when every non-empty line among the first 50 has a tab followed by a short
-    label, else ``txt`` (one text per line, no labels). Only the start of a ``.txt`` file is
-    parsed (its encoding is detected block by block), so this works on files of any size.
-    """
-    path = Path(path)
-    if fmt is None and path.suffix.lower() == ".txt":
-        return _detect_format(path, None, head_text(path, detect_encoding(path, encoding)))
-    return _detect_format(path, fmt, None)
+    if len(claiming) == 1:
+        return claiming[0].name
+    head = text if text is not None else head_text(path, detect_encoding(path, encoding))
+    for candidate in claiming:
+        if candidate.sniff is None or candidate.sniff(head):
+            return candidate.name
+    return claiming[-1].name
 
 
 # --------------------------------------------------------------------------- parsers
@@ -174,10 +205,6 @@ def _parser_error(path: Path, text: str, sep: str, fmt: str, err: Exception) -> 
     return UserError(f"{where(path, line)}: cannot parse as {fmt.upper()}: {message} ({delimited_hint(fmt)})")
 
 
-def delimited_hint(fmt: str) -> str:
-    if fmt == "csv":
-        return "quote fields that contain commas or newlines with double quotes"
-    return "fields must be separated by single tabs; quote fields that contain tabs"
 
 
 def _width_error(path: Path, text: str, sep: str, fmt: str) -> UserError:
@@ -227,64 +254,14 @@ def _read_delimited(path: Path, text: str, fmt: str) -> pd.DataFrame:
     return df
 
 
-def scalar_text(value: Any) -> str | None:
-    """A JSON scalar as text: strings as they are, booleans ``true``/``false``, numbers spelled
-    out; None for anything else (null, lists, objects)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return None
 
 
-def cell_text(value: Any, path: str | os.PathLike, line: int, key: str) -> str | None:
-    """A JSON field as text: strings as they are, numbers and booleans spelled out, null as None;
-    a list or object is a :class:`UserError` naming the file, line and key."""
-    if value is None:
-        return None
-    text = scalar_text(value)
-    if text is None:
-        raise UserError(f"{where(path, line)}: field {key!r} must be a string or a number, not {type(value).__name__}")
-    return text
 
 
-def json_limit(exc: BaseException) -> str:
-    """Why well-formed JSON could not be read: Python's limits on nesting depth and integer length."""
-    if isinstance(exc, RecursionError):
-        return "cannot read this JSON: it is nested too deeply (thousands of brackets); is it really the data file?"
-    return f"cannot read this JSON: {str(exc).split(';')[0]}; write such numbers as strings"
 
 
-def json_array_objects(path: str | os.PathLike, text: str) -> Iterator[tuple[int, dict]]:
-    """``(item number, object)`` for a ``.json`` file holding one array of objects."""
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where(path, e.lineno)}: bad JSON: {e.msg} (column {e.colno})") from None
-    except (RecursionError, ValueError) as e:
-        raise UserError(f"{path}: {json_limit(e)}") from None
-    for i, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            raise UserError(f"{where(path, i)}: array item {i} is not a JSON object")
-        yield i, item
 
 
-def json_line_object(path: str | os.PathLike, number: int, line: str, example: str) -> dict:
-    """The JSON object on line ``number`` of a JSONL file (``example`` shows the expected keys)."""
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise UserError(
-            f"{where(path, number)}: bad JSON: {e.msg} (column {e.colno}); "
-            "a JSONL file needs one JSON object per line"
-        ) from None
-    except (RecursionError, ValueError) as e:
-        raise UserError(f"{where(path, number)}: {json_limit(e)}") from None
-    if not isinstance(item, dict):
-        raise UserError(f"{where(path, number)}: expected a JSON object like {example}, got {type(item).__name__}")
-    return item
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -325,8 +302,6 @@ def _read_class_names(folder: Path) -> list[str] | None:
     return names or None
 
 
-def looks_like_header(text: str, label: str) -> bool:
-    return text.strip().lower() in TEXT_COLUMNS and label.strip().lower() in LABEL_COLUMNS
 
 
 def _read_thucnews(path: Path, text: str) -> pd.DataFrame:
@@ -380,74 +355,14 @@ def _read_txt(path: Path, text: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------- columns
 
 
-def _find_column(columns: list[str], wanted: str) -> str | None:
-    if wanted in columns:
-        return wanted
-    folded = [c for c in columns if str(c).strip().lower() == wanted.strip().lower()]
-    return folded[0] if len(folded) == 1 else None
 
 
-def _pick(columns: list[str], candidates: tuple[str, ...]) -> str | None:
-    for name in candidates:
-        found = _find_column(columns, name)
-        if found is not None:
-            return found
-    return None
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    values = series[series.notna()].astype(str).str.strip()
-    values = values[values != ""]
-    return bool(len(values)) and bool(pd.to_numeric(values, errors="coerce").notna().all())
 
 
-def column_list(columns: list[str]) -> str:
-    return ", ".join(repr(str(c)) for c in columns) or "(none)"
 
 
-def _choose_columns(
-    df: pd.DataFrame,
-    path: Path,
-    text_col: str | None,
-    label_col: str | None,
-    require_labels: bool,
-) -> tuple[str, str | None]:
-    columns = [str(c) for c in df.columns]
-    header_hint = " (the first line is read as the header row)"
-    if label_col is not None:
-        label = _find_column(columns, label_col)
-        if label is None:
-            raise UserError(
-                f"{path}: no label column {label_col!r}; the columns are {column_list(columns)}; "
-                "pass one of them to --label-col"
-            )
-    else:
-        label = _pick(columns, LABEL_COLUMNS)
-        if label is None and require_labels:
-            raise UserError(
-                f"{path}: cannot tell which column holds the labels; the columns are "
-                f"{column_list(columns)}{header_hint}; pass --label-col NAME"
-            )
-    if text_col is not None:
-        text = _find_column(columns, text_col)
-        if text is None:
-            raise UserError(
-                f"{path}: no text column {text_col!r}; the columns are {column_list(columns)}; "
-                "pass one of them to --text-col"
-            )
-    else:
-        text = _pick([c for c in columns if c != label], TEXT_COLUMNS)
-        if text is None:
-            strings = [c for c in columns if c != label and not _is_numeric(df[c])]
-            if len(strings) != 1:
-                raise UserError(
-                    f"{path}: cannot tell which column holds the text; the columns are "
-                    f"{column_list(columns)}{header_hint}; pass --text-col NAME"
-                )
-            text = strings[0]
-    if text == label:
-        raise UserError(f"{path}: the text and label columns are the same column {text!r}")
-    return text, label
 
 
 def _as_optional_str(series: pd.Series, path: Path, lists: bool = False) -> list[Any]:
@@ -463,23 +378,6 @@ def _as_optional_str(series: pd.Series, path: Path, lists: bool = False) -> list
         value = cell_text(value, path, int(line), str(series.name))
         out.append(None if value == "" else value)
     return out
-
-
-def _parse(path: Path, text: str, fmt: str, labels_needed: bool) -> pd.DataFrame:
-    """The rows of ``text`` as a DataFrame indexed by line, in the file's own columns."""
-    if fmt in ("csv", "tsv"):
-        return _read_delimited(path, text, fmt)
-    if fmt == "jsonl":
-        return _read_jsonl(path, text)
-    if fmt == "thucnews":
-        return _read_thucnews(path, text)
-    if labels_needed:
-        raise UserError(
-            f"{path}: this file has no labels (one text per line); labelled data must be "
-            "CSV/TSV/JSONL with a label column, or THUCNews-style text<TAB>label lines "
-            "(for a tab-separated file with a header row, pass --format tsv)"
-        )
-    return _read_txt(path, text)
 
 
 def read_table(
@@ -505,14 +403,20 @@ def read_table(
     if encoding is not None:
         check_codec(encoding)
     if fmt is not None:
-        fmt = _check_format(fmt)
+        fmt = format_named(fmt).name
     raw = read_bytes(path)
     enc = detect_bytes_encoding(raw, path, encoding)
     text = decode_bytes(raw, path, enc)
     if not text.strip():
         raise UserError(f"{path}: the file is empty; give a file with a header row and data rows")
-    fmt = _detect_format(path, fmt, text)
-    df = _parse(path, text, fmt, require_labels or label_col is not None)
+    spec = FORMATS[detect_format(path, fmt, text=text)]
+    if (require_labels or label_col is not None) and not spec.labeled:
+        raise UserError(
+            f"{path}: this file has no labels (one text per line); labelled data must be "
+            "CSV/TSV/JSONL with a label column, or THUCNews-style text<TAB>label lines "
+            "(for a tab-separated file with a header row, pass --format tsv)"
+        )
+    df = spec.parse(path, text)
     if df.empty:
         raise UserError(
             f"{path}: no data rows (only a header line {column_list([str(c) for c in df.columns])}); "
@@ -520,14 +424,14 @@ def read_table(
         )
     df.columns = [str(c) for c in df.columns]
 
-    if fmt in ("thucnews", "txt"):
+    if not spec.named_columns:
         text_name = "text"
         label_name = "label" if "label" in df.columns else None
         for wanted in (text_col, label_col):
             if wanted is not None and wanted not in ("text", "label"):
-                log.warning("%s: %s files have no named columns; ignoring %r", path, fmt, wanted)
+                log.warning("%s: %s files have no named columns; ignoring %r", path, spec.name, wanted)
     else:
-        text_name, label_name = _choose_columns(df, path, text_col, label_col, require_labels)
+        text_name, label_name = choose_columns(df, path, text_col, label_col, require_labels)
 
     texts = _as_optional_str(df[text_name], path)
     labels = _as_optional_str(df[label_name], path, label_lists) if label_name is not None else None
@@ -542,7 +446,7 @@ def read_table(
         "%s: read %d rows as %s (%s), text column %r, label column %r",
         path,
         len(df),
-        fmt,
+        spec.name,
         enc,
         text_name,
         label_name,
@@ -550,23 +454,37 @@ def read_table(
     return df
 
 
-def sniff_format(path: str | os.PathLike, fmt: str | None, encoding: str) -> str:
-    """:func:`detect_format` for a file whose encoding is already known (reads only its start)."""
-    path = Path(path)
-    if fmt is not None:
-        return _check_format(fmt)
-    if path.suffix.lower() == ".txt":
-        return _detect_format(path, None, head_text(path, encoding))
-    return _detect_format(path, None, None)
+# --------------------------------------------------------------------------- the built-in formats
 
 
-def choose_text_column(sample: pd.DataFrame, path: str | os.PathLike, text_col: str | None) -> str:
-    """The text column of a table whose first rows are ``sample`` (as :func:`read_table` picks it).
+def _delimited_text(sep: str) -> Callable[[Sequence[str], Sequence[str] | None], str]:
+    def render(texts: Sequence[str], labels: Sequence[str] | None) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=sep, lineterminator="\n")
+        writer.writerow(["text", "label"] if labels is not None else ["text"])
+        for i, t in enumerate(texts):
+            writer.writerow([t, labels[i]] if labels is not None else [t])
+        return out.getvalue()
 
-    A named ``text_col`` must exist (the error lists the columns); otherwise a common name, or
-    the only non-numeric column that is not a label column.
-    """
-    sample = sample.copy()
-    sample.columns = [str(c) for c in sample.columns]
-    text, _ = _choose_columns(sample, Path(path), text_col, None, require_labels=False)
-    return text
+    return render
+
+
+def _jsonl_text(texts: Sequence[str], labels: Sequence[str] | None) -> str:
+    return "".join(json.dumps({"text": t, **({"label": labels[i]} if labels is not None else {})},
+                              ensure_ascii=False) + "\n" for i, t in enumerate(texts))
+
+
+def _lines_text(texts: Sequence[str], labels: Sequence[str] | None) -> str:
+    return "".join(f"{t}\t{labels[i]}\n" if labels is not None else f"{t}\n" for i, t in enumerate(texts))
+
+
+register_format(Format("csv", (".csv",), lambda p, t: _read_delimited(p, t, "csv"), streams.csv_chunks,
+                       _delimited_text(",")))
+register_format(Format("tsv", (".tsv",), lambda p, t: _read_delimited(p, t, "tsv"), streams.tsv_chunks,
+                       _delimited_text("\t")))
+register_format(Format("jsonl", (".jsonl", ".json"), lambda p, t: _read_jsonl(p, t), streams.jsonl_chunks,
+                       _jsonl_text, dict_rows=True))
+register_format(Format("thucnews", (".txt",), lambda p, t: _read_thucnews(p, t), streams.thucnews_chunks,
+                       _lines_text, named_columns=False, sniff=_looks_like_thucnews))
+register_format(Format("txt", (".txt",), lambda p, t: _read_txt(p, t), streams.txt_chunks,
+                       lambda texts, _labels: _lines_text(texts, None), named_columns=False, labeled=False))

@@ -210,8 +210,8 @@ class ReadOptions:
                                         "text<TAB>text_b<TAB>label, any NAME)", metavar="NAME")
     label_col: str | None = setting(None, "name of the label column (CSV/TSV/JSONL)")
     encoding: str | None = setting(None, "file encoding (default: detect utf-8, utf-8-sig, utf-16, gb18030)")
-    fmt: str | None = setting(None, "file format (default: from the extension and content)", flag="--format",
-                              choices=FORMATS)
+    fmt: str | None = setting(None, f"file format: {', '.join(FORMATS)} (default: from the extension and content)",
+                              flag="--format")
     on_bad_row: str = setting("error", "what to do with rows missing text or label (default: %(default)s)",
                               choices=ON_BAD_ROW)
     task: str = setting("single-label", "single-label (one class per row), multi-label (a set of labels per row, "

@@ -1,18 +1,11 @@
 """Read and write row files chunk by chunk, so memory stays flat however large the file.
 
-:class:`TableReader` reads CSV, TSV, JSONL (or a JSON array), THUCNews-style ``text<TAB>label``
-and plain text (one text per line) files, as :mod:`cls_app.io.formats` detects them (encoding and
-format), in chunks of rows. Each chunk keeps every row's **original values** (CSV cells as
+:class:`TableReader` reads any registered format (:data:`cls_app.io.formats.FORMATS`: CSV, TSV,
+JSONL or a JSON array, THUCNews-style ``text<TAB>label``, plain text), as
+:func:`~cls_app.io.formats.detect_format` detects it, in chunks of rows (the format's streaming
+parser, :mod:`cls_app.io.streams`). Each chunk keeps every row's **original values** (CSV cells as
 strings, JSON objects as they were parsed), the text to classify (None when missing) and the
 1-based line the row starts on in the file, for messages.
-
-* CSV/TSV: the first non-blank record is the header; blank lines are not rows; a short row
-  is padded with empty cells; a row with more cells than the header is an error; quoting is
-  strict (a quote must close before the next separator), so a stray quote is an error naming
-  its line instead of silently swallowing the rest of the file.
-* JSONL: blank lines are not rows; every other line must hold a JSON object.
-* ``.txt`` (plain or THUCNews): **every** line is a row, blank lines included, so output line
-  *i* matches input line *i*.
 
 :class:`TableWriter` writes rows plus extra columns as CSV, TSV or JSONL (chosen by the
 output file's extension), chunk by chunk, under a temporary name renamed into place at the end.
@@ -26,76 +19,22 @@ import json
 import logging
 import math
 import os
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import UserError, where
 from ..fileio import atomic_open
-from .encoding import detect_encoding, iter_lines
-from .formats import (
-    cell_text,
-    choose_text_column,
-    column_list,
-    delimited_hint,
-    json_array_objects,
-    json_line_object,
-    looks_like_header,
-    scalar_text,
-    sniff_format,
-)
+from .cells import column_list, scalar_text
+from .encoding import detect_encoding
+from .formats import FORMATS, detect_format
+from .streams import RowChunk, StreamSource
 
 log = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
-MAX_FIELD_CHARS = 64 * 1024 * 1024  # a longer CSV cell is almost surely an unclosed quote
 
-
-@dataclass
-class RowChunk:
-    """Consecutive rows of a file: original values, the texts to classify, their lines."""
-
-    rows: list[Any]  # list[str] cells (CSV/TSV/txt) or dict (JSON)
-    texts: list[str | None]
-    lines: list[int]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
-def _strip_eol(line: str) -> str:
-    if line.endswith("\n"):
-        line = line[:-1]
-    return line[:-1] if line.endswith("\r") else line
-
-
-def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-_AFTER_BARE_CR = re.compile(r"(?<=\r)(?!\n)")
-
-
-def _cr_lines(lines: Iterable[str]) -> Iterator[str]:
-    """Lines as ``open(newline="")`` gives them to the csv module: also split after a bare CR
-    (classic Mac line ends), ends kept, so a quoted CR stays in its cell. Without this a CR-only
-    CSV, which ``train`` reads, was one long line here and refused (found by fuzzing)."""
-    for line in lines:
-        if "\r" in line.removesuffix("\n").removesuffix("\r"):
-            yield from (part for part in _AFTER_BARE_CR.split(line) if part)
-        else:
-            yield line
+__all__ = ["OUTPUT_FORMATS", "RowChunk", "TableReader", "TableWriter", "output_format"]
 
 
 class TableReader:
@@ -121,165 +60,26 @@ class TableReader:
         self.requested_text_col = text_col
         self.chunk_rows = chunk_rows
         self.encoding = detect_encoding(self.path, encoding)
-        self.fmt = sniff_format(self.path, fmt, self.encoding)
-        self.columns: list[str] | None = None
-        self.text_col: str | None = None
-        self.row_kind = "dict" if self.fmt == "jsonl" else "list"
-        if self.fmt in ("txt", "thucnews") and text_col not in (None, "text"):
+        self.format = FORMATS[detect_format(self.path, fmt, encoding=self.encoding)]
+        self.fmt = self.format.name
+        self.source = StreamSource(self.path, self.encoding, self.fmt, chunk_rows, text_col)
+        self.row_kind = "dict" if self.format.dict_rows else "list"
+        if not self.format.named_columns and text_col not in (None, "text"):
             log.warning("%s: %s files have no named columns; ignoring --text-col %r", self.path, self.fmt, text_col)
 
-    # ----- public -----
+    @property
+    def columns(self) -> list[str] | None:
+        """The file's column names, in order (known once the first chunk is read)."""
+        return self.source.columns
+
+    @property
+    def text_col(self) -> str | None:
+        """The column holding the texts (known once the first chunk is read)."""
+        return self.source.text_col
 
     def chunks(self) -> Iterator[RowChunk]:
         """Yield the file's rows in order, ``chunk_rows`` at a time."""
-        if self.fmt in ("csv", "tsv"):
-            yield from self._delimited()
-        elif self.fmt == "jsonl":
-            yield from self._jsonl()
-        else:
-            yield from self._lines_as_rows()
-
-    # ----- CSV / TSV -----
-
-    def _delimited(self) -> Iterator[RowChunk]:
-        sep = "," if self.fmt == "csv" else "\t"
-        previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
-        try:
-            records = self._records(sep)
-            header = next(records, None)
-            if header is None:
-                raise UserError(f"{self.path}: the file is empty")
-            _, cells = header
-            self.columns = list(cells)
-            width = len(self.columns)
-            text_index: int | None = None
-            for batch in _batched(records, self.chunk_rows):
-                rows, lines = [], []
-                for line, cells in batch:
-                    if len(cells) > width:
-                        raise UserError(
-                            f"{where(self.path, line)}: cannot parse as {self.fmt.upper()}: expected {width} "
-                            f"fields as in the header, saw {len(cells)} ({delimited_hint(self.fmt)})"
-                        )
-                    if len(cells) < width:
-                        cells = cells + [""] * (width - len(cells))
-                    rows.append(cells)
-                    lines.append(line)
-                if text_index is None:
-                    sample = pd.DataFrame(rows, columns=range(width), dtype=object)
-                    sample.columns = self.columns
-                    sample = sample.loc[:, ~sample.columns.duplicated()]
-                    self.text_col = choose_text_column(sample, self.path, self.requested_text_col)
-                    text_index = self.columns.index(self.text_col)
-                yield RowChunk(rows, [r[text_index] for r in rows], lines)
-            if text_index is None:  # header only: still check the column the user named
-                empty = pd.DataFrame(columns=self.columns).loc[:, lambda d: ~d.columns.duplicated()]
-                if self.requested_text_col is not None:
-                    self.text_col = choose_text_column(empty, self.path, self.requested_text_col)
-        finally:
-            csv.field_size_limit(previous_limit)
-
-    def _records(self, sep: str) -> Iterator[tuple[int, list[str]]]:
-        """(start line, cells) of each non-blank record."""
-        lines = _cr_lines(iter_lines(self.path, self.encoding))
-        reader = csv.reader(lines, delimiter=sep, quotechar='"', strict=True)
-        end = 0
-        while True:
-            start = end + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                message = str(e)
-                if "unexpected end of data" in message:
-                    message, line = "the file ends inside a quoted field that starts here", start
-                elif "field larger than field limit" in message:
-                    message = f"a field longer than {MAX_FIELD_CHARS} characters starts here (an unclosed quote?)"
-                    line = start
-                else:
-                    line = reader.line_num
-                raise UserError(
-                    f"{where(self.path, line)}: cannot parse as {self.fmt.upper()}: {message} "
-                    f"({delimited_hint(self.fmt)})"
-                ) from None
-            end = reader.line_num
-            if cells:
-                yield start, cells
-
-    # ----- JSONL -----
-
-    def _json_objects(self) -> Iterator[tuple[int, dict]]:
-        lines = iter_lines(self.path, self.encoding)
-        first = True
-        for number, line in enumerate(lines, start=1):
-            stripped = line.strip()
-            if not stripped:
-                continue
-            if first and stripped.startswith("["):
-                yield from self._json_array("\n" * (number - 1) + line, lines)
-                return
-            first = False
-            yield number, json_line_object(self.path, number, line, '{"text": ...}')
-
-    def _json_array(self, first: str, rest: Iterator[str]) -> Iterator[tuple[int, dict]]:
-        """A ``.json`` file holding one array of objects: parsed whole (it cannot be streamed)."""
-        log.info("%s: a JSON array is read whole; use JSONL (one object per line) for files larger than memory",
-                 self.path)
-        yield from json_array_objects(self.path, first + "".join(rest))
-
-    def _jsonl(self) -> Iterator[RowChunk]:
-        key: str | None = None
-        seen: dict[str, None] = {}
-        for batch in _batched(self._json_objects(), self.chunk_rows):
-            for _, item in batch:
-                for k in item:
-                    seen.setdefault(str(k), None)
-            if key is None:
-                self.columns = list(seen)
-                sample = pd.DataFrame.from_records([item for _, item in batch])
-                key = choose_text_column(sample.astype(object).where(sample.notna(), None), self.path,
-                                         self.requested_text_col)
-                self.text_col = key
-            else:
-                self.columns = list(seen)
-            texts = [_json_text(item.get(key), self.path, line, key) for line, item in batch]
-            yield RowChunk([item for _, item in batch], texts, [line for line, _ in batch])
-        if key is None:
-            raise UserError(f"{self.path}: the file is empty")
-
-    # ----- .txt: plain or THUCNews -----
-
-    def _lines_as_rows(self) -> Iterator[RowChunk]:
-        thucnews = self.fmt == "thucnews"
-        self.columns = ["text", "label"] if thucnews else ["text"]
-        self.text_col = "text"
-        any_rows = False
-        numbered = enumerate(iter_lines(self.path, self.encoding), start=1)
-        for batch in _batched(numbered, self.chunk_rows):
-            rows, lines = [], []
-            for number, raw in batch:
-                line = _strip_eol(raw)
-                if thucnews:
-                    body, label = line.rsplit("\t", 1) if "\t" in line else (line, "")
-                    if number == 1 and looks_like_header(body, label):
-                        log.warning("%s: line 1 looks like a header row (%r); not a row", self.path, line)
-                        continue
-                    rows.append([body, label])
-                else:
-                    rows.append([line])
-                lines.append(number)
-            if rows:
-                any_rows = True
-                yield RowChunk(rows, [r[0] for r in rows], lines)
-        if not any_rows:
-            raise UserError(f"{self.path}: the file is empty")
-
-
-def _json_text(value: Any, path: Path, line: int, key: str) -> str | None:
-    if isinstance(value, float) and math.isnan(value):  # Python's json reads a bare NaN
-        return None
-    return cell_text(value, path, line, key)
+        yield from self.format.stream(self.source)
 
 
 # --------------------------------------------------------------------------- writing

@@ -66,7 +66,7 @@ def write_bert_files(
     ``architectures`` overrides the class name recorded in config.json.
     """
     out_dir = Path(out_dir)
-    with atomic_files(out_dir, ("model.safetensors", "vocab.txt", "config.json")) as tmp:
+    with atomic_files(out_dir, ("model.safetensors", "vocab.txt", "config.json")) as tmp, quiet_transformers():
         model.save_pretrained(tmp, safe_serialization=True)
         if architectures:
             config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))

@@ -29,16 +29,16 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
-from ..baselines.pipelines import BASELINE_NAMES
 from ..errors import UserError
 from ..io.pairs import PAIR_SEP
 from ..io.records import as_text
+from ..settings import check_settings, settings_of
 from ..tasks import SingleLabel, Task, task_named
 from ..tasks.abstain import AbstainSettings, Abstention, DevEvidence, fit_rule
 from .folders import ABSTAIN_FILES, NOT_A_MODEL, folder_family, follow_best
@@ -52,25 +52,34 @@ Self = TypeVar("Self", bound="TextClassifier")
 KINDS: dict[str, type[TextClassifier]] = {}
 """Every registered model kind -> its class (filled by :func:`register` when a kind's module is imported)."""
 FAMILIES: dict[str, type[TextClassifier]] = {}
-"""Every folder family (``bert``, ``baseline``, ``ensemble``) -> the class that loads such folders."""
+"""Every folder family (``bert``, ``baseline``, ``ensemble``, ...) -> the class that loads such folders."""
 
-# The built-in kinds and folder families, by the module (in this package) that registers them. This
-# module never imports them by name: like plugins they are imported on first use and register
-# themselves, so a kind added later is one module with ``@register(...)``, listed here.
+# The registry of the built-in kinds and folder families, by the module (in this package) that registers
+# them. This module never imports them by name: like plugins they are imported on first use and register
+# themselves, so a kind added later is one module with ``@register(...)`` and one line here; a kind from
+# another package registers through the entry-point group :data:`ENTRY_POINTS` (or calls :func:`register`).
 BUILTIN_KINDS = {"bert": "bert", "ensemble": "ensemble", "fasttext": "fast_text", "textcnn": "textcnn",
-                 **dict.fromkeys(BASELINE_NAMES, "tfidf")}
+                 "majority": "majority", **{f"{f}_{c}": "tfidf" for f in ("char", "word") for c in ("lr", "svm", "nb")}}
 BUILTIN_FAMILIES = {"bert": "bert", "baseline": "tfidf", "ensemble": "ensemble", "fasttext": "fast_text",
                     "textcnn": "textcnn"}
+ENTRY_POINTS = "cls_app.kinds"
+"""The entry-point group of third-party kinds: ``name = "package.module:Class"`` in their package metadata."""
 
 
 def register(*kinds: str, family: str | None = None) -> Any:
     """Class decorator: ``TextClassifier(kind=k)`` makes an instance of the decorated class for each of
-    ``kinds``; with ``family``, folders of that family load through the class's ``from_folder``."""
+    ``kinds`` (the first is the class's :attr:`~TextClassifier.kind_name`); with ``family``, folders of that
+    family load through the class's ``from_folder``. ``cls_app.register`` is this decorator."""
 
     def decorate(cls: type[TextClassifier]) -> type[TextClassifier]:
+        if not (isinstance(cls, type) and issubclass(cls, TextClassifier)):
+            raise TypeError(f"register() decorates a TextClassifier subclass, not {cls!r}")
+        if "kind_name" not in cls.__dict__ and kinds:
+            cls.kind_name = kinds[0]
         for kind in kinds:
             KINDS[kind] = cls
         if family is not None:
+            cls.family = family
             FAMILIES[family] = cls
         return cls
 
@@ -80,6 +89,26 @@ def register(*kinds: str, family: str | None = None) -> Any:
 def _discover(name: str, table: dict[str, str]) -> None:
     if name in table:
         importlib.import_module(f"{__package__}.{table[name]}")
+        return
+    for entry in _entry_points():
+        if entry.name == name or table is BUILTIN_FAMILIES:
+            _load_entry(entry)
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINTS))
+
+
+def _load_entry(entry: Any) -> None:
+    """Import a third-party kind; a class its module did not register is registered under the entry's name."""
+    try:
+        cls = entry.load()
+    except Exception as exc:
+        raise UserError(f"the model kind {entry.name!r} ({entry.value}) could not be imported: {exc}") from None
+    if entry.name not in KINDS:
+        register(entry.name)(cls)
 
 
 def kind_class(kind: str) -> type[TextClassifier]:
@@ -87,16 +116,43 @@ def kind_class(kind: str) -> type[TextClassifier]:
     if kind not in KINDS:
         _discover(kind, BUILTIN_KINDS)
     if kind not in KINDS:
-        known = sorted({*KINDS, *BUILTIN_KINDS})
-        raise UserError(f"unknown model kind {kind!r}; choose one of {', '.join(known)}")
+        import difflib
+
+        known = sorted({*KINDS, *BUILTIN_KINDS, *(e.name for e in _entry_points())})
+        close = difflib.get_close_matches(kind, known, n=2)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise UserError(f"unknown model kind {kind!r}{hint}; choose one of {', '.join(known)}")
     return KINDS[kind]
 
 
+def all_kinds() -> dict[str, type[TextClassifier]]:
+    """Every kind there is: the built-in ones and those installed through :data:`ENTRY_POINTS`, by name."""
+    for module in sorted(set(BUILTIN_KINDS.values())):
+        importlib.import_module(f"{__package__}.{module}")
+    for entry in _entry_points():
+        if entry.name not in KINDS:
+            _load_entry(entry)
+    return dict(KINDS)
+
+
 def family_class(family: str) -> type[TextClassifier]:
-    """The class that loads folders of ``family``."""
+    """The class that loads folders of ``family`` (a :class:`UserError` when no installed kind does)."""
     if family not in FAMILIES:
         _discover(family, BUILTIN_FAMILIES)
+    if family not in FAMILIES:
+        raise UserError(f"no installed model kind loads folders of family {family!r}: install the package that "
+                        f"provides it (entry-point group {ENTRY_POINTS})")
     return FAMILIES[family]
+
+
+def clone(model: TextClassifier) -> TextClassifier:
+    """An unfitted model of the same kind with the same settings (scikit-learn's ``clone``)."""
+    return model.clone()
+
+
+@dataclass
+class _NoSettings:
+    """The settings of a kind that has none."""
 
 
 class NotAList(UserError, TypeError):
@@ -115,6 +171,50 @@ class Outputs(NamedTuple):
     ood: np.ndarray
 
 
+@dataclass
+class ModelScores:
+    """One model's outputs on some rows, the seconds predicting them took, and its name in a report."""
+
+    name: str
+    model: TextClassifier
+    outputs: Outputs
+    seconds: float
+
+    @property
+    def probs(self) -> np.ndarray:
+        return self.outputs.probs
+
+    @property
+    def ood(self) -> np.ndarray:
+        return self.outputs.ood
+
+
+def score_timed(models: Sequence[TextClassifier], texts: Sequence[Any], names: Sequence[str] | None = None,
+                what: str = "texts") -> list[ModelScores]:
+    """Every model scores ``texts`` once, timed (the texts/s of comparisons and of the planner); ``names``:
+    their names in reports (default :func:`model_names`)."""
+    import time
+
+    texts = list(texts)
+    out = []
+    for name, model in zip(names or model_names(models), models, strict=True):
+        start = time.perf_counter()
+        outputs = model.score(texts)
+        seconds = time.perf_counter() - start
+        log.info("%s: scored %d %s in %.2fs", name, len(texts), what, seconds)
+        out.append(ModelScores(name, model, outputs, seconds))
+    return out
+
+
+def model_names(models: Sequence[TextClassifier]) -> list[str]:
+    """Short unique names: each model's folder name (``parent/name`` when two are alike), or its kind."""
+    paths = [Path(m.path).resolve() if m.path is not None else None for m in models]
+    names = [p.name if p is not None else m.kind for p, m in zip(paths, models, strict=True)]
+    out = [f"{p.parent.name}/{n}" if p is not None and names.count(n) > 1 else n
+           for p, n in zip(paths, names, strict=True)]
+    return [f"{n}_{i + 1}" if out.count(n) > 1 else n for i, n in enumerate(out)]
+
+
 def is_label_set(target: Any) -> bool:
     """A label set: a list, tuple or set of labels (not a string)."""
     return isinstance(target, list | tuple | set | frozenset)
@@ -123,7 +223,42 @@ def is_label_set(target: Any) -> bool:
 class TextClassifier:
     """A text classifier of any kind (see the module docstring)."""
 
+    # ---- what the app knows about a kind: declared on its class, read by workflow/, evaluation/, commands/ ----
+    kind_name: ClassVar[str] = "model"
+    """The kind's registered name (set by :func:`register`)."""
     family: ClassVar[str] = "model"
+    """The folder family its folders record (set by :func:`register`)."""
+    cost: ClassVar[float] = 10.0
+    """Relative cost of fitting and predicting (the majority floor 0, a TF-IDF baseline about 1, BERT 100): ties
+    of the recommendation go to the cheaper kind, and the main job fits cheaper kinds first."""
+    floor: ClassVar[bool] = False
+    """The floor every model must beat (the majority class): compared, never recommended nor ensembled."""
+    in_main_job: ClassVar[bool] = False
+    """``train --with-baselines`` fits it unless ``--kinds`` names the kinds."""
+    tasks: ClassVar[tuple[str, ...]] = ("single-label",)
+    """The tasks it fits: ``single-label``, ``multi-label``, ``hierarchical``."""
+    takes_pairs: ClassVar[bool] = True
+    """It classifies sentence pairs as well as single texts."""
+    time_limited: ClassVar[bool] = False
+    """It honours a ``time_limit`` setting (minutes): fitting stops there, keeping the best state so far."""
+    combines: ClassVar[bool] = False
+    """It combines fitted members (an ensemble)."""
+    soft_targets: ClassVar[bool] = False
+    """It can learn a teacher's probabilities (``fit_soft``: the student of ``distill``)."""
+    exportable: ClassVar[bool] = False
+    """It has a network to export to ONNX (``export_onnx``; ``run.py export``)."""
+    dev_basis: ClassVar[str] = "dev decisions"
+    """How its dev score (the one the recommendation reads) is obtained."""
+    settings_class: ClassVar[type | None] = None
+    """The dataclass of its tunable settings (``TextClassifier(kind=k, **settings)``, :meth:`get_params`)."""
+    kind_defaults: ClassVar[dict[str, Any]] = {}
+    """Defaults of :attr:`settings_class` fields that differ for this kind (word n-grams for ``word_*``)."""
+    quick_settings: ClassVar[dict[str, Any]] = {}
+    """Settings that fit a toy task in about a second (:mod:`cls_app.testing` fits the kind with them)."""
+    quick_label_set_settings: ClassVar[dict[str, Any]] = {}
+    """... and what a toy label-set task needs on top of them."""
+    quick_pair_settings: ClassVar[dict[str, Any]] = {}
+    """... and a toy sentence-pair task."""
 
     kind: str
     labels: list[str]
@@ -139,8 +274,18 @@ class TextClassifier:
             cls = kind_class(kind)
         return super().__new__(cls)
 
-    def __init__(self, kind: str | None = None, **settings: Any) -> None:
-        self.kind = kind or type(self).__name__
+    def __init__(self, kind: str | None = None, *, seed: int = 42, metric: str | None = None,
+                 abstain: AbstainSettings | None = None, **settings: Any) -> None:
+        """An unfitted model: ``seed``, ``metric`` (the dev metric its decisions are fitted for; None: the
+        task's default) and ``abstain`` (its abstention rule) for every kind, the rest :attr:`settings_class`
+        fields (a :class:`UserError` names an unknown or ill-typed one)."""
+        self.init_fields(kind)
+        self.seed, self.metric, self.abstain = seed, metric, abstain
+        self.settings: Any = self.make_settings(dict(settings))
+
+    def init_fields(self, kind: str | None) -> None:
+        """The fields every model has, unfitted (a kind with more extends it)."""
+        self.kind = kind or self.kind_name
         self.labels = []
         self.task = SingleLabel()
         self.path = None
@@ -158,13 +303,68 @@ class TextClassifier:
         # dev_ood: the normalised out-of-domain scores of the dev rows given to fit (an ensemble reads them)
         self.abstainer: Abstainer | None = None
         self.dev_ood: np.ndarray | None = None
+        # fitting steps that failed and what the model does instead (:meth:`degrade`)
+        self.degraded: list[dict] = []
 
     @classmethod
     def blank(cls: type[Self], kind: str) -> Self:
-        """An instance of this class made without ``__init__`` (for loaders), with the common fields set."""
+        """An instance of this class made without ``__init__`` (for loaders), with the common fields set and
+        default settings (a loader replaces them with the folder's)."""
         obj = object.__new__(cls)
-        TextClassifier.__init__(obj, kind)
+        obj.init_fields(kind)
+        obj.seed, obj.metric, obj.abstain = 42, None, None
+        obj.settings = obj.make_settings({})
         return obj
+
+    # ------------------------------------------------------------------ settings
+
+    def make_settings(self, values: dict[str, Any]) -> Any:
+        """The settings object of ``values`` (:attr:`settings_class` with :attr:`kind_defaults`; None for a kind
+        without settings, which then takes none)."""
+        cls = self.settings_class
+        if cls is None:
+            check_settings(_NoSettings, f"a {self.kind} model", values)
+            return None
+        return settings_of(cls, f"a {self.kind} model", {**self.kind_defaults, **values})
+
+    def settings_params(self) -> dict[str, Any]:
+        """The settings as keyword values (the fields of the settings dataclass)."""
+        if self.settings is None:
+            return {}
+        return {f.name: getattr(self.settings, f.name) for f in fields(self.settings) if f.init}
+
+    def get_params(self) -> dict[str, Any]:
+        """Every setting as a keyword: ``TextClassifier(kind=m.kind, **m.get_params())`` is an unfitted copy."""
+        return {"seed": self.seed, "metric": self.metric, "abstain": self.abstain, **self.settings_params()}
+
+    def set_params(self: Self, **values: Any) -> Self:
+        """Change settings of an unfitted model (checked as the constructor checks them); returns the model."""
+        if self.labels:
+            raise UserError(f"set_params changes an unfitted model; this {self.kind} model is fitted: "
+                            "cls_app.clone(model) makes an unfitted copy")
+        params = {**self.get_params(), **values}
+        type(self).__init__(self, self.kind, **params)
+        return self
+
+    def clone(self) -> TextClassifier:
+        """An unfitted model of this kind with the same settings (see :func:`clone`)."""
+        return type(self)(self.kind, **self.get_params())
+
+    def export_onnx(self, out: str | Path | None = None, quantize: bool = False) -> list[Path]:
+        """Write the folder's network as ONNX (the kinds that declare :attr:`exportable` implement it)."""
+        raise UserError(f"{self.path or self.kind} is a {self.kind} model: it has no network to export to ONNX")
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        """Settings to try when tuning, drawn from ``trial`` (an Optuna trial, or anything with its
+        ``suggest_int`` / ``suggest_float`` / ``suggest_categorical``); {}: nothing worth tuning."""
+        return {}
+
+    @classmethod
+    def fit_seconds_prior(cls, rows: int, chars: float) -> float:
+        """Seconds fitting is expected to take on ``rows`` training texts of ``chars`` characters on average
+        (2-core CPU, default settings), before anything is measured (the planner's first estimate)."""
+        return 1e-4 * rows * max(chars, 1.0) / 20.0
 
     def __repr__(self) -> str:
         where = f"{str(self.path)!r}, " if self.path else ""
@@ -196,9 +396,34 @@ class TextClassifier:
             raise UserError("training data: some texts are (text, text_b) pairs and some are not; give one kind")
         return self.fit_records(train, held, spec, text_pair_col="text_b" if all(pairs) else None)
 
-    def fit_records(self: Self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None) -> Self:
-        """Fit on records (``LabeledData`` / ``LabelSetData``) of ``task``; the kinds implement it."""
-        raise UserError(f"a {self.kind} model cannot be fitted: build it with its own constructor")
+    def fit_records(self: Self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                    **extra: Any) -> Self:
+        """Fit on records (``LabeledData`` / ``LabelSetData``) of ``task``: the task and the pairs are checked
+        against the kind's declarations, then the kind's :meth:`fit_task` fits."""
+        self.check_task(task, text_pair_col)
+        return self.fit_task(train, dev, task, text_pair_col, **extra)
+
+    @classmethod
+    def check_task(cls, task: Task, text_pair_col: str | None = None) -> None:
+        """A :class:`UserError` when this kind does not fit ``task`` (or sentence pairs)."""
+        if task.name not in cls.tasks:
+            able = sorted(k for k, c in KINDS.items() if task.name in c.tasks and not c.combines)
+            raise UserError(f"the {cls.kind_name} kind fits {' and '.join(cls.tasks)} data, not {task.name}; kinds "
+                            f"that do: {', '.join(able) or 'none registered'}")
+        if text_pair_col and not cls.takes_pairs:
+            raise UserError(f"the {cls.kind_name} kind classifies single texts, not sentence pairs")
+
+    def validate(self, task: Task) -> None:
+        """Reject settings that cannot work for ``task`` (a :class:`UserError` naming the setting), before
+        anything is fitted or written; the main job asks every kind first."""
+        check = getattr(self.settings, "check", None)
+        if callable(check):
+            check()
+
+    def fit_task(self: Self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                 **extra: Any) -> Self:
+        """Fit on checked records (the kinds implement it; see :meth:`fit_records`)."""
+        raise UserError(f"a {self.kind} model cannot be fitted from records")
 
     # ------------------------------------------------------------------ predicting
 
@@ -227,9 +452,9 @@ class TextClassifier:
         starts = range(0, len(values), window)
         bar = None
         if self.options.progress and len(starts) > 1:
-            from tqdm.auto import tqdm
+            from ..bars import progress_bar
 
-            bar = tqdm(total=len(starts), desc="predict", unit="window", leave=False)
+            bar = progress_bar(total=len(starts), desc="predict", unit="window")
         for start in starts:
             part = values[start: start + window]
             keep = [i for i, t in enumerate(part) if t is not None]
@@ -280,11 +505,26 @@ class TextClassifier:
         """Probabilities of non-empty texts (the kinds implement it)."""
         raise NotImplementedError
 
+    def degrade(self, step: str, exc: Exception, instead: str) -> None:
+        """A fitting step that failed (not for the user's input): one warning line, recorded in
+        :attr:`degraded` (the main job reports it; ``--strict`` fails there), and the model goes on ``instead``."""
+        log.warning("%s: %s failed (%s: %s); %s", self.kind, step, type(exc).__name__, exc, instead)
+        log.debug("%s: %s failed", self.kind, step, exc_info=exc)
+        self.degraded.append({"step": step, "reason": f"{type(exc).__name__}: {exc}", "instead": instead})
+
     def fit_decisions(self, dev: Any, raw_dev: np.ndarray, metric: str | None, seed: int) -> None:
         """Calibrate and fit the decisions on the dev rows (``raw_dev``: this model's uncalibrated
-        probabilities on them); keep the calibrated dev probabilities and the honest dev decisions."""
+        probabilities on them); keep the calibrated dev probabilities and the honest dev decisions. When that
+        fails (a numerical problem, not the input) the model keeps its raw probabilities and argmax decisions."""
         y = self.task.encode(dev, self.labels)
-        self.task, fit = self.task.fit_decisions(y, raw_dev, self.labels, metric, seed)
+        try:
+            self.task, fit = self.task.fit_decisions(y, raw_dev, self.labels, metric, seed)
+        except UserError:
+            raise
+        except Exception as exc:
+            self.degrade("calibration and decisions", exc, "its probabilities stay uncalibrated, the decisions "
+                         "the largest probability's")
+            fit = None
         self.dev_probs = self.task.calibrate(raw_dev)
         if fit is not None:
             self.dev_pred, self.decisions = fit.dev_pred, fit.report
@@ -334,7 +574,18 @@ class TextClassifier:
         """Fit the out-of-domain score (its distance on up to :data:`DETECTOR_ROWS` training rows, the character
         model on every training text) and the abstention rule on dev (after :meth:`fit_decisions`: the rule
         reads the calibrated dev probabilities); ``analysed``: :meth:`analyse` of the dev texts, when the
-        caller has it."""
+        caller has it. When that fails (a numerical problem, not the input) the model answers every text."""
+        try:
+            self.fit_abstention_parts(train, dev, settings, seed, analysed)
+        except UserError:
+            raise
+        except Exception as exc:
+            self.abstainer, self.dev_ood = None, None
+            self.degrade("abstention", exc, "it answers every text (no out-of-domain score)")
+
+    def fit_abstention_parts(self, train: Any, dev: Any, settings: AbstainSettings | None = None, seed: int = 42,
+                             analysed: tuple[np.ndarray, Any] | None = None) -> None:
+        """The out-of-domain score and the abstention rule (see :meth:`fit_abstention`)."""
         detector = None
         if self.ood_method is not None:
             rows = np.arange(len(train))
@@ -391,9 +642,10 @@ class TextClassifier:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, path: str | Path, *, follow: bool = True, **options: Any) -> TextClassifier:
+    def load(cls, path: str | Path, *, follow: bool = True, prefer: str = "quality", **options: Any
+             ) -> TextClassifier:
         """Load any model folder this app writes (see :func:`load`)."""
-        return load(path, follow=follow, **options)
+        return load(path, follow=follow, prefer=prefer, **options)
 
     @staticmethod
     def ensemble(models: Sequence[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]], **settings: Any
@@ -417,15 +669,15 @@ def options_from(options: InferenceOptions | None = None, **values: Any) -> Infe
     return (options or InferenceOptions()).updated(**values).check()
 
 
-def load(path: str | Path, *, follow: bool = True, options: InferenceOptions | None = None,
+def load(path: str | Path, *, follow: bool = True, prefer: str = "quality", options: InferenceOptions | None = None,
          **values: Any) -> TextClassifier:
     """Load any model folder; a :class:`UserError` when it is none.
 
     The CLI (``predict``, ``evaluate``, ``explain``, ``compare``, ``ensemble``), the Python API
     (``cls_app.load``, ``TextClassifier.load``) and ``serve`` all load through here, so the same
     folder means the same model everywhere. A training folder holding ``best.json`` (written by
-    ``train --with-baselines``) means the model it recommends unless ``follow=False``; ensemble
-    members and ``compare`` never follow it.
+    ``train --with-baselines``) means the model it recommends (``prefer="fast"``: the fast model it names
+    beside it) unless ``follow=False``; ensemble members and ``compare`` never follow it.
 
     ``values`` are :class:`InferenceOptions` fields (``threads``, ``batch_size``, ``backend``,
     ``quantize``, ``window``, ``long_text``, ``progress``, ``fast``); the options that only apply to
@@ -436,7 +688,7 @@ def load(path: str | Path, *, follow: bool = True, options: InferenceOptions | N
     if not path.is_dir():
         raise UserError(f"model folder not found: {path}")
     if follow:
-        path = follow_best(path)
+        path = follow_best(path, prefer)
     return load_folder(path, options_from(options, **values))
 
 

@@ -11,6 +11,7 @@ int8 (:mod:`cls_app.modeling.quantize`); ``backend="onnx"`` runs the folder's ex
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import asdict, replace
@@ -28,7 +29,7 @@ from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, rew
 from ..runtime.device import autocast, configure_threads
 from ..runtime.engine import predict_text_logits
 from ..settings import default
-from ..tasks import AbstainSettings, Task, task_from_settings
+from ..tasks import Task, task_from_settings
 from ..text.long_text import LongTextOptions
 from ..training.pipeline import RunFolder, TrainedBert, train_bert
 from ..training.settings import BertSettings
@@ -51,29 +52,55 @@ class BertTextClassifier(TextClassifier):
     """A BERT classifier; settings: :class:`~cls_app.training.settings.BertSettings` fields by name
     (``layers``, ``hidden``, ``epochs``, ``lr``, ``max_len``, ``pretrained``, ``truncation``, ...)."""
 
-    family = "bert"
     dtype = np.float32
     ood_method = "mahalanobis"
+    settings_class = BertSettings
+    cost = 100.0
+    in_main_job = True
+    time_limited = True
+    exportable = True
+    tasks = ("single-label", "multi-label", "hierarchical")
+    dev_basis = "dev decisions of the best checkpoint"
+    quick_settings = {"layers": 1, "hidden": 32, "heads": 2, "min_freq": 1, "max_len": 32, "epochs": 4,
+                      "batch_size": 16, "lr": 3e-3, "seed": 0}
+    quick_label_set_settings = {"epochs": 12, "lr": 5e-3}
+    quick_pair_settings = {"epochs": 8}
 
-    def __init__(self, kind: str | None = "bert", settings: BertSettings | None = None,
-                 abstain: AbstainSettings | None = None, **values: Any) -> None:
-        super().__init__(kind or "bert")
-        self.settings = settings or BertSettings.from_kwargs(**values)
-        self.abstain = abstain
+    def init_fields(self, kind: str | None) -> None:
+        super().init_fields(kind)
         self.network: Any = None  # the trained torch module (None with the ONNX backend)
         self.module: Any = None  # what predicts: the fast view, int8, or an ONNX session
         self.tokenizer: Any = None
         self.folder_settings: dict = {}
         self.summary: dict = {}
         self.dev_metrics: dict = {}
-        self.max_len = self.settings.model.max_len
+        self.max_len = 128
         self.long_text = LongTextOptions()
         self.device = "cpu"
 
+    def make_settings(self, values: dict[str, Any]) -> BertSettings:
+        """:class:`BertSettings` from flat names; the common ``seed`` and ``metric`` are its training's."""
+        settings = BertSettings.from_kwargs(**values, seed=self.seed, metric=self.metric)
+        self.max_len = settings.model.max_len
+        return settings
+
+    def settings_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.settings.to_kwargs().items() if k not in ("seed", "metric")}
+
+    def validate(self, task: Task) -> None:
+        from ..training.settings import check_bert_settings
+
+        check_bert_settings(replace(self.settings, train=replace(self.settings.train)), task)
+
+    @classmethod
+    def fit_seconds_prior(cls, rows: int, chars: float) -> float:
+        # a scratch 4-layer BERT at 128 tokens on 2 cores: about 60 texts/s an epoch, 4 epochs
+        return 10.0 + 4 * rows / 60.0 * max(0.3, min(chars, 126) / 64.0)
+
     # ------------------------------------------------------------------ fitting
 
-    def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
-                    run: RunFolder | None = None) -> BertTextClassifier:
+    def fit_task(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                 run: RunFolder | None = None, **extra: Any) -> BertTextClassifier:
         """Fine-tune on ``train`` (without ``dev``: a held-out part of it); with ``run``, write as it goes."""
         if dev is None:
             train, dev = task.split(train, default(DataOptions, "dev_fraction"), self.settings.train.seed)
@@ -105,6 +132,10 @@ class BertTextClassifier(TextClassifier):
         self.module = with_features(fast_classifier(self.network) if self.options.fast else self.network)
         self._settings_from_folder()
         self.path = path
+        # the settings it was fitted with, so a loaded folder's get_params() / clone() are the same
+        self.folder_settings["params"] = {**{k: list(v) if isinstance(v, tuple) else v
+                                             for k, v in self.settings_params().items()},
+                                          "seed": self.seed, "metric": self.metric}
 
     def _settings_from_folder(self) -> None:
         self.max_len = int(self.folder_settings.get("max_len", 128))
@@ -164,13 +195,39 @@ class BertTextClassifier(TextClassifier):
         self.path = path
         return path
 
+    def export_onnx(self, out: str | Path | None = None, quantize: bool = False) -> list[Path]:
+        """Write the folder as ``model.onnx`` (with ``quantize`` also ``model.int8.onnx``; :mod:`cls_app.modeling.
+        onnx_export`) into the model's folder or ``out``."""
+        from ..modeling.onnx_export import export_onnx
+
+        if self.path is None:
+            raise UserError("export a saved bert folder: save() it first")
+        return export_onnx(self.path, out, quantize=quantize)
+
+    def restore_params(self, path: Path) -> None:
+        """The settings the folder was fitted with: config.json's ``params``, else a run folder's
+        ``training_args.json``, else the defaults (with a warning)."""
+        params = self.folder_settings.get("params")
+        try:
+            if isinstance(params, dict):
+                values = dict(params)
+                self.seed, self.metric = int(values.pop("seed", 42)), values.pop("metric", None)
+                self.settings = self.make_settings(values)
+                return
+            args = path / "training_args.json"
+            if args.is_file():
+                from ..training.settings import job_from_args
+
+                self.settings = job_from_args(json.loads(args.read_text(encoding="utf-8")), str(path)).bert
+                self.seed, self.metric = self.settings.train.seed, self.settings.train.metric
+        except (UserError, ValueError, TypeError) as exc:
+            log.warning("%s: its recorded settings do not load (%s); get_params() gives the defaults", path, exc)
+
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> BertTextClassifier:
         """A folder written by ``run.py train`` (see :mod:`cls_app.modeling.folder`)."""
         obj = cls.blank("bert")
-        obj.settings, obj.options, obj.summary, obj.dev_metrics = BertSettings(), options, {}, {}
-        obj.abstain = None
-        obj.device = "cpu"
+        obj.options = options
         n = configure_threads(options.threads)
         if options.backend == "onnx":
             from ..runtime.onnx import OnnxLogits, onnx_path
@@ -188,6 +245,7 @@ class BertTextClassifier(TextClassifier):
             obj.module = with_features(obj.module)
         obj.tokenizer, obj.labels, obj.path = meta.tokenizer, list(meta.labels), Path(path)
         obj.folder_settings = dict(meta.settings)
+        obj.restore_params(path)
         obj.task = task_from_settings(meta.settings)
         obj._settings_from_folder()
         return obj

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..errors import UserError
 from ..fileio import atomic_dir, write_json
-from ..tasks import AbstainSettings, headline
+from ..tasks import headline
 from .base import TextClassifier
 from .folders import KIND_FILE
 from .options import InferenceOptions
@@ -19,24 +19,25 @@ from .options import InferenceOptions
 RECORDED = ("n", "accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 """The headline scores a folder's description keeps per split."""
 
-S = TypeVar("S")
-
-
-def settings_of(cls: type[S], kind: str, values: dict[str, Any]) -> S:
-    """The settings dataclass ``cls`` from keyword values (a :class:`UserError` naming the known ones)."""
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"unknown setting(s) for a {kind} model: {', '.join(unknown)} (it takes: "
-                        f"{', '.join(sorted(known))})")
-    return cls(**values)
-
-
 class Described(TextClassifier):
     """A kind whose folder description is the dict :attr:`meta`."""
 
     meta: dict
-    abstain: AbstainSettings | None
+
+    def init_fields(self, kind: str | None) -> None:
+        super().init_fields(kind)
+        self.meta = {}
+
+    def restore_settings(self, path: Path, recorded: dict) -> None:
+        """The settings (and seed and metric) a folder records; names this version does not know are ignored."""
+        values = dict(recorded)
+        self.seed = int(values.pop("seed", 42) or 42)
+        self.metric = values.pop("metric", None)
+        known = {f.name for f in fields(self.settings_class)} if self.settings_class is not None else set()
+        try:
+            self.settings = self.make_settings({k: v for k, v in values.items() if k in known})
+        except UserError as exc:
+            raise UserError(f"{path}: the recorded settings do not load ({exc}); retrain it") from None
 
     def record(self, split: str, metrics: dict) -> None:
         """Keep ``split``'s headline scores in the description (written by :meth:`save`)."""

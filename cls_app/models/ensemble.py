@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,10 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_dir, write_json
 from ..settings import setting
-from ..tasks import AbstainSettings, SingleLabel, compute_metrics, softmax, task_from_settings
+from ..tasks import AbstainSettings, SingleLabel, Task, compute_metrics, softmax, task_from_settings
 from ..tasks.calibration import fit_temperature, log_loss, log_probs
 from ..version import __version__
-from .base import NotAList, Outputs, TextClassifier, load_member, register
+from .base import NotAList, Outputs, TextClassifier, load_member, model_names, register, score_timed
 from .folders import ENSEMBLE_FILE, member_paths, model_files
 from .ood import OodScorer
 from .options import InferenceOptions
@@ -71,6 +71,10 @@ COMBINES = ("logprob", "prob")
 PRUNE = 0.1
 """Members fitted below this weight are dropped (chosen on the dev halves of the seven sets of
 ``bench/ensemble_pruning.py``, docs/ensembles.md)."""
+COST_SHARE = 0.5
+COST_GAIN = 0.002
+"""A member taking more than :data:`COST_SHARE` of the prediction time is dropped when it adds at most
+:data:`COST_GAIN` to the cross-fitted dev score (see :func:`costly_member`)."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,10 @@ class EnsembleSettings:
                          "relative path)")
     prune: float = setting(PRUNE, "drop the members the dev fit gives less than this weight and refit the rest: "
                            "they add nothing and cost time (0: keep every member; default: %(default)s)")
-    seed: int = setting(42, cli=False)
-    metric: str | None = setting(None, cli=False)  # the metric the decisions are fitted for (None: macro-F1)
+    cost_share: float = setting(COST_SHARE, "a member that takes more than this share of the ensemble's prediction "
+                                "time and adds at most --cost-gain to its cross-fitted dev score is dropped "
+                                "(default: %(default)s; 1: never)")
+    cost_gain: float = setting(COST_GAIN, "see --cost-share (default: %(default)s)")
 
     def check(self) -> None:
         if self.combine not in COMBINES:
@@ -100,6 +106,9 @@ class EnsembleSettings:
             raise UserError(f"--cv-folds must be at least 2, got {self.cv_folds}")
         if not 0 <= self.prune < 0.5:
             raise UserError(f"--prune must be a weight from 0 to below 0.5, got {self.prune}")
+        if not 0 < self.cost_share <= 1 or self.cost_gain < 0:
+            raise UserError(f"--cost-share must be in (0, 1] and --cost-gain at least 0, got {self.cost_share}, "
+                            f"{self.cost_gain}")
 
 
 # --------------------------------------------------------------------------- the arithmetic
@@ -194,22 +203,45 @@ def fit_ensemble(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleS
     return Fit(temps, weights.tolist(), info)
 
 
-def fold_rows(y: np.ndarray, settings: EnsembleSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+def costly_member(logps: Sequence[np.ndarray], y: np.ndarray, seconds: Sequence[float], settings: EnsembleSettings,
+                  metric: str, seed: int = 42) -> dict | None:
+    """The member that costs more than ``settings.cost_share`` of the prediction time (``seconds``: each member's
+    for the same rows) and adds at most ``settings.cost_gain`` to the cross-fitted dev ``metric``: what dropping it
+    costs and saves (None: no such member, or fewer than two members)."""
+    from ..tasks.calibration import metric_of
+
+    total = float(sum(seconds))
+    if len(logps) < 2 or total <= 0:
+        return None
+    i = int(np.argmax(seconds))
+    share = float(seconds[i]) / total
+    if share <= settings.cost_share:
+        return None
+    k = logps[0].shape[1]
+    rest = [lp for j, lp in enumerate(logps) if j != i]
+    with_it = metric_of(y, cross_fitted_probs(logps, y, settings, seed).argmax(axis=1), k, metric)
+    without = metric_of(y, cross_fitted_probs(rest, y, settings, seed).argmax(axis=1), k, metric)
+    info = {"member": i, "time_share": round(share, 4), "dev_with": round(with_it, 6), "dev_without": round(without, 6)}
+    return info if with_it - without <= settings.cost_gain else None
+
+
+def fold_rows(y: np.ndarray, settings: EnsembleSettings, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (fit rows, score rows) of the cross-fitting folds (stratified when every class allows)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = len(y)
     folds = min(settings.cv_folds, n)
     counts = np.bincount(y)
-    splitter = (StratifiedKFold(folds, shuffle=True, random_state=settings.seed)
-                if counts[counts > 0].min() >= folds else KFold(folds, shuffle=True, random_state=settings.seed))
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed)
+                if counts[counts > 0].min() >= folds else KFold(folds, shuffle=True, random_state=seed))
     return list(splitter.split(np.zeros(n), y))
 
 
-def cross_fitted_probs(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings) -> np.ndarray:
+def cross_fitted_probs(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleSettings, seed: int = 42
+                       ) -> np.ndarray:
     """Out-of-fold ensemble probabilities: each fold scored by an ensemble fitted on the others."""
     out = np.zeros_like(logps[0])
-    for fit_rows, score_rows in fold_rows(y, settings):
+    for fit_rows, score_rows in fold_rows(y, settings, seed):
         f = fit_ensemble([lp[fit_rows] for lp in logps], y[fit_rows], settings)
         out[score_rows] = combine([lp[score_rows] for lp in logps], f.weights, f.temperatures, settings.combine)
     return out
@@ -257,16 +289,11 @@ def column_order(model: Any, labels: list[str], where: Path | str) -> list[int]:
 
 
 def member_scores(members: Sequence[Any], texts: Sequence[str], labels: list[str], where: str
-                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every member's log-probabilities on ``texts`` (columns in ``labels`` order) and ood scores."""
-    out, ood = [], []
-    for m in members:
-        t0 = time.perf_counter()
-        scored = m.score(texts)
-        out.append(log_probs(scored.probs[:, column_order(m, labels, where)]))
-        ood.append(scored.ood)
-        log.info("%s: scored %d dev texts in %.1fs", m.path or m.kind, len(texts), time.perf_counter() - t0)
-    return out, ood
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
+    """Every member's log-probabilities on ``texts`` (columns in ``labels`` order), ood scores and seconds."""
+    scored = score_timed(members, texts, what=f"texts of {where}")
+    return ([log_probs(s.probs[:, column_order(s.model, labels, where)]) for s in scored],
+            [s.ood for s in scored], [s.seconds for s in scored])
 
 
 def _scores(pred: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
@@ -282,15 +309,6 @@ def share_densities(members: Sequence[Any]) -> None:
         scorer = m.abstainer.scorer if m.abstainer is not None else None
         if scorer is not None and scorer.density is not None:
             scorer.density = shared.setdefault(scorer.density.signature(), scorer.density)
-
-
-def member_names(members: Sequence[Any]) -> list[str]:
-    """Short unique names: the folder name (its parent's too when two are alike), or the kind."""
-    paths = [Path(m.path).resolve() if m.path is not None else None for m in members]
-    names = [p.name if p is not None else m.kind for p, m in zip(paths, members, strict=True)]
-    out = [f"{p.parent.name}_{n}" if p is not None and names.count(n) > 1 else n
-           for p, n in zip(paths, names, strict=True)]
-    return [f"{n}_{i + 1}" if out.count(n) > 1 else n for i, n in enumerate(out)]
 
 
 @dataclass
@@ -311,29 +329,70 @@ class DevScores:
 
 @register("ensemble", family="ensemble")
 class EnsembleClassifier(TextClassifier):
-    """Fitted members combined by weights and temperatures (see the module docstring)."""
+    """Members combined by weights and temperatures fitted on dev (see the module docstring).
 
-    family = "ensemble"
+    ``TextClassifier(kind="ensemble", members=[...], **settings)``: members are kind names or models
+    (unfitted: :meth:`fit` fits them on the training rows first); ``settings`` are
+    :class:`EnsembleSettings` fields. :meth:`TextClassifier.ensemble` combines fitted models."""
 
-    def __init__(self, kind: str | None = "ensemble", **settings: Any) -> None:
-        raise UserError("build an ensemble with TextClassifier.ensemble(models, dev=(texts, labels))")
+    settings_class = EnsembleSettings
+    combines = True
+    cost = 200.0
+    dev_basis = "dev decisions of ensembles fitted on the other dev folds"
+    quick_settings = {"members": ["char_svm", "word_nb", "char_nb"], "min_fit_rows": 10}
 
     members: list[TextClassifier]
     meta: dict
     columns: list[list[int]]
 
+    def init_fields(self, kind: str | None) -> None:
+        super().init_fields(kind)
+        self.members, self.meta, self.columns = [], {}, []
+
+    def __init__(self, kind: str | None = "ensemble", members: Sequence[TextClassifier | str] | None = None,
+                 **settings: Any) -> None:
+        super().__init__(kind, **settings)
+        self.members = [TextClassifier(kind=m, seed=self.seed, metric=self.metric) if isinstance(m, str) else m
+                        for m in (members or [])]
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "members": list(self.members)}
+
+    def clone(self) -> EnsembleClassifier:
+        """An unfitted ensemble of unfitted copies of the members, with the same settings."""
+        params = self.get_params()
+        params["members"] = [m.clone() for m in self.members]
+        return type(self)(self.kind, **params)
+
+    def fit_task(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                 **extra: Any) -> EnsembleClassifier:
+        """Fit the unfitted members on ``train`` (with ``dev``), then the weights on ``dev`` (without it: a
+        held-out part of ``train``)."""
+        if not self.members:
+            raise UserError("an ensemble needs members: TextClassifier(kind='ensemble', members=['char_svm', ...])")
+        if dev is None:
+            from ..io.records import DataOptions
+            from ..settings import default
+
+            train, dev = task.split(train, default(DataOptions, "dev_fraction"), self.seed)
+        for m in self.members:
+            if not m.labels:
+                m.fit_records(train, dev, task, text_pair_col)
+        labels = list(self.members[0].labels)
+        logps, ood, seconds = member_scores(self.members, list(dev.texts), labels, str(dev.source))
+        return self.fit_scores(self.members, DevScores(logps, task.encode(dev, labels), str(dev.source), ood),
+                               seconds)
+
     @classmethod
     def build(cls, members: list[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]], **settings: Any
               ) -> EnsembleClassifier:
-        """``TextClassifier.ensemble``: fit on ``dev`` with :class:`EnsembleSettings` fields ``settings``."""
-        abstain = settings.pop("abstain", None)
-        return cls.fit_members(members, dev, ensemble_settings(**settings), abstain=abstain)
+        """``TextClassifier.ensemble``: fit on ``dev`` with :class:`EnsembleSettings` fields ``settings``
+        (and ``seed``, ``metric``, ``abstain``)."""
+        return cls(members=members, **settings).fit_members(dev)
 
-    @classmethod
-    def fit_members(cls, members: list[TextClassifier], dev: tuple[Sequence[Any], Sequence[Any]],
-                    settings: EnsembleSettings = EnsembleSettings(), source: str = "dev",
-                    abstain: AbstainSettings | None = None) -> EnsembleClassifier:
-        """Fit on the dev rows (texts, labels; read from ``source``): every member scores them once."""
+    def fit_members(self, dev: tuple[Sequence[Any], Sequence[Any]], source: str = "dev") -> EnsembleClassifier:
+        """Fit on the dev rows (texts, labels; read from ``source``): every (fitted) member scores them once."""
+        members = self.members
         if not members:
             raise UserError("an ensemble needs at least one member model")
         labels = list(members[0].labels)
@@ -343,37 +402,54 @@ class EnsembleClassifier(TextClassifier):
             raise UserError(f"{source}: label(s) {', '.join(map(repr, unknown[:5]))} are not known to the members "
                             f"(they know: {', '.join(labels)})")
         y = np.array([labels.index(x) for x in gold])
-        logps, ood = member_scores(members, texts, labels, source)
-        return cls.fit_scores(members, DevScores(logps, y, source, ood), settings, abstain)
+        logps, ood, seconds = member_scores(members, texts, labels, source)
+        return self.fit_scores(members, DevScores(logps, y, source, ood), seconds)
 
-    @classmethod
-    def fit_scores(cls, members: list[TextClassifier], dev: DevScores, settings: EnsembleSettings,
-                   abstain: AbstainSettings | None = None) -> EnsembleClassifier:
-        """Fit on the members' dev log-probabilities (computed once by the caller)."""
+    def fit_scores(self, members: list[TextClassifier], dev: DevScores, seconds: Sequence[float] | None = None
+                   ) -> EnsembleClassifier:
+        """Fit on the members' dev log-probabilities (computed once by the caller); returns the fitted
+        ensemble (this object, holding the members pruning kept). ``seconds``: each member's prediction time
+        on the same rows; a member costing more than half of it that adds almost nothing is dropped first
+        (:func:`costly_member`), and the folder records every member's share."""
+        settings = self.settings
         settings.check()
+        offered_all = model_names(members)
+        costs: dict[str, Any] | None = None
+        if seconds is not None and len(seconds) == len(members):
+            offered_names = model_names(members)
+            costs = {"seconds": [round(float(x), 4) for x in seconds], "names": offered_names}
+            dropped = costly_member(dev.logps, dev.y, seconds, settings, self.metric or "macro_f1", self.seed)
+            if dropped is not None:
+                gone = dropped.pop("member")
+                costs["dropped"] = {"name": offered_names[gone], **dropped}
+                log.info("ensemble: dropped %s: %.0f%% of the prediction time for %+.4f of cross-fitted dev score",
+                         offered_names[gone], 100 * dropped["time_share"],
+                         dropped["dev_with"] - dropped["dev_without"])
+                keep = [i for i in range(len(members)) if i != gone]
+                members, dev, seconds = [members[i] for i in keep], dev.subset(keep), [seconds[i] for i in keep]
         labels = list(members[0].labels)
         for m in members:
             if m.task.multi:
                 raise UserError(f"{m.path or m.kind} is a {m.task.name} model: ensembles combine single-label models")
-            if isinstance(m, EnsembleClassifier):
-                raise UserError(f"{m.path} is itself an ensemble; give its member folders instead")
+            if m.combines:
+                raise UserError(f"{m.path or m.kind} is itself an ensemble; give its member folders instead")
         t0 = time.perf_counter()
         fit = fit_ensemble(dev.logps, dev.y, settings)
         offered_logps = dev.logps  # the cross-fitting prunes in every fold for itself, from all of them
         pruned = None
         if fit.info.get("dropped"):  # members that add nothing: out of the folder, the rest keep their fit
-            offered, gone = member_names(members), set(fit.info["dropped"])
+            offered, gone = model_names(members), set(fit.info["dropped"])
             kept = [i for i in range(len(members)) if i not in gone]
-            dropped = [offered[i] for i in sorted(gone)]
-            pruned = {"below_weight": settings.prune, "offered": offered, "dropped": dropped,
+            weak = [offered[i] for i in sorted(gone)]
+            pruned = {"below_weight": settings.prune, "offered": offered, "dropped": weak,
                       "weights_before_pruning": [round(float(w), 6) for w in fit.info["weights_before_pruning"]]}
-            log.info("ensemble: dropped %s (dev weights below %.2f), kept %s", ", ".join(dropped),
+            log.info("ensemble: dropped %s (dev weights below %.2f), kept %s", ", ".join(weak),
                      settings.prune, ", ".join(offered[i] for i in kept))
             members, dev = [members[i] for i in kept], dev.subset(kept)
             fit = Fit([fit.temperatures[i] for i in kept], [fit.weights[i] for i in kept],
                       {**fit.info, "weights_before_shrink": [fit.info["weights_before_shrink"][i] for i in kept],
                        "dropped": []})
-        names = member_names(members)
+        names = model_names(members)
         scores: dict = {"rows": len(dev.y), "source": str(dev.source), "members": {}}
         for name, lp in zip(names, dev.logps, strict=True):
             scores["members"][name] = _scores(lp.argmax(axis=1), dev.y, labels)
@@ -381,11 +457,11 @@ class EnsembleClassifier(TextClassifier):
         scores["ensemble_in_sample"] = _scores(combined.argmax(axis=1), dev.y, labels)
         honest = combined  # not fitted (small dev set): equal weights, the in-sample figures are honest
         if fit.info["fitted"]:
-            honest = cv = cross_fitted_probs(offered_logps, dev.y, settings)
+            honest = cv = cross_fitted_probs(offered_logps, dev.y, settings, self.seed)
             scores["ensemble_cross_fitted"] = {**_scores(cv.argmax(axis=1), dev.y, labels),
                                                "folds": settings.cv_folds, "log_loss": round(log_loss(cv, dev.y), 5)}
         # calibration and decisions for the metric, fitted on the honest (cross-fitted) combination
-        task, decided = SingleLabel().fit_decisions(dev.y, honest, labels, settings.metric, settings.seed)
+        task, decided = SingleLabel().fit_decisions(dev.y, honest, labels, self.metric, self.seed)
         if decided is not None:
             final = compute_metrics(dev.y, decided.dev_pred, labels)
             scores["ensemble_final"] = {k: round(float(final[k]), 5) for k in ("accuracy", "macro_f1", "weighted_f1")}
@@ -394,37 +470,49 @@ class EnsembleClassifier(TextClassifier):
             "labels": labels, "combine": settings.combine,
             "members": [{"name": n, "kind": m.family, "weight": round(float(w), 6), "temperature": round(float(t), 6)}
                         for n, m, w, t in zip(names, members, fit.weights, fit.temperatures, strict=True)],
-            "fit": {**fit.info, "seconds": round(time.perf_counter() - t0, 3)}, "dev": scores,
+            "fit": {**fit.info, "seconds": round(time.perf_counter() - t0, 3)}, "dev": scores, "offered": offered_all,
             **({"pruned": pruned} if pruned is not None else {}),
             "settings": {"min_fit_rows": settings.min_fit_rows, "shrink_rows": settings.shrink_rows,
                          "prune": settings.prune,
-                         "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": settings.seed},
+                         "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": self.seed},
             **task.folder_fields(),
         }
         if decided is not None:
             meta["decisions"] = decided.report
-        obj = cls.assemble(members, meta, None)
+        if costs is not None:  # each kept member's share of the prediction time (what predicting costs)
+            seconds_of = dict(zip(costs["names"], costs["seconds"], strict=True))
+            kept_seconds = [seconds_of.get(n) for n in names]
+            total = sum(x for x in kept_seconds if x is not None) or 1.0
+            meta["cost"] = {"members": {n: {"seconds": x, "share": round(x / total, 4) if x is not None else None}
+                                        for n, x in zip(names, kept_seconds, strict=True)},
+                            **({"dropped": costs["dropped"]} if "dropped" in costs else {}),
+                            "rule": {"share_above": settings.cost_share, "gain_at_most": settings.cost_gain}}
+        self.assemble_into(members, meta, None)
         # the dev probabilities of ensembles fitted on the other dev folds (calibrated): what the members'
         # dev probabilities are to them, honest enough to compare log-losses across candidates
-        obj.dev_probs = obj.task.calibrate(honest)
-        obj.dev_pred, obj.decisions = (decided.dev_pred, decided.report) if decided is not None else (None, None)
+        self.dev_probs = self.task.calibrate(honest)
+        self.dev_pred, self.decisions = (decided.dev_pred, decided.report) if decided is not None else (None, None)
         # abstaining: the mean of the members' normalised ood scores, normalised again on dev
-        scorer = OodScorer(members=True)
-        member_ood = np.column_stack(dev.ood) if dev.ood is not None else None
-        dev_ood = scorer.fit_norms(scorer.parts(None, obj.dev_probs, member_scores=member_ood))
-        obj.set_abstainer(scorer, dev.y, obj.dev_probs, dev_ood, abstain)
-        return obj
+        try:
+            scorer = OodScorer(members=True)
+            member_ood = np.column_stack(dev.ood) if dev.ood is not None else None
+            dev_ood = scorer.fit_norms(scorer.parts(None, self.dev_probs, member_scores=member_ood))
+            self.set_abstainer(scorer, dev.y, self.dev_probs, dev_ood, self.abstain)
+        except UserError:
+            raise
+        except Exception as exc:
+            self.abstainer = None
+            self.degrade("abstention", exc, "it answers every text (no out-of-domain score)")
+        return self
 
-    @classmethod
-    def assemble(cls, members: list[TextClassifier], meta: dict, path: Path | None) -> EnsembleClassifier:
-        obj = cls.blank(KIND)
-        obj.members, obj.meta, obj.labels, obj.path = members, meta, list(meta["labels"]), path
-        obj.columns = [column_order(m, obj.labels, path or "ensemble") for m in members]
-        obj.pairs = all(m.pairs for m in members)
-        obj.text_pair_col = next((m.text_pair_col for m in members if m.text_pair_col), None)
-        obj.task = task_from_settings({**meta, "task": "single-label"})  # its calibration and decisions
+    def assemble_into(self, members: list[TextClassifier], meta: dict, path: Path | None) -> None:
+        """Hold ``members`` combined as ``meta`` (``ensemble.json``) says."""
+        self.members, self.meta, self.labels, self.path = members, meta, list(meta["labels"]), path
+        self.columns = [column_order(m, self.labels, path or "ensemble") for m in members]
+        self.pairs = all(m.pairs for m in members)
+        self.text_pair_col = next((m.text_pair_col for m in members if m.text_pair_col), None)
+        self.task = task_from_settings({**meta, "task": "single-label"})  # its calibration and decisions
         share_densities(members)
-        return obj
 
     @property
     def weights(self) -> list[float]:
@@ -524,15 +612,15 @@ class EnsembleClassifier(TextClassifier):
             if (folder / META_FILE).is_file():
                 raise UserError(f"{path}: member {folder} is itself an ensemble; list its members instead")
             members.append(load_member(folder, options))
-        obj = cls.assemble(members, meta, path)
+        obj = cls.blank(KIND)
+        recorded = dict(meta.get("settings") or {})
+        obj.seed = int(recorded.get("seed", 42) or 42)
+        known = {k: recorded[k] for k in ("min_fit_rows", "shrink_rows", "prune", "cv_folds") if k in recorded}
+        try:
+            obj.settings = obj.make_settings({**known, "combine": meta["combine"],
+                                              "copy": bool(recorded.get("copied"))})
+        except UserError as exc:
+            raise UserError(f"{path / META_FILE}: {exc}") from None
+        obj.assemble_into(members, meta, path)
         obj.options = options
         return obj
-
-
-def ensemble_settings(**values: Any) -> EnsembleSettings:
-    """:class:`EnsembleSettings` from keyword values (a :class:`UserError` for an unknown name)."""
-    known = {f for f in asdict(EnsembleSettings())}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"unknown ensemble setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return EnsembleSettings(**values)

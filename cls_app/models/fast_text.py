@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from ..baselines.pipelines import jieba_words
-from ..errors import UserError
 from ..io.pairs import PAIR_SEP
-from ..tasks import AbstainSettings, Task, task_from_settings
+from ..tasks import Task, task_from_settings
 from ..version import __version__
 from .base import register
-from .described import SmallKind, settings_of
+from .described import SmallKind
 from .options import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -58,13 +57,7 @@ class FastTextSettings:
     words: bool = True  # jieba words besides the characters
     autotune: bool = False  # let fastText search the settings on dev (autotune_seconds)
     autotune_seconds: int = 60
-    seed: int = 42
     threads: int = 1
-    metric: str | None = None
-
-    @classmethod
-    def from_kwargs(cls, **values: Any) -> FastTextSettings:
-        return settings_of(cls, "fasttext", values)
 
 
 def tokens(text: str, words: bool) -> str:
@@ -83,22 +76,16 @@ def tokens(text: str, words: bool) -> str:
 class FastTextClassifier(SmallKind):
     """fastText through the one model interface; settings: :class:`FastTextSettings` fields."""
 
-    family = FAMILY
     ood_method = "mahalanobis"  # on fastText's sentence vectors
+    settings_class = FastTextSettings
+    cost = 4.0
+    in_main_job = True
+    quick_settings = {"epoch": 10, "buckets": 20000, "dim": 16, "min_examples": 2000}
 
-    def __init__(self, kind: str | None = "fasttext", abstain: AbstainSettings | None = None, **values: Any) -> None:
-        super().__init__(kind or "fasttext")
-        self.settings = FastTextSettings.from_kwargs(**values)
-        self.abstain = abstain
-        self.model: Any = None
-        self.meta: dict = {}
-
-    def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None
-                    ) -> FastTextClassifier:
+    def fit_task(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                 **extra: Any) -> FastTextClassifier:
         import fasttext
 
-        if task.multi:
-            raise UserError("the fasttext kind classifies single labels; for label sets use a baseline or bert")
         labels = task.vocabulary(train)
         if dev is not None:
             task.encode(dev, labels)  # a label train never saw is a user error
@@ -115,19 +102,20 @@ class FastTextClassifier(SmallKind):
             epoch = max(s.epoch, -(-s.min_examples // max(1, len(train))))
             options: dict[str, Any] = {"dim": s.dim, "epoch": epoch, "lr": s.lr, "wordNgrams": s.word_ngrams,
                                        "minCount": s.min_count, "bucket": s.buckets, "loss": s.loss,
-                                       "seed": s.seed, "thread": s.threads, "verbose": 0}
+                                       "seed": self.seed, "thread": s.threads, "verbose": 0}
             if s.autotune and dev is not None and len(dev):
                 valid = Path(tmp) / "dev.txt"
                 valid.write_text("".join(f"{LABEL_PREFIX}{labels.index(y)} {tokens(t, s.words)}\n"
                                          for t, y in zip(dev.texts, dev.labels, strict=True)), encoding="utf-8")
                 options = {"autotuneValidationFile": str(valid), "autotuneDuration": s.autotune_seconds,
-                           "seed": s.seed, "thread": s.threads, "verbose": 0}
+                           "seed": self.seed, "thread": s.threads, "verbose": 0}
             self.model = fasttext.train_supervised(input=str(path), **options)
         seconds = time.perf_counter() - t0
         self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
         self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
-                     "name": "fasttext", "labels": labels, "settings": asdict(s), "train_rows": len(train),
-                     "train_seconds": round(seconds, 3), "files": [MODEL_FILE],
+                     "name": self.kind, "labels": labels,
+                     "settings": {**asdict(s), "seed": self.seed, "metric": self.metric},
+                     "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [MODEL_FILE],
                      "epochs": int(self.model.f.getArgs().epoch)}
         if s.autotune:
             args = self.model.f.getArgs()
@@ -136,10 +124,21 @@ class FastTextClassifier(SmallKind):
         if text_pair_col:
             self.meta["text_pair_col"] = text_pair_col
         if dev is not None and len(dev):
-            self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), s.metric, s.seed)
+            self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), self.metric, self.seed)
         self.meta.update(self.task.folder_fields())
         log.info("fasttext: trained in %.1fs", seconds)
         return self
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {"dim": trial.suggest_categorical("dim", [16, 32, 64]),
+                "epoch": trial.suggest_int("epoch", 10, 80, log=True),
+                "lr": trial.suggest_float("lr", 0.05, 1.0, log=True),
+                "word_ngrams": trial.suggest_int("word_ngrams", 1, 3)}
+
+    @classmethod
+    def fit_seconds_prior(cls, rows: int, chars: float) -> float:
+        return 1.0 + 2e-6 * max(rows * 50, 200_000) * max(chars, 1.0) / 20.0
 
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.analyse(texts)[0]
@@ -168,8 +167,7 @@ class FastTextClassifier(SmallKind):
 
         meta = cls.folder_meta(path, options, FAMILY, FORMAT_VERSION, MODEL_FILE)
         obj = cls.blank("fasttext")
-        obj.settings = FastTextSettings.from_kwargs(**meta.get("settings", {}))
-        obj.abstain = None
+        obj.restore_settings(path, meta.get("settings", {}))
         obj.model = fasttext.FastText._FastText(model_path=str(path / MODEL_FILE))  # load_model() prints a warning
         obj.meta, obj.labels, obj.path, obj.options = meta, list(meta["labels"]), path, options
         obj.task = task_from_settings(meta)

@@ -7,8 +7,8 @@ Three families of folder, each self-describing:
 * TF-IDF baselines: ``baseline.json`` (``kind``, ``name``, labels, task), ``model.json`` and
   ``model.safetensors`` (older folders: ``model.skops``; :mod:`cls_app.baselines.storage`);
 * ensembles: ``ensemble.json`` naming member folders (:mod:`cls_app.models.ensemble`);
-* the small kinds (``fasttext``, ``textcnn``): ``classifier.json`` (``family``, format version,
-  labels, task, settings, and the ``files`` beside it).
+* every other kind (fastText, TextCNN, a third-party kind): ``classifier.json`` (``family``, format
+  version, labels, task, settings, and the ``files`` beside it).
 
 A training folder may also hold ``best.json``, the model that ``train --with-baselines``
 recommends (a path relative to the folder); :func:`follow_best` follows it.
@@ -32,21 +32,21 @@ log = logging.getLogger(__name__)
 
 BEST_FILE = "best.json"  # in a training output folder: the recommended model, {"path": relative folder, ...}
 ENSEMBLE_FILE = "ensemble.json"
-KIND_FILE = "classifier.json"  # the small kinds' description: {"family": "fasttext" | "textcnn", "files": [...], ...}
-FAMILIES = ("bert", "baseline", "ensemble", "fasttext", "textcnn")
+KIND_FILE = "classifier.json"  # the other kinds' description: {"family": ..., "files": [...], ...}
 NOT_A_MODEL = ("is not a model folder (no config.json for BERT, no baseline.json for a baseline, no ensemble.json "
-               "for an ensemble, no classifier.json for fasttext or textcnn)")
+               "for an ensemble, no classifier.json for the other kinds)")
 
 
 def folder_family(path: str | Path) -> str | None:
-    """``"baseline"``, ``"bert"``, ``"ensemble"``, a small kind's family, or None when ``path`` is no model folder."""
+    """``"baseline"``, ``"bert"``, ``"ensemble"``, another kind's family (``classifier.json``), or None when ``path``
+    is no model folder."""
     path = Path(path)
     if (path / BASELINE_FILE).is_file():
         return "baseline"
     if (path / KIND_FILE).is_file():
         info = _read_json(path / KIND_FILE)
         family = info.get("family") if isinstance(info, dict) else None
-        return family if family in FAMILIES else None
+        return family if isinstance(family, str) and family.strip() else None
     if (path / ENSEMBLE_FILE).is_file():
         return "ensemble"
     if (path / "config.json").is_file():
@@ -83,8 +83,15 @@ def folder_text_pair_col(path: str | Path) -> str | None:
     return folder_settings(path).get("text_pair_col") or None
 
 
-def follow_best(path: str | Path) -> Path:
-    """The folder ``path/best.json`` recommends, or ``path`` when it holds none; logged when followed."""
+PREFER = ("quality", "fast")
+"""What a training folder's ``best.json`` is followed to: the recommended model, or the fast one beside it."""
+
+
+def follow_best(path: str | Path, prefer: str = "quality") -> Path:
+    """The folder ``path/best.json`` recommends (``prefer="fast"``: the fast model it names beside it, when it
+    names one), or ``path`` when it holds none; logged when followed."""
+    if prefer not in PREFER:
+        raise UserError(f"--prefer must be one of {', '.join(PREFER)}, got {prefer!r}")
     path = Path(path)
     pointer = path / BEST_FILE
     if not pointer.is_file():
@@ -94,12 +101,20 @@ def follow_best(path: str | Path) -> Path:
     if not isinstance(rel, str):
         raise UserError(f"{pointer} is not a model pointer ({{\"path\": FOLDER}}); delete it, or pass --no-follow "
                         f"to use {path} itself")
+    fast = info.get("fast") if isinstance(info, dict) else None
+    if prefer == "fast":
+        if isinstance(fast, dict) and isinstance(fast.get("path"), str):
+            rel = fast["path"]
+        else:
+            log.warning("%s names no fast model; using the recommended one", pointer)
     target = Path(os.path.normpath(path / rel))
     if folder_family(target) is None:
         raise UserError(f"{pointer} points to {target}, which is not a model folder; rerun `train --with-baselines` "
                         f"or pass --no-follow to use {path} itself")
     if target != Path(os.path.normpath(path)):
-        log.info("%s recommends %s (%s); --no-follow uses %s itself", pointer, target, folder_family(target), path)
+        log.info("%s %s %s (%s); --no-follow uses %s itself", pointer,
+                 "names as the fast model" if prefer == "fast" and rel != info["path"] else "recommends", target,
+                 folder_family(target), path)
     return target
 
 
@@ -125,7 +140,7 @@ def model_files(path: str | Path) -> list[Path]:
         return [path / ENSEMBLE_FILE, *abstain_files(path), *found]
     if family == "baseline":
         names: tuple[str, ...] = (BASELINE_FILE, *BASELINE_MODEL_FILES, SKOPS_FILE)  # the files that exist
-    elif family in ("fasttext", "textcnn"):
+    elif (path / KIND_FILE).is_file():
         info = _read_json(path / KIND_FILE)
         listed = info.get("files") if isinstance(info, dict) else None
         extra = [str(n) for n in listed if isinstance(n, str)] if isinstance(listed, list) else []

@@ -113,8 +113,17 @@ class Detector:
             present = np.unique(groups)
             means = np.stack([x[groups == c].mean(axis=0) for c in present])
             centered = x - means[np.searchsorted(present, groups)]
-        precision = LedoitWolf(assume_centered=True).fit(centered).precision_
-        whiten = np.linalg.cholesky((precision + precision.T) / 2.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a constant feature: judged below
+            precision = LedoitWolf(assume_centered=True).fit(centered).precision_
+        try:
+            if not np.isfinite(precision).all():
+                raise np.linalg.LinAlgError("the shrunk covariance is singular")
+            whiten = np.linalg.cholesky((precision + precision.T) / 2.0)
+        except np.linalg.LinAlgError:
+            whiten = floored_whitening(centered)
+            log.info("out-of-domain distance: the features' covariance is singular (duplicated or constant "
+                     "rows); its eigenvalues are floored")
         return cls("mahalanobis", {"means": means, "whiten": whiten})
 
     @classmethod
@@ -129,6 +138,24 @@ class Detector:
         dense = np.asarray((sparse.csr_matrix(member.T.astype(np.float64)) @ x).todense())
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         return cls("centroid", {"centroids": (dense / np.where(norms > 0, norms, 1.0)).astype(np.float32)})
+
+
+EIGEN_FLOOR = 1e-3
+"""The fallback whitening floors the covariance's eigenvalues at this share of their mean."""
+
+
+def floored_whitening(centered: np.ndarray) -> np.ndarray:
+    """``W`` with ``||x W||^2`` the Mahalanobis distance under the rows' covariance, its eigenvalues floored at
+    :data:`EIGEN_FLOOR` of their mean (the identity when the rows do not vary at all): what a covariance of
+    few, duplicated or constant rows needs, where the Cholesky factor of the precision does not exist."""
+    d = centered.shape[1]
+    cov = centered.T @ centered / max(len(centered), 1)
+    cov = (cov + cov.T) / 2.0
+    values, vectors = np.linalg.eigh(cov)
+    mean = float(np.clip(values, 0.0, None).mean()) if d else 0.0
+    if not np.isfinite(mean) or mean <= 1e-300:
+        return np.eye(d)
+    return vectors / np.sqrt(np.maximum(values, EIGEN_FLOOR * mean))[None, :]
 
 
 def script_of(ch: str) -> int:

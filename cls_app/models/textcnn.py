@@ -25,11 +25,11 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.pairs import PAIR_SEP
-from ..tasks import AbstainSettings, Task, task_from_settings
+from ..tasks import Task, task_from_settings
 from ..tasks.calibration import metric_of
 from ..version import __version__
 from .base import register
-from .described import SmallKind, settings_of
+from .described import SmallKind
 from .folders import KIND_FILE
 from .ood import lookup, text_codes
 from .options import InferenceOptions
@@ -60,15 +60,20 @@ class TextCnnSettings:
     batch_size: int = 64
     lr: float = 2e-3
     min_freq: int = 1
-    seed: int = 42
-    metric: str | None = None
+    patience: int = 0  # stop after this many epochs without a better dev score (0: never early)
+    time_limit: float | None = None  # minutes of training; then dev is scored and the best state kept
     progress: bool = False
 
-    @classmethod
-    def from_kwargs(cls, **values: Any) -> TextCnnSettings:
-        if "kernels" in values:
-            values["kernels"] = tuple(int(k) for k in values["kernels"])
-        return settings_of(cls, "textcnn", values)
+    def check(self) -> None:
+        for name in ("embed", "filters", "buckets", "max_len", "epochs", "batch_size", "min_freq"):
+            if getattr(self, name) < 1:
+                raise UserError(f"textcnn setting {name} must be at least 1, got {getattr(self, name)}")
+        if not self.kernels or min(self.kernels) < 1:
+            raise UserError(f"textcnn setting kernels must be widths of at least 1, got {self.kernels}")
+        if not 0 <= self.dropout < 1 or not self.lr > 0 or self.min_steps < 0 or self.patience < 0:
+            raise UserError("textcnn settings: dropout in [0, 1), lr > 0, min_steps >= 0 and patience >= 0")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise UserError(f"textcnn setting time_limit must be a positive number of minutes, got {self.time_limit}")
 
 
 def bigram_bucket(a: str, b: str, buckets: int) -> int:
@@ -182,27 +187,28 @@ def build_network(n_chars: int, n_labels: int, s: TextCnnSettings) -> Any:
 class TextCnnClassifier(SmallKind):
     """TextCNN through the one model interface; settings: :class:`TextCnnSettings` fields."""
 
-    family = FAMILY
     dtype = np.float32
     ood_method = "mahalanobis"  # on the pooled vectors
+    settings_class = TextCnnSettings
+    cost = 20.0
+    in_main_job = True
+    time_limited = True
+    soft_targets = True
+    exportable = True
+    quick_settings = {"epochs": 3, "embed": 32, "filters": 32, "buckets": 5000, "min_steps": 60}
     default_batch_size = 256  # small passes: 64 texts a pass ran at about half the rate (docs/fast_models.md)
     max_positions = 8192  # and at most this many padded characters a pass: fewer texts when they are long
 
-    def __init__(self, kind: str | None = "textcnn", abstain: AbstainSettings | None = None, **values: Any) -> None:
-        super().__init__(kind or "textcnn")
-        self.settings = TextCnnSettings.from_kwargs(**values)
-        self.abstain = abstain
+    def init_fields(self, kind: str | None) -> None:
+        super().init_fields(kind)
         self.network: Any = None
         self.onnx: Any = None  # an OnnxSession with --backend onnx
         self.encoder: Encoder | None = None
-        self.meta: dict = {}
 
     # ------------------------------------------------------------------ fitting
 
-    def fit_records(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None
-                    ) -> TextCnnClassifier:
-        if task.multi:
-            raise UserError("the textcnn kind classifies single labels; for label sets use a baseline or bert")
+    def fit_task(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
+                 **extra: Any) -> TextCnnClassifier:
         labels = task.vocabulary(train)
         y = task.encode(train, labels)
         if dev is not None:
@@ -217,14 +223,28 @@ class TextCnnClassifier(SmallKind):
 
         return self._fit(train, dev, SingleLabel(), list(labels), None, np.asarray(targets), temperature, None)
 
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {"lr": trial.suggest_float("lr", 5e-4, 5e-3, log=True),
+                "min_steps": trial.suggest_int("min_steps", 300, 3000, log=True),
+                "max_len": trial.suggest_categorical("max_len", [128, 256, 512]),
+                "dropout": trial.suggest_float("dropout", 0.2, 0.6)}
+
+    @classmethod
+    def fit_seconds_prior(cls, rows: int, chars: float) -> float:
+        steps = max(TextCnnSettings.epochs * -(-rows // TextCnnSettings.batch_size), TextCnnSettings.min_steps)
+        return 2.0 + steps * 0.013 * max(1.0, min(chars, 512) / 20.0) ** 0.7
+
     def _fit(self, train: Any, dev: Any | None, task: Task, labels: list[str], y: np.ndarray | None,
              soft: np.ndarray | None, temperature: float, text_pair_col: str | None) -> TextCnnClassifier:
         import torch
-        from tqdm.auto import tqdm
+
+        from ..bars import progress_bar
 
         s = self.settings
-        torch.manual_seed(s.seed)
-        rng = np.random.default_rng(s.seed)
+        s.check()
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
         counts = Counter(c for t in train.texts for c in t.replace(PAIR_SEP, "\x1f")[: s.max_len])
         chars = sorted(c for c, n in counts.items() if n >= s.min_freq)
         self.encoder = Encoder(chars, s.buckets, s.max_len)
@@ -239,14 +259,16 @@ class TextCnnClassifier(SmallKind):
         targets = torch.from_numpy(soft).float() if soft is not None else torch.from_numpy(np.asarray(y))
         per_epoch = -(-len(texts) // s.batch_size)
         epochs = max(s.epochs, -(-s.min_steps // per_epoch))
+        metric_name = self.metric or task.default_metric
+        deadline = t0 + s.time_limit * 60.0 if s.time_limit is not None else None
+        stopped, stale = None, 0
         for epoch in range(epochs):
             ran = epoch + 1
             self.network.train()
             # length-grouped batches in a shuffled order: little padding, a different mix every epoch
             batches = [order_by_len[i: i + s.batch_size] for i in range(0, len(texts), s.batch_size)]
             rng.shuffle(batches)
-            for idx in tqdm(batches, desc=f"textcnn epoch {epoch + 1}/{epochs}", disable=not s.progress,
-                            leave=False):
+            for idx in progress_bar(batches, enabled=s.progress, desc=f"textcnn epoch {epoch + 1}/{epochs}"):
                 ids, grams = self.encoder.encode([texts[i] for i in idx])
                 logits = self.network(ids, grams)
                 if soft is not None:
@@ -258,32 +280,39 @@ class TextCnnClassifier(SmallKind):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if deadline is not None and time.perf_counter() >= deadline:
+                    stopped = "time"
+                    break
             if y_dev is not None and dev is not None:
                 # counted directly (the full report per epoch cost more than the epoch on small sets)
-                metric = metric_of(y_dev, task.decide(self.scores(list(dev.texts)), labels), len(labels),
-                                   s.metric or task.default_metric)
-                log.info("textcnn epoch %d: dev %s %.4f", epoch + 1, s.metric or task.default_metric, metric)
+                metric = metric_of(y_dev, task.decide(self.scores(list(dev.texts)), labels), len(labels), metric_name)
+                log.info("textcnn epoch %d: dev %s %.4f", epoch + 1, metric_name, metric)
+                stale = stale + 1 if metric <= best else 0
                 if metric > best:
                     best = metric
                     best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
                 if best >= 1.0:  # a perfect dev score: no later epoch can replace this state (strictly better)
-                    log.info("textcnn: dev %s is 1 after epoch %d; stopping", s.metric or task.default_metric,
-                             epoch + 1)
-                    break
+                    stopped = stopped or "perfect dev"
+                elif s.patience and stale >= s.patience:
+                    stopped = stopped or "dev stopped rising"
+            if stopped:
+                log.info("textcnn: stopping after epoch %d (%s)", epoch + 1, stopped)
+                break
         if best_state is not None:
             self.network.load_state_dict(best_state)
         self.network.eval()
         seconds = time.perf_counter() - t0
         self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
-                     "name": "textcnn", "labels": labels, "settings": {**asdict(s), "kernels": list(s.kernels)},
+                     "name": self.kind, "labels": labels,
+                     "settings": {**asdict(s), "kernels": list(s.kernels), "seed": self.seed, "metric": self.metric},
                      "chars": chars, "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [WEIGHTS],
-                     "epochs": epochs, "epochs_run": ran}
+                     "epochs": epochs, "epochs_run": ran, **({"stopped": stopped} if stopped else {})}
         if soft is not None:
             self.meta["distilled"] = {"temperature": temperature}
         if text_pair_col:
             self.meta["text_pair_col"] = text_pair_col
         if dev is not None and len(dev):
-            self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), s.metric, s.seed)
+            self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), self.metric, self.seed)
         self.meta.update(self.task.folder_fields())
         self.path = None
         log.info("textcnn: trained in %.1fs", seconds)
@@ -374,9 +403,7 @@ class TextCnnClassifier(SmallKind):
         meta = cls.folder_meta(path, options, FAMILY, FORMAT_VERSION, WEIGHTS, onnx=True)
         threads = configure_threads(options.threads)
         obj = cls.blank("textcnn")
-        settings = {k: v for k, v in meta.get("settings", {}).items() if k != "progress"}
-        obj.settings = TextCnnSettings.from_kwargs(**settings)
-        obj.abstain = None
+        obj.restore_settings(path, {k: v for k, v in meta.get("settings", {}).items() if k != "progress"})
         obj.labels, obj.meta, obj.path, obj.options = list(meta["labels"]), meta, path, options
         obj.encoder = Encoder(list(meta["chars"]), obj.settings.buckets, obj.settings.max_len)
         if options.backend == "onnx":

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ..bars import progress_bar
 from ..text.batching import length_sorted_batches, pad_batch
 from ..text.long_text import EncodedTexts, LongTextOptions, encode_texts, pool_logits
 
@@ -31,7 +31,7 @@ def predict_logits(
     model.eval()
     out: np.ndarray | None = None
     batches = length_sorted_batches([len(s) for s in seqs], batch_size)
-    for idx in tqdm(batches, desc="predict", unit="batch", disable=not progress, leave=False):
+    for idx in progress_bar(batches, enabled=progress, desc="predict", unit="batch"):
         ids, mask = pad_batch([seqs[i] for i in idx], pad_id)
         logits = model(ids.to(device), attention_mask=mask.to(device)).float().cpu().numpy()
         if out is None:

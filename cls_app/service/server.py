@@ -43,7 +43,7 @@ def load_model(model: str | Path, settings: ServeSettings) -> TextClassifier:
     from ..runtime.cores import default_threads
 
     threads = settings.threads or default_threads(settings.workers)  # the cores split among the workers
-    return load(model, follow=settings.follow, batch_size=settings.batch_size, threads=threads,
+    return load(model, follow=settings.follow, prefer=settings.prefer, batch_size=settings.batch_size, threads=threads,
                 backend=settings.backend, quantize=settings.quantize, precision=settings.precision,
                 abstain=settings.abstain)
 

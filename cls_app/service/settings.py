@@ -61,6 +61,8 @@ class ServeSettings:
     access_log: bool = setting(False, "log every request")
     follow: bool = setting(True, cli=False)
     """A training folder holding ``best.json`` serves the model it recommends (``--no-follow``: the folder's own)."""
+    prefer: str = setting("quality", cli=False)
+    """... or, ``fast``, the fast model it names beside it (``--prefer``)."""
     reject: str | None = setting(None, cli=False)
     target_coverage: float | None = setting(None, cli=False)
     target_precision: float | None = setting(None, cli=False)

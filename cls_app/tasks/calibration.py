@@ -132,14 +132,16 @@ def decide(logp: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
 def fit_offsets(logp: np.ndarray, y: np.ndarray, metric: str, grid: Sequence[float] = OFFSET_GRID,
                 passes: int = 3) -> np.ndarray:
     """Per-class offsets maximising ``metric`` of ``argmax(logp + b)`` (coordinate ascent over ``grid``,
-    ties to the smaller offset), centred to mean 0."""
+    ties to the smaller offset), centred to mean 0. A class with no row in ``y`` keeps offset 0 (before
+    centring): dev says nothing about it, and pushing it away would only hide it."""
     k = logp.shape[1]
     b = np.zeros(k)
     best = metric_of(y, decide(logp, b), k, metric)
     order = sorted(grid, key=abs)
+    present = np.bincount(y, minlength=k)[:k] > 0
     for _ in range(passes):
         moved = False
-        for c in range(k):
+        for c in np.flatnonzero(present):
             for v in order:
                 if v == b[c]:
                     continue
@@ -193,6 +195,11 @@ def fit_decisions(y: np.ndarray, probs: np.ndarray, metric: str, seed: int = 42)
     plain = decide(log_probs(cal), None)
     report["metric"] = metric
     report["plain"] = round(metric_of(y, plain, k, metric), 6)
+    absent = [int(c) for c in np.flatnonzero(np.bincount(y, minlength=k)[:k] == 0)]
+    if absent:
+        report["absent_classes"] = absent
+    if len(y) >= 2 and temperature <= T_RANGE[0]:
+        report["separated"] = True  # the log-loss keeps falling as T does: dev is perfectly separated
     if metric not in DECISION_METRICS or len(y) < MIN_DECISION_ROWS:
         report["offsets"] = f"not fitted ({len(y)} dev rows)" if len(y) < MIN_DECISION_ROWS else "not fitted"
         return DecisionFit(temperature, None, plain, report)

@@ -4,6 +4,7 @@ they help: :mod:`.calibration`), accuracy / macro-F1 / per-class report / confus
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,7 +14,9 @@ import numpy.typing as npt
 
 from ..errors import UserError
 from .base import ABSTAIN_COLUMNS, Prediction, Task, abstain_cells, abstain_row, check_top_k, empty_rows
-from .calibration import DecisionFit, calibrate, fit_decisions, log_probs, softmax
+from .calibration import T_RANGE, DecisionFit, calibrate, fit_decisions, log_probs, softmax
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..io.records import LabeledData, ReadOptions
@@ -164,6 +167,12 @@ class SingleLabel(Task):
         """The temperature and (for ``metric``) the offsets fitted on the dev rows ``y`` / ``probs``
         (uncalibrated); :class:`~.calibration.DecisionFit` holds the honest dev decisions and the report."""
         fit = fit_decisions(y, probs, metric or self.default_metric, seed)
+        absent = [labels[c] for c in fit.report.get("absent_classes", [])]
+        if absent and isinstance(fit.report.get("offsets"), list):
+            log.warning("dev has no row of class(es) %s: their decision offsets stay 0", ", ".join(absent))
+        if fit.report.get("separated"):
+            log.warning("dev is perfectly separated: the calibration temperature stops at its bound %s, so the "
+                        "probabilities are close to 0 and 1", T_RANGE[0])
         offsets = None if fit.offsets is None else tuple(float(v) for v in fit.offsets)
         return SingleLabel(fit.temperature, offsets, metric or self.default_metric), fit
 

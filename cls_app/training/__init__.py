@@ -22,7 +22,6 @@ _EXPORTS = {
     "TrainedBert": "pipeline",
     "Trainer": "trainer",
     "check_bert_settings": "settings",
-    "load_resume_job": "pipeline",
     "run_pretraining": "pretrain",
     "train_bert": "pipeline",
 }

@@ -78,13 +78,9 @@ def build_model(opts: ModelOptions, tokenizer: CharTokenizer, train: LabeledData
 
 
 def _add_bigrams(model: BertClassifier, opts: ModelOptions, tokenizer: CharTokenizer, train: LabeledData) -> None:
-    min_count = opts.bigram_min_count
-    if min_count < 0:
-        raise UserError(f"--bigrams must be 0 (off) or a minimum count of at least 1, got {min_count}")
-    if min_count == 0:
+    min_count = opts.bigram_min_count  # checked with the other settings (training.settings.check_bert_settings)
+    if min_count <= 0:
         return
-    if opts.max_bigrams < 1:
-        raise UserError(f"--max-bigrams must be at least 1, got {opts.max_bigrams} (use --bigrams 0 for none)")
     # the characters of each text (each side of a pair apart), without [CLS]/[SEP] or truncation
     seqs = (tokenizer.token_ids(part) for text in train.texts for part in split_pair(text) if part)
     keys = bigram_keys(seqs, model.config.vocab_size, min_count, opts.max_bigrams)

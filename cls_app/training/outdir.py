@@ -45,10 +45,11 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
     )
 
 
-# best.json and ensemble/ (train --with-baselines: inference.predictor.BEST_FILE, evaluation.recommend) refer
-# to the BERT of the earlier run: a new run removes them before it writes anything
-RUN_FILES = (*MODEL_FILES, "training_args.json", "metrics.json", "train_log.csv", "best.json")
-RUN_DIRS = ("test_eval", "checkpoint", ".checkpoint.old", "ensemble")
+# what the main job writes (the BERT's files, and with --with-baselines the other kinds, their ensemble,
+# comparison and recommendation): a new run removes the earlier run's before it writes anything
+RUN_FILES = (*MODEL_FILES, "training_args.json", "metrics.json", "train_log.csv", "best.json", "job.json",
+             "ood.safetensors", "ood.json")
+RUN_DIRS = ("test_eval", "checkpoint", ".checkpoint.old", "ensemble", "baselines", "comparison")
 
 
 def remove_stale_temps(out: Path) -> None:

@@ -11,7 +11,6 @@ been checked, so a run that stops on bad input leaves no folder that looks like 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -36,7 +35,7 @@ from ..text.tokenizer import CharTokenizer
 from .checkpoint import checkpoint_path, find_checkpoint
 from .components import build_model, build_tokenizer, encode, encode_train
 from .outdir import check_out_dir, clear_out_dir, data_fingerprint, read_run_info, remove_stale_temps
-from .settings import BertSettings, TrainJob, check_bert_settings, job_from_args
+from .settings import BertSettings, check_bert_settings
 from .trainer import TrainData, Trainer, TrainHooks, TrainResult, set_seed
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,18 @@ class RunFolder:
     overwrite: bool = False
     keep_checkpoint: bool = False
     resume: bool = False
+    prepared: bool = False
+
+    def prepare(self, labels: list[str]) -> None:
+        """Make ``out`` this run's, once every input has been checked: refuse an unfinished run (unless
+        ``overwrite``), clear an earlier run's files, write ``training_args.json``. Once; nothing on resume."""
+        if self.prepared or self.resume:
+            return
+        check_out_dir(self.out, self.overwrite)
+        clear_out_dir(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "training_args.json", {**self.args, "labels": labels})
+        self.prepared = True
 
 
 @dataclass
@@ -66,29 +77,6 @@ class TrainedBert:
     summary: dict  # metrics.json without the test figures (rows, steps, speed, dev)
     is_main: bool = True
     device: str = "cpu"
-
-
-def load_resume_job(out: str | Path, threads: int | None = None) -> TrainJob:
-    """The :class:`TrainJob` of the killed run in ``out`` (its ``training_args.json``), to continue it."""
-    out = Path(out)
-    args_file = out / "training_args.json"
-    if not args_file.is_file():
-        raise UserError(f"{out}: no training_args.json here, so nothing to resume; check the folder given to --resume")
-    try:
-        args = json.loads(args_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{args_file}: cannot read ({exc}); start the run again without --resume") from None
-    if find_checkpoint(out) is None:
-        done = (out / "metrics.json").is_file()
-        raise UserError(
-            f"{out}: no checkpoint to resume from ("
-            + ("the run finished: metrics.json is there" if done else "the run stopped before its first save")
-            + "); start it again without --resume"
-        )
-    job = job_from_args(args, str(out))
-    if threads:
-        job.bert.threads = threads
-    return job
 
 
 def train_bert(train: Any, dev: Any, task: Task, settings: BertSettings, run: RunFolder | None = None,
@@ -125,7 +113,7 @@ def _train(r: _Run) -> TrainedBert:
     s, folder = r.settings, r.folder
     threads = configure_threads(s.threads, r.info.local_world_size)
     r.lt = check_bert_settings(s, r.task)
-    if folder is not None and not folder.resume:
+    if folder is not None and not folder.resume and not folder.prepared:
         check_out_dir(folder.out, folder.overwrite)
     set_seed(s.train.seed)
     t0 = time.perf_counter()
@@ -212,10 +200,8 @@ def _fit(r: _Run, tokenizer: CharTokenizer, model: BertClassifier, train_y: Any,
     if folder is not None:
         out = folder.out
         # Every input is valid: only now touch the output folder.
-        if not folder.resume and main:
-            clear_out_dir(out)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "training_args.json", {**folder.args, "labels": r.labels})
+        if main:
+            folder.prepare(r.labels)
         settings = _folder_settings(r)
 
         def checkpoint_extra(path: Path) -> None:

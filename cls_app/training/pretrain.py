@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import BertConfig, BertForPreTraining, get_linear_schedule_with_warmup
 
+from ..bars import progress_bar
 from ..errors import UserError
 from ..fileio import atomic_files, atomic_open, atomic_path, write_json
 from ..io.corpus import Corpus, read_corpus
@@ -376,7 +376,7 @@ class Pretrainer:
         self.model.train()
         self.start = self._t_since = time.perf_counter()
         stopped = "steps"
-        bar = tqdm(total=s.steps, initial=self.step, desc="pretrain", unit="step", mininterval=5)
+        bar = progress_bar(total=s.steps, initial=self.step, desc="pretrain", unit="step", mininterval=5, leave=True)
         try:
             while self.step < s.steps:
                 self.train_step(cpu, amp_dtype)

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..bars import progress_bar
 from ..io.corpus import Corpus
 from ..text.tokenizer import SPECIAL_TOKENS, CharTokenizer
 
@@ -62,7 +62,7 @@ def encode_corpus(corpus: Corpus, tokenizer: CharTokenizer, wwm: bool = False) -
         cut = jieba.lcut
     docs: list[list[np.ndarray]] = []
     starts: list[list[np.ndarray]] | None = [] if wwm else None
-    for doc in tqdm(corpus.documents, desc="tokenize corpus", unit="doc", leave=False, mininterval=2):
+    for doc in progress_bar(corpus.documents, desc="tokenize corpus", unit="doc", mininterval=2):
         d_ids, d_starts = [], []
         for sent in doc:
             if cut is None:

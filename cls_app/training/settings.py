@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 from ..io.records import DataOptions
@@ -127,20 +128,34 @@ class BertSettings:
     cache_dir: str | None = setting(str(DEFAULT_CACHE_DIR), "token-id cache folder, reused across runs (default: "
                                     "%(default)s)")
 
+    @staticmethod
+    def owners() -> dict[str, str]:
+        """Each flat setting name -> the part that holds it (``model``, ``train``, ``long_text`` or ``top``)."""
+        return {**{f.name: "long_text" for f in fields(LongTextOptions)},
+                **{f.name: "train" for f in fields(TrainSettings)},
+                **{f.name: "model" for f in fields(ModelOptions)}, "threads": "top", "cache_dir": "top"}
+
+    @classmethod
+    def annotations(cls) -> dict[str, object]:
+        """Each flat setting name -> its type (for :func:`~cls_app.settings.check_settings`)."""
+        import typing
+
+        parts = {"model": ModelOptions, "train": TrainSettings, "long_text": LongTextOptions, "top": cls}
+        hints = {part: typing.get_type_hints(c) for part, c in parts.items()}
+        return {name: hints[part][name] for name, part in cls.owners().items()}
+
     @classmethod
     def from_kwargs(cls, **values: object) -> BertSettings:
         """Settings from flat names (``layers=2, epochs=3, truncation="tail"``), each routed to the
-        dataclass that has it; an unknown name is a :class:`UserError` listing the known ones. No
+        dataclass that has it; an unknown or ill-typed one is a :class:`UserError` naming it. No
         token-id cache unless ``cache_dir`` is given (a Python caller's folder stays clean), and no
         progress bars unless ``progress=True``."""
+        from ..settings import check_settings
+
+        values = check_settings(cls, "a bert model", dict(values), known=cls.annotations())
+        owners = cls.owners()
         parts: dict[str, dict] = {"model": {}, "train": {"progress": False}, "long_text": {},
                                   "top": {"cache_dir": None}}
-        owners = {**{f.name: "long_text" for f in fields(LongTextOptions)},
-                  **{f.name: "train" for f in fields(TrainSettings)},
-                  **{f.name: "model" for f in fields(ModelOptions)}, "threads": "top", "cache_dir": "top"}
-        unknown = sorted(set(values) - set(owners))
-        if unknown:
-            raise UserError(f"unknown BERT setting(s) {', '.join(unknown)}; known: {', '.join(sorted(owners))}")
         for name, value in values.items():
             parts[owners[name]][name] = value
         settings = cls(model=ModelOptions(**parts["model"]), train=TrainSettings(**parts["train"]),
@@ -148,6 +163,11 @@ class BertSettings:
         if "lr" not in values and settings.model.pretrained:
             settings.train.lr = PRETRAINED_LR
         return settings
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The flat names and values :meth:`from_kwargs` takes back."""
+        parts = {"model": self.model, "train": self.train, "long_text": self.long_text, "top": self}
+        return {name: getattr(parts[part], name) for name, part in self.owners().items()}
 
 
 @dataclass
@@ -160,10 +180,6 @@ class TrainJob:
     overwrite: bool = setting(False, "start over in an --out that holds an unfinished run")
     keep_checkpoint: bool = setting(False, "keep OUT/checkpoint/ after the run finishes")
     abstain: AbstainSettings = field(default_factory=AbstainSettings)  # when every model of the run abstains
-    unlabeled: tuple[str, ...] = ()  # files of unlabeled texts the fast models self-train on (--unlabeled)
-    prune: float | None = setting(None, "with --with-baselines: the ensemble drops the members its dev fit gives less "
-                                  "than this weight and refits the rest (0: keep every member; default: the "
-                                  "ensemble's own, docs/ensembles.md)")
 
     @property
     def metric(self) -> str:
@@ -200,6 +216,10 @@ def check_bert_settings(s: BertSettings, task: Task) -> LongTextOptions:
     task.check_training(t.oversample, t.metric)
     if s.model.max_len > 512 and not s.model.pretrained:
         raise UserError(f"--max-len {s.model.max_len} is above the model's position limit of 512")
+    if s.model.bigram_min_count < 0:
+        raise UserError(f"--bigrams must be 0 (off) or a minimum count of at least 1, got {s.model.bigram_min_count}")
+    if s.model.bigram_min_count and s.model.max_bigrams < 1:
+        raise UserError(f"--max-bigrams must be at least 1, got {s.model.max_bigrams} (use --bigrams 0 for none)")
     return s.long_text.resolved(s.model.max_len)
 
 
@@ -215,7 +235,6 @@ def training_args(job: TrainJob) -> dict:
         "data": data, "model": asdict(b.model), "train": asdict(b.train),
         "long_text": b.long_text.resolved(b.model.max_len).to_settings(), "threads": b.threads,
         "keep_checkpoint": job.keep_checkpoint, "abstain": asdict(job.abstain),
-        "unlabeled": [str(Path(p).resolve()) for p in job.unlabeled], "prune": job.prune,
     }
 
 
@@ -226,7 +245,6 @@ def job_from_args(args: dict, out: str) -> TrainJob:
                             long_text=LongTextOptions(**args.get("long_text", {})), threads=args.get("threads"))
         return TrainJob(data=DataOptions(**args["data"]), bert=bert, out=out,
                         keep_checkpoint=bool(args.get("keep_checkpoint", False)),
-                        abstain=AbstainSettings(**(args.get("abstain") or {})),
-                        unlabeled=tuple(args.get("unlabeled") or ()), prune=args.get("prune"))
+                        abstain=AbstainSettings(**(args.get("abstain") or {})))
     except (KeyError, TypeError) as exc:
         raise UserError(f"{out}/training_args.json does not describe a run of this version ({exc})") from None

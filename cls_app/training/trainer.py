@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from ..bars import progress_bar
 from ..fileio import atomic_open
 from ..interrupts import deferred
 from ..modeling.bert import embedding_tables, parameter_groups
@@ -275,8 +275,8 @@ class Trainer:
         s, st = self.settings, self.state
         batches = epoch_batches([len(x) for x in self.data.train_ids], s.batch_size, s.seed, epoch,
                                 s.group_by_length, labels=self.data.train_y, oversample=s.oversample)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch", leave=False,
-                   initial=st.batch, disable=not (self.main and s.progress))
+        bar = progress_bar(batches, enabled=self.main and s.progress, desc=f"epoch {epoch + 1}/{s.epochs}",
+                           unit="batch", initial=st.batch)
         try:
             for i in range(st.batch, len(batches)):
                 if st.pending_eval is not None and self._evaluate_now():  # resumed inside an evaluation

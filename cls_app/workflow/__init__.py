@@ -8,17 +8,19 @@ _EXPORTS = {
     "Chosen": "labeling",
     "DistillSettings": "distill",
     "Distilled": "distill",
+    "BudgetSettings": "plan",
+    "Deadline": "plan",
     "JobResult": "main_job",
-    "SMALL_KINDS": "main_job",
+    "JobSettings": "settings",
     "Splits": "main_job",
-    "compare_with_baselines": "main_job",
+    "make_plan": "plan",
     "choose": "labeling",
     "distill": "distill",
     "import_labels": "labeling",
-    "fit_baselines": "main_job",
+    "fit_kind": "main_job",
     "run_main_job": "main_job",
     "SelectSettings": "labeling",
-    "score": "main_job",
+    "load_resume_job": "resume",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

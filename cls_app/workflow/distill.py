@@ -1,11 +1,12 @@
 """``run.py distill``: a fast student that learns what a teacher (usually the recommended ensemble) says.
 
 The teacher predicts the training texts and any unlabeled texts once (its calibrated
-probabilities). A ``textcnn`` student learns those probabilities softened by a temperature (KL
-divergence, Hinton et al. 2015); a ``fasttext`` or ``bert`` student learns the teacher's decisions
-(fastText has no soft-label loss; the BERT trainer takes labels). The labeled dev rows pick the
-student's best epoch and fit its calibration, decisions and abstention as for any model. The result
-is an ordinary model folder with ``distilled`` (teacher, temperature, rows) in its description.
+probabilities). A student of a kind that learns soft targets (``textcnn``, the default) learns
+those probabilities softened by a temperature (KL divergence, Hinton et al. 2015); a student of
+any other kind learns the teacher's decisions (fastText has no soft-label loss; the BERT trainer
+takes labels). The labeled dev rows pick the student's best epoch and fit its calibration,
+decisions and abstention as for any model. The result is an ordinary model folder with
+``distilled`` (teacher, temperature, rows) in its description.
 """
 
 from __future__ import annotations
@@ -18,31 +19,40 @@ from typing import Any
 
 from ..errors import UserError
 from ..io.records import LabeledData
-from ..models.base import TextClassifier, kind_class
+from ..models.base import TextClassifier, all_kinds, kind_class
 from ..settings import setting
 from ..tasks import AbstainSettings
 
 log = logging.getLogger(__name__)
 
-STUDENTS = ("textcnn", "fasttext", "bert")
-
-
 @dataclass(frozen=True)
 class DistillSettings:
     """How the student learns."""
 
-    student: str = setting("textcnn", "the student's kind (default: %(default)s): textcnn learns the teacher's "
-                           "softened probabilities, fasttext and bert its decisions", choices=STUDENTS)
-    temperature: float = setting(2.0, "softening of the teacher's probabilities for a textcnn student (default: "
-                                 "%(default)s)")
+    student: str | None = setting(None, "the student's kind (default: the cheapest kind that learns a teacher's "
+                                  "probabilities, textcnn); a kind that cannot (fasttext, bert, ...) learns its "
+                                  "decisions")
+    temperature: float = setting(2.0, "softening of the teacher's probabilities for a student that learns them "
+                                 "(default: %(default)s)")
     seed: int = setting(42, "random seed (default: %(default)s)")
 
     def check(self) -> DistillSettings:
-        if self.student not in STUDENTS:
-            raise UserError(f"--student must be one of {', '.join(STUDENTS)}, got {self.student!r}")
+        if self.student is not None:
+            cls = kind_class(self.student)
+            if cls.combines or cls.floor or "single-label" not in cls.tasks:
+                raise UserError(f"--student {self.student}: a student is a single model that fits single-label data")
         if not self.temperature > 0:
             raise UserError(f"--temperature must be positive, got {self.temperature}")
         return self
+
+    def student_kind(self) -> str:
+        """The student's kind: ``student``, else the cheapest registered kind that learns soft targets."""
+        if self.student is not None:
+            return self.student
+        soft = [c for c in all_kinds().values() if c.soft_targets]
+        if not soft:
+            raise UserError("no registered kind learns a teacher's probabilities; name one with --student")
+        return min(soft, key=lambda c: c.cost).kind_name
 
 
 @dataclass
@@ -57,8 +67,10 @@ class Distilled:
 
 
 def distill(teacher: TextClassifier, train: LabeledData, dev: LabeledData, unlabeled: list[str],
-            settings: DistillSettings, abstain: AbstainSettings | None = None) -> Distilled:
-    """Fit a student of ``settings.student`` on the teacher's answers for ``train`` and ``unlabeled`` texts."""
+            settings: DistillSettings, abstain: AbstainSettings | None = None,
+            student_settings: dict[str, Any] | None = None) -> Distilled:
+    """Fit a student of ``settings.student`` (with ``student_settings``) on the teacher's answers for ``train``
+    and ``unlabeled`` texts."""
     settings.check()
     if teacher.task.multi:
         raise UserError("distill works for single-label teachers")
@@ -74,20 +86,19 @@ def distill(teacher: TextClassifier, train: LabeledData, dev: LabeledData, unlab
     rows = LabeledData([t for t, k in zip(texts, keep, strict=True) if k],
                        [labels[int(d)] for d in decided[keep]], f"{train.source} + teacher answers")
     t1 = time.perf_counter()
-    if settings.student == "textcnn":
-        student = kind_class("textcnn")(kind="textcnn", seed=settings.seed, abstain=abstain)
+    kind = settings.student_kind()
+    student = TextClassifier(kind=kind, seed=settings.seed, abstain=abstain, **(student_settings or {}))
+    if student.soft_targets:
         student.fit_soft(rows, probs[keep], labels, dev, settings.temperature)  # type: ignore[attr-defined]
     else:
-        values: dict[str, Any] = {"seed": settings.seed}
-        student = kind_class(settings.student)(kind=settings.student, abstain=abstain, **values)
         student.fit_records(rows, dev, teacher.task.__class__())
-    log.info("distilled a %s student from %d texts (%d unlabeled) in %.1fs", settings.student, len(rows),
+    log.info("distilled a %s student from %d texts (%d unlabeled) in %.1fs", kind, len(rows),
              len(texts) - len(train), time.perf_counter() - t1)
     meta = getattr(student, "meta", None)
     if isinstance(meta, dict):
         meta["distilled"] = {"teacher": str(teacher.path) if teacher.path else teacher.kind,
-                             "teacher_kind": teacher.kind, "student": settings.student,
-                             "temperature": settings.temperature if settings.student == "textcnn" else None,
+                             "teacher_kind": teacher.kind, "student": kind,
+                             "temperature": settings.temperature if student.soft_targets else None,
                              "rows": len(rows), "unlabeled": len(texts) - len(train)}
     return Distilled(student, len(rows), len(texts) - len(train), teacher_seconds, time.perf_counter() - t0)
 

@@ -1,56 +1,56 @@
 """The main job, top to bottom: ``run.py train`` (and with ``--with-baselines`` the whole comparison).
 
-1. Read train, dev and test once; every later stage gets these records.
-2. Fine-tune the BERT (writing OUT as it goes: resumable); it then predicts from memory.
-3. Score test with it (once): ``OUT/test_eval/`` and ``OUT/metrics.json``.
-4. With baselines:
-   a. fit each TF-IDF baseline on the same records,
-   b. every model predicts dev once and test once,
-   c. the ensemble is fitted on the members' dev predictions (``OUT/ensemble``) and combines their
-      test predictions (no second prediction),
-   d. the best candidate on dev is recommended (``OUT/best.json``),
-   e. the comparison on test (else dev) is written (``OUT/comparison``).
+1. Read train, dev and test once; every later step gets these records.
+2. Make OUT this run's (``training_args.json`` records the whole job, for ``--resume``).
+3. Fit the kinds, cheapest first (:mod:`.plan`: under ``--time-budget`` each gets what its estimate
+   needs, the time-limited ones what is left, and a kind that cannot fit is skipped): each fits on the
+   records, scores dev and the target rows (test, else dev) once, and is saved; the BERT writes OUT
+   itself as it trains (resumable) and its test report goes to ``OUT/test_eval/``, the other kinds go
+   to ``OUT/baselines/KIND``.
+4. The ensemble of the fitted models, on their dev predictions (``OUT/ensemble``).
+5. The recommendation on dev and the fast model beside it (``OUT/best.json``).
+6. The comparison on the target rows (``OUT/comparison``) and ``OUT/job.json`` (the plan, what was
+   skipped and why).
 
-Each stage hands the next typed objects (records, fitted models, :class:`Scores`); the files are
-outputs only. Under ``torchrun`` every process trains the BERT; rank 0 alone does the rest.
+Each step after reading the data runs through :class:`Steps`: one that fails (for a reason other than
+the input as a whole, which was checked when it was read) is logged with its cause, skipped and
+recorded, and the job goes on with the models that exist (``--strict``: it fails instead). Each step
+hands the next typed objects (records, fitted models, :class:`~cls_app.models.base.ModelScores`); the
+files are outputs only. Under torchrun every process trains the BERT; rank 0 alone does the rest.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..baselines.pipelines import BASELINE_NAMES, LABEL_SET_BASELINES
-from ..evaluation.compare import CompareOptions, Comparison, ModelScores, compare, display_names
-from ..evaluation.recommend import Candidate, fastest_within, pointer, select, write_pointer
-from ..evaluation.report import Evaluation, evaluate
-from ..fileio import write_json
-from ..inference.files import read_chunks
-from ..models.base import Outputs, TextClassifier
-from ..models.bert import BertTextClassifier
-from ..models.ensemble import DevScores, EnsembleClassifier, EnsembleSettings
+from ..errors import StepFailed, UserError
+from ..evaluation.recommend import METRIC_NAMES
+from ..fileio import WriteError, write_json
+from ..interrupts import Interrupted
+from ..models.base import ModelScores, TextClassifier, all_kinds, kind_class, model_names, score_timed
 from ..runtime.distributed import env_info
-from ..tasks import AbstainSettings, Task, headline, task_named
-from ..tasks.calibration import log_loss, log_probs
-from ..training.pipeline import RunFolder, warn_collapsed
-from ..training.settings import TrainJob, training_args
-from .distill import read_unlabeled
-from .self_training import self_train
+from ..tasks import Task, headline, task_named
+from ..training.settings import TrainJob
+from .plan import Deadline, KindCost, PlanRecord, make_plan, reserve_seconds, speed_scale
+from .resume import JOB_FILE
+from .settings import JobSettings
+from .tuning import FOLDS, Probe, tune
 
 log = logging.getLogger(__name__)
-
-SMALL_KINDS = ("fasttext", "textcnn")
-"""The fast neural kinds the main job trains beside the TF-IDF baselines (single-label tasks)."""
+progress = logging.getLogger("cls_app.progress")  # one line per step on the console (commands: PROGRESS_LOGGER)
 
 ENSEMBLE_DIR = "ensemble"
 BASELINES_DIR = "baselines"
 COMPARISON_DIR = "comparison"
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,14 +75,25 @@ class Splits:
                  len(test) if test is not None else "no")
         return cls(task, train, dev, test)
 
+    @property
+    def target(self) -> Any:
+        """The rows the comparison reads: test, else dev."""
+        return self.test if self.test is not None else self.dev
+
+    @property
+    def mean_chars(self) -> float:
+        texts = self.train.texts[:2000]
+        return float(np.mean([len(t) for t in texts])) if texts else 1.0
+
 
 @dataclass
-class Predictions:
-    """A fitted model with its predictions on dev and on the target rows (test, else dev)."""
+class Fitted:
+    """A fitted model, its probabilities on the dev rows and its scores on the target rows."""
 
     model: TextClassifier
     dev_probs: np.ndarray
     target: ModelScores
+    main: bool = False  # the run's own model (the BERT that OUT is the folder of)
 
 
 @dataclass
@@ -92,176 +103,446 @@ class JobResult:
     out: Path
     task: Task
     labels: list[str]
-    metrics: dict  # metrics.json
+    metrics: dict  # the BERT's metrics.json ({} when the job fitted no BERT)
     best_dev: dict  # the full dev metrics of the BERT's best evaluation
     is_main: bool = True
-    test: Evaluation | None = None
+    test: Any = None  # the BERT's test Evaluation
     test_source: str | None = None
-    comparison: Comparison | None = None
+    comparison: Any = None
     recommendation: dict | None = None
-    baselines: list[TextClassifier] = field(default_factory=list)
-    predictions: list[Predictions] = field(default_factory=list)  # every model's dev and target predictions
-    candidates: list[Candidate] = field(default_factory=list)  # what the recommendation chose from
+    fitted: list[Fitted] = field(default_factory=list)  # every model's dev and target predictions
+    candidates: list[Any] = field(default_factory=list)  # what the recommendation chose from
+    plan: dict | None = None  # job.json's plan (with --with-baselines)
+    split: str = "test"  # the rows the comparison scored: test, else dev
+    skipped: list[dict] = field(default_factory=list)  # the optional steps that failed, and why
 
 
-def run_main_job(job: TrainJob, with_baselines: bool, resume: bool = False) -> JobResult:
+class Steps:
+    """Runs the job's optional steps: a failure is logged in one line, recorded and skipped (``strict``:
+    a :class:`StepFailed`, or the :class:`UserError` itself)."""
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self.skipped: list[dict] = []
+
+    def run(self, name: str, fn: Callable[..., T], *args: Any, required: bool = False, **kwargs: Any) -> T | None:
+        """``fn(*args, **kwargs)``; a ``required`` step's failure is not caught."""
+        if required:
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except (KeyboardInterrupt, SystemExit, Interrupted, StepFailed, WriteError):
+            raise  # a failed write (a full disk, no permission) ends the job: what follows would fail the same way
+        except UserError as exc:
+            if self.strict:
+                raise
+            self.skip(name, str(exc))
+        except Exception as exc:
+            log.debug("%s failed", name, exc_info=exc)
+            if self.strict:
+                raise StepFailed(name, exc) from exc
+            self.skip(name, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def skip(self, name: str, reason: str) -> None:
+        log.warning("%s failed and is skipped (%s); the job goes on without it", name, reason)
+        self.skipped.append({"step": name, "reason": reason})
+
+    def failed_inside(self, name: str, reason: str) -> None:
+        """A part of a step that failed and was done without (already logged by the model); ``strict``: fails."""
+        if self.strict:
+            raise StepFailed(name, RuntimeError(reason))
+        self.skipped.append({"step": name, "reason": reason})
+
+
+def job_kinds(job: JobSettings, task: Task, pairs: bool) -> list[str]:
+    """The kinds the job fits: BERT alone without ``--with-baselines``; else ``--kinds``, or every kind that
+    declares itself part of the main job and fits the task (a named kind that cannot is a user error)."""
+    if not job.with_baselines:
+        return [job_bert_kind()]
+    if job.kinds:
+        for name in job.kinds:
+            cls = kind_class(name)
+            if cls.combines:
+                raise UserError(f"--kinds {name}: the job builds the ensemble itself from the other kinds")
+            cls.check_task(task, "text_b" if pairs else None)
+        return list(dict.fromkeys(job.kinds))
+    return [name for name, cls in sorted(all_kinds().items())
+            if cls.in_main_job and task.name in cls.tasks and (cls.takes_pairs or not pairs)]
+
+
+def job_bert_kind() -> str:
+    """The kind of the run's own model (the one ``TrainJob.bert`` describes)."""
+    from ..models.bert import BertTextClassifier
+
+    return BertTextClassifier.kind_name
+
+
+def build_models(job: JobSettings, names: list[str], task: Task) -> dict[str, TextClassifier]:
+    """Every kind of the job, unfitted, with its settings (an unknown or impossible setting fails here, before
+    anything is fitted or written)."""
+    unknown = sorted(set(job.kind_settings) - set(names))
+    if unknown:
+        raise UserError(f"--set names kind(s) {', '.join(unknown)} that the job does not fit (its kinds: "
+                        f"{', '.join(names)})")
+    run = job.run
+    common: dict[str, Any] = {"seed": run.bert.train.seed, "metric": job.metric, "abstain": run.abstain}
+    out = {}
+    for name in names:
+        if name == job_bert_kind():
+            out[name] = TextClassifier(kind=name, abstain=run.abstain, **run.bert.to_kwargs())
+        else:
+            out[name] = TextClassifier(kind=name, **common, **job.kind_settings.get(name, {}))
+        out[name].validate(task)
+    return out
+
+
+def run_main_job(job: JobSettings, resume: bool = False, deadline: Deadline | None = None) -> JobResult:
     """``run.py train``: the BERT, its test report, and with ``with_baselines`` the rest (module docstring)."""
-    t0 = time.perf_counter()
-    out = Path(job.out)
-    splits = Splits.read(job)
-    bert = BertTextClassifier(settings=job.bert, abstain=job.abstain)
-    run = RunFolder(out, training_args(job), job.overwrite, job.keep_checkpoint, resume)
-    bert.fit_records(splits.train, splits.dev, splits.task, job.data.text_pair_col, run=run)
-    metrics = dict(bert.summary)
-    result = JobResult(out, bert.task, list(bert.labels), metrics, bert.dev_metrics, is_main=env_info().is_main)
-    if not result.is_main:
-        return result
-    test = splits.test
-    bert_test = score(bert, test, "BERT") if test is not None else None
-    metrics["skipped_rows"]["test"] = test.skipped if test is not None else 0
-    if test is not None and bert_test is not None:
-        result.test = evaluate(bert, test, out / "test_eval", outputs=Outputs(bert_test.probs, bert_test.ood_or_nan()))
-        result.test_source = test.source
-        metrics["test"] = headline(result.test.metrics)
-        warn_collapsed(result.test.metrics, "test")
-    metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
-    write_json(out / "metrics.json", metrics)
-    log.info("saved the best model to %s", out)
-    if with_baselines:
-        compare_with_baselines(job, splits, bert, bert_test, result)
+    from ..training.pipeline import RunFolder
+
+    deadline = deadline or Deadline(job.budget.time_budget)
+    job.check()
+    out = Path(job.run.out)
+    splits = Splits.read(job.run)
+    pairs = bool(job.run.data.text_pair_col)
+    names = job_kinds(job, splits.task, pairs)
+    models = build_models(job, names, splits.task)
+    labels = splits.task.vocabulary(splits.train)
+    from ..training.checkpoint import find_checkpoint
+
+    # resuming: OUT is this run's already; the BERT continues from its checkpoint, or was finished (loaded)
+    run = RunFolder(out, job.to_args(), job.run.overwrite, job.run.keep_checkpoint,
+                    resume=resume and find_checkpoint(out) is not None, prepared=resume)
+    steps = Steps(job.strict)
+    bert_kind = job_bert_kind()
+    if not env_info().is_main:  # the other torchrun processes only train the BERT with rank 0
+        models[bert_kind].fit_records(splits.train, splits.dev, splits.task, job.run.data.text_pair_col, run=run)
+        return JobResult(out, splits.task, labels, {}, {}, is_main=False)
+    run.prepare(labels)
+    unlabeled = read_job_unlabeled(job) if job.unlabeled else []
+    result = JobResult(out, splits.task, labels, {}, {}, split="test" if splits.test is not None else "dev")
+    record = PlanRecord(job.budget.time_budget)
+    bert_done = resume and not run.resume and bert_finished(out)
+    fitted = fit_all(job, splits, models, run, unlabeled, deadline, record, steps, bert_done, result)
+    result.fitted = fitted
+    if job.with_baselines:
+        steps.run("ensemble, recommendation and comparison", finish_job, job, splits, fitted, result, steps,
+                  deadline, unlabeled)
+    result.skipped = steps.skipped
+    if job.with_baselines:
+        result.plan = record.to_json(deadline.elapsed())
+        write_json(out / JOB_FILE, {"finished": True, "plan": result.plan, "skipped": steps.skipped,
+                                    "kinds": names})
+        if result.metrics:
+            write_json(out / "metrics.json", {**result.metrics, "plan": result.plan})
     return result
 
 
-def score(model: TextClassifier, data: Any, name: str | None = None) -> ModelScores:
-    """``model`` predicts the records ``data`` once, timed."""
-    start = time.perf_counter()
-    scored = model.score(data.texts)
-    seconds = time.perf_counter() - start
-    log.info("%s: predicted %d texts in %.2fs", name or model.kind, len(data), seconds)
-    return ModelScores(name or model.kind, model, scored.probs, seconds, scored.ood)
+def bert_finished(out: Path) -> bool:
+    """The BERT of the run in ``out`` finished (its metrics.json) while the job around it did not."""
+    return (out / "metrics.json").is_file() and (out / "config.json").is_file()
 
 
-def dev_probabilities(model: TextClassifier, dev: Any) -> np.ndarray:
-    """The model's probabilities on the dev rows: those its fitting computed, else predicted now."""
-    if model.dev_probs is not None and len(model.dev_probs) == len(dev):
-        return model.dev_probs
-    return model.predict_proba(dev.texts)
+def read_job_unlabeled(job: JobSettings) -> list[str]:
+    from ..inference.files import read_chunks
+    from .distill import read_unlabeled
+
+    return read_unlabeled(list(job.unlabeled), lambda path: read_chunks(path, job.run.data))
 
 
-def fit_baselines(splits: Splits, names: list[str] | None, seed: int, text_pair_col: str | None,
-                  out: Path, metric: str | None = None, abstain: AbstainSettings | None = None,
-                  unlabeled: list[str] | None = None) -> list[Predictions]:
-    """Fit the baselines on the run's records, score dev and test (recorded in each ``baseline.json``),
-    save each to ``out/NAME``. ``names``: all that fit the task by default."""
-    from tqdm.auto import tqdm
-
-    names = list(names or (LABEL_SET_BASELINES if splits.task.multi else (*BASELINE_NAMES, *SMALL_KINDS)))
-    # an unknown name fails before anything is fitted
-    models = [TextClassifier(kind=name, seed=seed, metric=metric, abstain=abstain) for name in names]
-    target = splits.test if splits.test is not None else splits.dev
-    done = []
-    for i, model in enumerate(tqdm(models, desc="baselines", unit="model", leave=False)):
-        if unlabeled and not splits.task.multi and model.kind != "majority" and not text_pair_col:
-            make = functools.partial(TextClassifier, kind=model.kind, seed=seed, metric=metric, abstain=abstain)
-            models[i] = model = self_train(make, splits.train, splits.dev, splits.task, unlabeled,
-                                           metric or splits.task.default_metric)[0]
+def fit_all(job: JobSettings, splits: Splits, models: dict[str, TextClassifier], run: Any, unlabeled: list[str],
+            deadline: Deadline, record: PlanRecord, steps: Steps, bert_done: bool, result: JobResult) -> list[Fitted]:
+    """Fit the job's kinds, cheapest first, as the budget allows (module docstring, step 3)."""
+    main_kind = job_bert_kind()
+    rows, chars = len(splits.train), splits.mean_chars
+    trials = job.tune.tune
+    tuned = {name for name, m in models.items() if trials and name != main_kind and tunable(m)}
+    todo = {name: KindCost(name, type(m).cost, type(m).fit_seconds_prior(rows, chars) *
+                           (1 + trials * (FOLDS - 1) if name in tuned else 1), type(m).time_limited)
+            for name, m in models.items()}
+    done: list[tuple[float, float]] = []
+    fitted: list[Fitted] = []
+    while todo:
+        reserve = reserve_seconds(len(models)) if deadline.limited and job.with_baselines else 0.0
+        plan = make_plan(list(todo.values()), deadline.left(), reserve, speed_scale(done))
+        for skip in plan.skipped:
+            log.warning("%s: skipped by the time budget (%s)", skip.kind, skip.reason)
+            record.skip(skip.kind, skip.reason)
+            del todo[skip.kind]
+        if plan.step is None:
+            break
+        step = plan.step
+        cost = todo.pop(step.kind)
+        model = models[step.kind]
+        if step.time_limit is not None:
+            model.set_params(time_limit=step.time_limit / 60.0)
+            log.info("%s: %.0f s of the budget left for it (its estimate %.0f s)", step.kind, step.time_limit,
+                     step.estimate)
+        start = time.perf_counter()
+        if step.kind == main_kind:
+            got = steps.run(f"fitting {step.kind}", fit_bert, job, splits, model, run, bert_done, result, steps,
+                            required=not job.with_baselines)  # a BERT-only run: the BERT is the job
         else:
-            model.fit_records(splits.train, splits.dev, splits.task, text_pair_col)
-        dev_probs = dev_probabilities(model, splits.dev)
-        scores = score(model, target)
-        if splits.test is not None:
-            y = model.task.encode(splits.test, model.labels)
-            model.record("test", model.task.metrics(y, scores.probs, model.labels))
-        model.save(out / model.kind)
-        scores.name = model.kind
-        done.append(Predictions(model, dev_probs, scores))
-    return done
+            found = None
+            if step.kind in tuned:
+                share = None if not deadline.limited else \
+                    max(1.0, (step.time_limit or step.estimate) * trials * (FOLDS - 1) / (1 + trials * (FOLDS - 1)))
+                found = steps.run(f"tuning {step.kind}", tune, model, splits.train, splits.task, job.metric,
+                                  trials, share, job.run.bert.train.seed)
+                if found is not None and found.params:
+                    model.set_params(**found.params)
+            folder = Path(job.run.out) / BASELINES_DIR / step.kind
+            got = steps.run(f"fitting {step.kind}", fit_kind, splits, model, folder, unlabeled, job.metric,
+                            job.run.data.text_pair_col, found.report() if found is not None else None)
+        seconds = time.perf_counter() - start
+        done.append((cost.prior_seconds, seconds))
+        if got is not None:
+            fitted.append(got)
+            record.ran(step, seconds, stopped_early(got.model))
+            scored = got.model.dev_scores(splits.dev) if not splits.task.multi else {}
+            progress.info("%-10s fitted in %5.1f s%s (%d of %d)", step.kind, seconds,
+                          f", dev {METRIC_NAMES.get(job.metric, job.metric)} {scored[job.metric]:.4f}"
+                          if job.metric in scored else "", len(fitted), len(models))
+            for part in got.model.degraded:  # a step inside the fit that failed; the model went on without it
+                steps.failed_inside(f"{step.kind}: {part['step']}", f"{part['reason']}; {part['instead']}")
+        else:
+            record.skip(step.kind, "failed: " + steps.skipped[-1]["reason"])
+    return [f for f in fitted if f.main] + sorted((f for f in fitted if not f.main), key=lambda f: f.model.kind)
 
 
-def compare_with_baselines(job: TrainJob, splits: Splits, bert: BertTextClassifier, bert_test: ModelScores | None,
-                           result: JobResult) -> None:
-    """Baselines, ensemble, recommendation and comparison (step 4 of the module docstring)."""
-    out, seed = Path(job.out), job.bert.train.seed
-    target, split = (splits.test, "test") if splits.test is not None else (splits.dev, "dev")
-    unlabeled = read_unlabeled(list(job.unlabeled), lambda path: read_chunks(path, job.data)) if job.unlabeled else []
-    baselines = fit_baselines(splits, None, seed, job.data.text_pair_col, out / BASELINES_DIR, job.metric,
-                              job.abstain, unlabeled)
-    result.baselines = [b.model for b in baselines]
-    bert_scored = Predictions(bert, dev_probabilities(bert, splits.dev),
-                              bert_test if bert_test is not None else score(bert, target, "BERT"))
-    scored = [bert_scored, *sorted(baselines, key=lambda s: s.model.kind)]
-    ensemble = None
+def stopped_early(model: TextClassifier) -> str | None:
+    """Why fitting stopped before its planned end, when a model records it."""
+    summary = getattr(model, "summary", None)
+    if isinstance(summary, dict) and summary.get("stopped_by_time"):
+        return "time"
+    meta = getattr(model, "meta", None)
+    return meta.get("stopped") if isinstance(meta, dict) else None
+
+
+def tunable(model: TextClassifier) -> bool:
+    """The kind declares a search space."""
+    return bool(type(model).search_space(Probe()))
+
+
+def fit_kind(splits: Splits, model: TextClassifier, folder: Path, unlabeled: list[str], metric: str,
+             text_pair_col: str | None = None, tuned: dict | None = None) -> Fitted:
+    """Fit one kind on the run's records (self-trained on ``unlabeled`` where it can), score dev and the
+    target rows (recorded in its description, with the tuning that chose its settings), save it to ``folder``."""
+    from .self_training import self_train
+
+    if unlabeled and not splits.task.multi and not model.floor and not text_pair_col:
+        model = self_train(model.clone, splits.train, splits.dev, splits.task, unlabeled, metric)[0]
+    else:
+        model.fit_records(splits.train, splits.dev, splits.task, text_pair_col)
+    fitted = score_fitted(model, splits)
+    if splits.test is not None and hasattr(model, "record"):
+        y = model.task.encode(splits.test, model.labels)
+        model.record("test", model.task.metrics(y, fitted.target.probs, model.labels))
+    if tuned is not None and isinstance(getattr(model, "meta", None), dict):
+        model.meta["tuned"] = tuned  # type: ignore[attr-defined]
+    model.save(folder)
+    return fitted
+
+
+def score_fitted(model: TextClassifier, splits: Splits, name: str | None = None) -> Fitted:
+    """The model's dev probabilities (those its fitting computed, else predicted now) and its target scores."""
+    dev = splits.dev
+    dev_probs = model.dev_probs if model.dev_probs is not None and len(model.dev_probs) == len(dev) else \
+        model.predict_proba(dev.texts)
+    (target,) = score_timed([model], splits.target.texts, [name or model.kind])
+    return Fitted(model, dev_probs, target)
+
+
+def fit_bert(job: JobSettings, splits: Splits, model: TextClassifier, run: Any, done: bool, result: JobResult,
+             steps: Steps) -> Fitted:
+    """The run's BERT: trained into OUT (or, resuming a job whose BERT had finished, loaded from it), its test
+    report (``OUT/test_eval``) and ``metrics.json``."""
+    from ..evaluation.report import evaluate
+    from ..models.base import load_folder
+    from ..models.options import InferenceOptions
+    from ..training.pipeline import warn_collapsed
+
+    out = Path(job.run.out)
+    t0 = time.perf_counter()
+    if done:
+        log.info("%s: the BERT of this run finished before; loading it", out)
+        model = load_folder(out, InferenceOptions())
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        model.dev_probs = None
+        best_dev: dict = {}
+    else:
+        model.fit_records(splits.train, splits.dev, splits.task, job.run.data.text_pair_col, run=run)
+        metrics = dict(model.summary)  # type: ignore[attr-defined]
+        best_dev = model.dev_metrics  # type: ignore[attr-defined]
+    result.metrics, result.best_dev = metrics, best_dev
+    fitted = score_fitted(model, splits, out.name)
+    fitted.main = True
+    test = splits.test
+    metrics.setdefault("skipped_rows", {})["test"] = test.skipped if test is not None else 0
+    if test is not None:
+        evaluation = steps.run("the BERT's test report", evaluate, model, test, out / "test_eval",
+                               outputs=fitted.target.outputs)
+        if evaluation is not None:
+            result.test, result.test_source = evaluation, test.source
+            metrics["test"] = headline(evaluation.metrics)
+            warn_collapsed(evaluation.metrics, "test")
+    metrics["total_seconds"] = round(metrics.get("fit_seconds", 0.0) + time.perf_counter() - t0, 2)
+    write_json(out / "metrics.json", metrics)
+    log.info("saved the best model to %s", out)
+    return fitted
+
+
+FAST_TEXTS_PER_S = 2000.0
+"""When the recommended model predicts fewer texts a second than this (measured in the job), a student is
+distilled from it (:func:`distill_student`) and joins the candidates: the fast model to deploy beside it."""
+STUDENT_DIR = "student"
+
+
+def finish_job(job: JobSettings, splits: Splits, fitted: list[Fitted], result: JobResult, steps: Steps,
+               deadline: Deadline | None = None, unlabeled: list[str] | None = None) -> None:
+    """The ensemble, the recommendation, the fast model and the comparison (module docstring, steps 4-6)."""
+    from ..evaluation.compare import CompareOptions, compare
+    from ..evaluation.recommend import fastest_within, pointer, select, write_pointer
+
+    out = Path(job.run.out)
+    if not fitted:
+        raise UserError("no model could be fitted; see the warnings above")
+    scored = list(fitted)
     if not splits.task.multi:
-        settings = EnsembleSettings(seed=seed, metric=job.metric)
-        if job.prune is not None:  # None: the ensemble's default
-            settings = replace(settings, prune=job.prune)
-        ensemble = fit_ensemble(bert_scored, baselines, splits, settings, out / ENSEMBLE_DIR, job.abstain)
-        scored.append(ensemble)
-    for s, name in zip(scored, display_names([s.model for s in scored]), strict=True):
-        s.target.name = name
-    result.predictions = scored
+        ensemble = steps.run("the ensemble", fit_job_ensemble, job, splits, fitted)
+        if ensemble is not None:
+            scored.append(ensemble)
+    split = "test" if splits.test is not None else "dev"
+    seed = job.run.bert.train.seed
+    chosen = found = None
+    if not splits.task.multi:  # single-label tasks: the label-set models are compared, not recommended
+        name_models(scored)
+        found = candidates(scored, splits.dev)
+        if found:
+            y_dev = splits.task.encode(splits.dev, found[0].labels)
+            chosen = select(found, job.metric, y_dev, seed=seed)
+            teacher = next(s for s in scored if s.target.name == chosen.best.name)
+            if texts_per_s(teacher, splits) < FAST_TEXTS_PER_S:
+                student = steps.run("the fast student", distill_student, job, splits, teacher, deadline,
+                                    unlabeled or [])
+                if student is not None:
+                    scored.append(student)
+                    name_models(scored)
+                    found = candidates(scored, splits.dev)
+                    chosen = select(found, job.metric, y_dev, seed=seed)
+    name_models(scored)
+    result.fitted, result.candidates = scored, found or []
     recommended = None
-    if ensemble is not None:
-        found = result.candidates = candidates([bert_scored, *baselines, ensemble], splits.dev)
-        chosen = select(found, job.metric, splits.task.encode(splits.dev, bert.labels), seed=seed)
+    if chosen is not None and found:
         result.recommendation = pointer(chosen, found, job.metric, out)
         recommended = {"path": str(chosen.best.path), "why": result.recommendation["why"], "split": split}
-    result.comparison = compare([s.target for s in scored], target, out / COMPARISON_DIR,
-                                CompareOptions(seed=seed), recommended)
-    if result.recommendation is not None:
-        rec = result.comparison.summary["recommendation"]
-        result.recommendation["comparison"] = {"split": split, "data": str(target.source), **rec["metrics"],
-                                               "versus": rec["versus"]}
-        speeds = {m["name"]: float(m["texts_per_s"]) for m in result.comparison.summary["models"]}
-        fast = fastest_within(result.candidates, chosen.best, job.metric, speeds, out)
-        if fast is not None:
-            result.recommendation["fastest"] = fast
-        write_pointer(out, result.recommendation)
+    comparison = steps.run("the comparison report", compare, [s.target for s in scored], splits.target,
+                           out / COMPARISON_DIR, CompareOptions(seed=seed), recommended)
+    result.comparison = comparison
+    if result.recommendation is None or chosen is None:
+        return
+    speeds = {s.target.name: texts_per_s(s, splits) for s in scored}
+    if comparison is not None:
+        rec = comparison.summary["recommendation"]
+        result.recommendation["comparison"] = {"split": split, "data": str(splits.target.source),
+                                               **rec["metrics"], "versus": rec["versus"]}
+        speeds = {m["name"]: float(m["texts_per_s"]) for m in comparison.summary["models"]}
+    fast = fastest_within(result.candidates, chosen.best, job.metric, speeds, out)
+    if fast is not None:
+        result.recommendation["fast"] = fast
+    write_pointer(out, result.recommendation)
 
 
-def fit_ensemble(bert: Predictions, baselines: list[Predictions], splits: Splits, settings: EnsembleSettings,
-                 folder: Path, abstain: AbstainSettings | None = None) -> Predictions:
-    """``OUT/ensemble``: the BERT and every baseline but the majority floor (best on dev first), fitted on
-    their dev predictions; its target predictions combine theirs."""
-    metric = settings.metric or "macro_f1"
-    ranked = sorted((b for b in baselines if b.model.kind != "majority"),
-                    key=lambda b: -float(b.model.meta.get("dev", {}).get(metric, 0.0)))  # type: ignore[attr-defined]
-    members = [bert, *ranked]
-    labels = list(bert.model.labels)
+def name_models(scored: list[Fitted]) -> None:
+    """Each model's name in the comparison and the recommendation (:func:`model_names`)."""
+    for s, name in zip(scored, model_names([s.model for s in scored]), strict=True):
+        s.target.name = name
+
+
+def texts_per_s(fitted: Fitted, splits: Splits) -> float:
+    return len(splits.target) / max(fitted.target.seconds, 1e-9)
+
+
+def distill_student(job: JobSettings, splits: Splits, teacher: Fitted, deadline: Deadline | None,
+                    unlabeled: list[str]) -> Fitted:
+    """A fast student of the recommended model (``distill``'s default kind), learning its probabilities on the
+    training texts (and the unlabeled ones), saved to ``OUT/baselines/student``: under a budget it gets what is
+    left (a UserError when that is too little, which skips it)."""
+    from ..models.base import kind_class
+    from .distill import DistillSettings, distill
+
+    settings = DistillSettings(seed=job.run.bert.train.seed)
+    kind = kind_class(settings.student_kind())
+    extra: dict[str, Any] = {}
+    if deadline is not None and deadline.limited:
+        left = deadline.left() - reserve_seconds(1)
+        estimate = kind.fit_seconds_prior(len(splits.train) + len(unlabeled), splits.mean_chars)
+        if left < min(estimate, 20.0):
+            raise UserError(f"the budget leaves {max(left, 0):.0f} s, the student needs about {estimate:.0f} s")
+        if kind.time_limited and estimate > left:
+            extra["time_limit"] = left / 60.0
+    done = distill(teacher.model, splits.train, splits.dev, unlabeled, settings, job.run.abstain,
+                   {"metric": job.metric, **extra})
+    student = done.student
+    student.save(Path(job.run.out) / BASELINES_DIR / STUDENT_DIR)
+    progress.info("%-10s a %s learning from %s, fitted in %5.1f s", "student", student.kind, teacher.target.name,
+                  done.seconds)
+    return score_fitted(student, splits, STUDENT_DIR)
+
+
+def fit_job_ensemble(job: JobSettings, splits: Splits, fitted: list[Fitted]) -> Fitted:
+    """``OUT/ensemble``: the run's BERT and every other fitted model but the floor (best on dev first), fitted on
+    their dev predictions; its target scores combine theirs (no second prediction)."""
+    from ..models.ensemble import DevScores, EnsembleClassifier
+    from ..tasks.calibration import log_probs
+
+    metric = job.metric
+    pool = [f for f in fitted if not f.model.floor and not f.model.combines]
+    main = [f for f in pool if f.main]
+    ranked = sorted((f for f in pool if not f.main),
+                    key=lambda f: -float(f.model.dev_scores(splits.dev).get(metric, 0.0)))
+    members = [*main, *ranked]
+    if not members:
+        raise UserError("no fitted model to combine")
+    labels = list(members[0].model.labels)
     y = splits.task.encode(splits.dev, labels)
-    logps = []
-    for m in members:
-        cols = [list(m.model.labels).index(name) for name in labels]
-        logps.append(log_probs(m.dev_probs[:, cols]))
+    logps = [log_probs(m.dev_probs[:, [list(m.model.labels).index(n) for n in labels]]) for m in members]
     dev_ood = [m.model.dev_ood if m.model.dev_ood is not None else np.full(len(y), np.nan) for m in members]
-    dev = DevScores(logps, y, f"dev ({len(y)} rows)", dev_ood)
-    ensemble = EnsembleClassifier.fit_scores([m.model for m in members], dev, settings, abstain)
-    members = [m for m in members if any(m.model is k for k in ensemble.members)]  # those pruning kept
-    ensemble.save(folder)
-    log.info("ensemble of %s written to %s", ", ".join(e["name"] for e in ensemble.meta["members"]), folder)
+    run = job.run
+    ensemble = EnsembleClassifier(members=[m.model for m in members], seed=run.bert.train.seed, metric=metric,
+                                  abstain=run.abstain, **asdict(job.ensemble))
+    ensemble.fit_scores([m.model for m in members], DevScores(logps, y, f"dev ({len(y)} rows)", dev_ood),
+                        [m.target.seconds for m in members])
+    kept = [m for m in members if any(m.model is k for k in ensemble.members)]  # those pruning kept
+    ensemble.save(Path(run.out) / ENSEMBLE_DIR)
+    progress.info("%-10s of %s (%d of the %d offered), written to %s", "ensemble",
+                  ", ".join(e["name"] for e in ensemble.meta["members"]), len(ensemble.members), len(members),
+                  Path(run.out) / ENSEMBLE_DIR)
     start = time.perf_counter()
-    combined = ensemble.combine_outputs([Outputs(m.target.probs, m.target.ood_or_nan()) for m in members])
-    seconds = sum(m.target.seconds for m in members) + time.perf_counter() - start
-    return Predictions(ensemble, ensemble.dev_probs if ensemble.dev_probs is not None else
-                       ensemble.combine_member_probs([m.dev_probs for m in members]),
-                       ModelScores(ENSEMBLE_DIR, ensemble, combined.probs, seconds, combined.ood))  # dev: cross-fitted
+    combined = ensemble.combine_outputs([m.target.outputs for m in kept])
+    seconds = sum(m.target.seconds for m in kept) + time.perf_counter() - start
+    dev_probs = ensemble.dev_probs if ensemble.dev_probs is not None else \
+        ensemble.combine_member_probs([m.dev_probs for m in kept])  # dev: cross-fitted
+    return Fitted(ensemble, dev_probs, ModelScores(ENSEMBLE_DIR, ensemble, combined, seconds))
 
 
-def candidates(scored: list[Predictions], dev: Any) -> list[Candidate]:
-    """The models that may be recommended (the majority floor excluded), each with the dev score of the
-    decisions it will make (cross-fitted where anything was fitted on dev) and its dev log-loss."""
+def candidates(scored: list[Fitted], dev: Any) -> list[Any]:
+    """The models that may be recommended (the floor excluded), each with the dev score of the decisions it
+    will make (cross-fitted where anything was fitted on dev) and its dev log-loss."""
+    from ..evaluation.recommend import Candidate
+    from ..tasks.calibration import log_loss
+
     found = []
     for p in scored:
         model = p.model
-        if model.kind == "majority":
+        if model.floor or model.path is None:
             continue
         y = model.task.encode(dev, model.labels)
-        basis = {"bert": "dev decisions of the best checkpoint", "baseline": "dev decisions",
-                 "ensemble": "dev decisions of ensembles fitted on the other dev folds"}.get(model.family, "dev")
+        basis = model.dev_basis
         if model.decisions is not None and isinstance(model.decisions.get("offsets"), list):
             basis += ", per-class offsets cross-fitted"
-        path = Path(str(model.path))
-        name = path.name if model.family != "baseline" else model.kind
-        found.append(Candidate(name, path, model.family, model.dev_scores(dev), basis, model.dev_pred,
-                               log_loss(p.dev_probs, y)))
+        found.append(Candidate(p.target.name, Path(str(model.path)), model.family, model.dev_scores(dev), basis,
+                               model.dev_pred, log_loss(p.dev_probs, y), cost=model.cost, combines=model.combines,
+                               labels=list(model.labels)))
     return found
