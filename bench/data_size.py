@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
+from task_sets import THUCNEWS  # noqa: E402  (bench/: the script's folder is on sys.path)
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 SIZES = (10_000, 30_000, 99_876)
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
+from task_sets import THUCNEWS  # noqa: E402  (bench/: the script's folder is on sys.path)
 
 from cls_app import TextClassifier, load  # noqa: E402
 from cls_app.evaluation.compare import mcnemar_exact  # noqa: E402
@@ -38,7 +39,6 @@ from cls_app.models.folders import model_size_bytes  # noqa: E402
 from cls_app.tasks import SingleLabel  # noqa: E402
 from cls_app.workflow.distill import DistillSettings, distill  # noqa: E402
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 SELECTION = ROOT / "bench" / "results" / "selection" / "thucnews"
 STUDENTS = ("textcnn", "fasttext")
 

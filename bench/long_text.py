@@ -41,6 +41,7 @@ from cls_app.tasks import compute_metrics  # noqa: E402
 from cls_app.text.long_text import LongTextOptions  # noqa: E402
 from cls_app.training.settings import BertSettings, ModelOptions, TrainJob, TrainSettings  # noqa: E402
 from cls_app.workflow.main_job import run_main_job  # noqa: E402
+from cls_app.workflow.settings import JobSettings  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "thucnews"
 
@@ -127,7 +128,7 @@ def main() -> None:
             job = TrainJob(data=DataOptions(train=str(train_file), text_col="text", label_col="label", fmt="tsv"),
                            bert=bert, out=str(out))
             t0 = time.perf_counter()
-            metrics = run_main_job(job, with_baselines=False).metrics
+            metrics = run_main_job(JobSettings(run=job)).metrics
             trained[name] = (out, {**metrics, "wall_s": time.perf_counter() - t0})
             model_name = name
         else:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from task_sets import THUCNEWS  # noqa: E402  (bench/: the script's folder is on sys.path)
 
 from cls_app.io.records import DataOptions, label_list  # noqa: E402
 from cls_app.runtime.device import autocast  # noqa: E402
@@ -51,8 +52,8 @@ from cls_app.text.batching import pad_batch  # noqa: E402
 from cls_app.training import trainer  # noqa: E402
 from cls_app.training.settings import BertSettings, ModelOptions, TrainJob, TrainSettings  # noqa: E402
 from cls_app.workflow.main_job import run_main_job  # noqa: E402
+from cls_app.workflow.settings import JobSettings  # noqa: E402
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 TEACHERS = ["char_svm", "char_nb", "word_nb"]
 
 
@@ -60,7 +61,8 @@ def soft_targets(data: DataOptions, seed: int) -> torch.Tensor:
     """Out-of-fold probabilities of the baselines' fitted log-linear mix, one row per training text."""
     from sklearn.model_selection import StratifiedKFold
 
-    from cls_app.baselines.pipelines import build_pipeline, scores_as_proba, spec
+    from cls_app import TextClassifier
+    from cls_app.baselines.pipelines import scores_as_proba
     from cls_app.models.ensemble import combine, fit_temperature, fit_weights, log_probs
 
     train, _, _ = SingleLabel().load_splits(data, seed)
@@ -70,7 +72,7 @@ def soft_targets(data: DataOptions, seed: int) -> torch.Tensor:
     oof = {n: np.zeros((len(y), len(labels))) for n in TEACHERS}
     for fit_rows, score_rows in StratifiedKFold(5, shuffle=True, random_state=seed).split(texts, y):
         for n in TEACHERS:
-            est = build_pipeline(spec(n), seed)
+            est = TextClassifier(kind=n, seed=seed).estimator_for(SingleLabel(), pairs=False)
             est.fit(list(texts[fit_rows]), y[fit_rows])
             oof[n][score_rows] = scores_as_proba(est, list(texts[score_rows]), len(labels))
     lps = [log_probs(oof[n]) for n in TEACHERS]
@@ -137,7 +139,7 @@ def main() -> None:
         trainer.Trainer._step = patched_step(variant, alpha, q)
     model = replace(model, bigrams=int(alpha) if variant == "ngram" else 0)
     job = TrainJob(data=data, bert=BertSettings(model=model, train=train, threads=threads), out=out, overwrite=True)
-    result = run_main_job(job, with_baselines=True)  # BERT, baselines, ensemble, recommendation, comparison
+    result = run_main_job(JobSettings(run=job, with_baselines=True))  # BERT, the other kinds, ensemble, comparison
     m = result.metrics
     train_wall = m["total_seconds"]
     pointer = result.recommendation or {}

@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
-from task_sets import headlines  # noqa: E402
+from task_sets import (
+    headlines,  # noqa: E402
+)
 
 from cls_app.evaluation.selective import auroc, risk_coverage, selective_accuracy  # noqa: E402
 from cls_app.io.records import DataOptions  # noqa: E402
@@ -42,8 +44,8 @@ from cls_app.models.base import load_folder  # noqa: E402
 from cls_app.models.options import InferenceOptions  # noqa: E402
 from cls_app.training.settings import BertSettings, TrainJob, TrainSettings  # noqa: E402
 from cls_app.workflow.main_job import run_main_job  # noqa: E402
+from cls_app.workflow.settings import JobSettings  # noqa: E402
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 HELD_OUT = ("game", "entertainment")
 
 
@@ -114,7 +116,7 @@ def open_set(out: Path, threads: int | None, reuse: bool = False) -> dict:
                    out=str(out / "run"), overwrite=True)
     t0 = time.perf_counter()
     if not reuse:
-        run_main_job(job, with_baselines=True)
+        run_main_job(JobSettings(run=job, with_baselines=True))
     train_seconds = time.perf_counter() - t0
     best = json.loads((out / "run" / "best.json").read_text(encoding="utf-8"))
     test = headlines("test")

@@ -23,13 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from task_sets import THUCNEWS  # noqa: E402  (bench/: the script's folder is on sys.path)
 
 from cls_app import TextClassifier  # noqa: E402
 from cls_app.io.records import LabeledData, ReadOptions  # noqa: E402
 from cls_app.tasks import SingleLabel  # noqa: E402
 from cls_app.workflow.labeling import STRATEGIES, SelectSettings, choose  # noqa: E402
-
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 
 
 def main() -> None:

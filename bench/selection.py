@@ -38,7 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from task_sets import headlines  # noqa: E402  (bench/: the script's folder is on sys.path)
+from task_sets import (
+    THUCNEWS,  # noqa: E402  (bench/: the script's folder is on sys.path)
+    headlines,  # noqa: E402  (bench/: the script's folder is on sys.path)
+)
 
 from cls_app.evaluation.recommend import RULES, SEPARATED, Candidate, select  # noqa: E402
 from cls_app.io.default_data import prepare_default_data  # noqa: E402
@@ -46,8 +49,8 @@ from cls_app.io.records import DataOptions  # noqa: E402
 from cls_app.tasks.calibration import calibration, metric_of  # noqa: E402
 from cls_app.training.settings import BertSettings, TrainJob, TrainSettings  # noqa: E402
 from cls_app.workflow.main_job import run_main_job  # noqa: E402
+from cls_app.workflow.settings import JobSettings  # noqa: E402
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 SETS = ("thucnews", "thucnews_10to1", "reviews_1to9", "long_text", "small", "pairs_topic", "news3")
 METRIC = "macro_f1"
 
@@ -165,7 +168,7 @@ def run_set(name: str, out: Path, threads: int | None) -> dict:
     job = TrainJob(data=data, bert=BertSettings(train=TrainSettings(metric=METRIC), threads=threads, cache_dir=None),
                    out=str(folder / "run"), overwrite=True)
     t0 = time.perf_counter()
-    result = run_main_job(job, with_baselines=True)
+    result = run_main_job(JobSettings(run=job, with_baselines=True))
     seconds = time.perf_counter() - t0
     assert result.comparison is not None and result.recommendation is not None
     test_rows = {m["name"]: m for m in result.comparison.summary["models"]}
@@ -177,9 +180,9 @@ def run_set(name: str, out: Path, threads: int | None) -> dict:
     y_dev = SingleLabel().encode(SingleLabel().read(f["dev"], data), labels)
     arrays: dict[str, np.ndarray] = {"y_dev": y_dev, "y_test": y_test}
     models = {}
-    for p in result.predictions:
+    for p in result.fitted:
         model, name_ = p.model, p.target.name
-        if model.kind == "majority":
+        if model.floor:
             continue
         cols = [list(model.labels).index(c) for c in labels]
         probs = p.target.probs[:, cols]

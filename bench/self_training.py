@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from task_sets import THUCNEWS  # noqa: E402  (bench/: the script's folder is on sys.path)
 
 from cls_app import TextClassifier  # noqa: E402
 from cls_app.io.records import ReadOptions  # noqa: E402
 from cls_app.tasks import SingleLabel  # noqa: E402
 from cls_app.workflow.self_training import self_train  # noqa: E402
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 SELECTION = ROOT / "bench" / "results" / "selection" / "thucnews" / "data"
 
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from load_test import cpu_model  # noqa: E402  (bench/: the script's folder is on sys.path)
+from task_sets import THUCNEWS  # noqa: E402  (bench/: the script's folder is on sys.path)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from cls_app.io.records import label_list, load_labeled  # noqa: E402
@@ -53,7 +54,6 @@ from cls_app.training.components import build_model, build_tokenizer  # noqa: E4
 from cls_app.training.settings import ModelOptions, TrainSettings  # noqa: E402
 from cls_app.training.trainer import TrainData, Trainer, epoch_batches  # noqa: E402
 
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 VARIANTS = {
     "dense": ("dense embedding gradients (the trainer before this change)", {"sparse_embeddings": False}),
     "default": ("run.py train: row-sparse gradients for the character and bigram tables", {}),
@@ -130,6 +130,7 @@ def accuracy(folders: list[Path], threads: int, reuse: bool) -> list[dict]:
     from cls_app.io.records import DataOptions
     from cls_app.training.settings import BertSettings, TrainJob
     from cls_app.workflow.main_job import run_main_job
+    from cls_app.workflow.settings import JobSettings
 
     rows = []
     for folder in folders:
@@ -144,7 +145,7 @@ def accuracy(folders: list[Path], threads: int, reuse: bool) -> list[dict]:
                 metrics, how = json.loads((out / "metrics.json").read_text(encoding="utf-8")), "reused"
             else:
                 job = TrainJob(data=data, bert=settings, out=str(out), overwrite=True)
-                metrics, how = run_main_job(job, with_baselines=False).metrics, "trained"
+                metrics, how = run_main_job(JobSettings(run=job)).metrics, "trained"
             test = metrics["test"]
             row[name] = {"test_macro_f1": round(test["macro_f1"], 4), "test_accuracy": test["accuracy"],
                          "train_seconds": metrics["train_seconds"], "best_epoch": metrics["best_epoch"]}

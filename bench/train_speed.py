@@ -38,6 +38,8 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from task_sets import THUCNEWS  # noqa: E402  (the one place of the data folder)
 
 from cls_app.io.records import label_list, load_labeled  # noqa: E402
 from cls_app.modeling.bert import BertClassifier, scratch_config  # noqa: E402
@@ -47,8 +49,6 @@ from cls_app.text.token_cache import get_or_build  # noqa: E402
 from cls_app.text.tokenizer import CharTokenizer  # noqa: E402
 from cls_app.training.settings import TrainSettings  # noqa: E402
 from cls_app.training.trainer import TrainData, Trainer, epoch_batches  # noqa: E402
-
-THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews"
 
 # name -> (what it changes, TrainSettings overrides, model/env overrides)
 LEVERS: dict[str, tuple[str, dict, dict]] = {

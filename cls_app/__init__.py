@@ -15,9 +15,10 @@ from .lazy import lazy_exports
 from .version import __version__
 
 __all__ = ["Classifier", "LabelSetPrediction", "Prediction", "TextClassifier", "UserError", "__version__", "clone",
-           "load", "register"]
+           "load", "predict_dataset", "register"]
 __getattr__ = lazy_exports(__name__, {
     "TextClassifier": "models.base", "Classifier": "models.base", "load": "models.base",
     "clone": "models.base", "register": "models.base",
+    "predict_dataset": "inference.ray_batch",
     "Prediction": "tasks.base", "LabelSetPrediction": "tasks.base", "UserError": "errors",
 })

@@ -276,3 +276,43 @@ def test_evaluate_label_unknown_to_the_model(capsys, model_dir, tmp_path) -> Non
     labels[4] = "中性"
     line = _evaluate(capsys, model_dir, write_csv(tmp_path / "eval.csv", texts, labels))
     assert "eval.csv, row 6" in line and "'中性'" in line and "not known to the model" in line
+
+
+def test_degenerate_texts_after_training_are_answered(capsys, tmp_path) -> None:
+    """Issue 39: the degenerate inputs at predict, evaluate, select and serve time: a model fitted on duplicates
+    (three intents repeated) answers control characters, NUL, emoji, a 20,000-character text and texts it never
+    saw with finite outputs, or one error line; the service answers JSON."""
+    import json
+
+    import numpy as np
+
+    from cls_app import TextClassifier, load
+    from cls_app.service.app import create_app
+    from cls_app.service.settings import ServeSettings
+
+    three = (["我要订机票", "查询天气", "播放音乐"] * 12, ["订票", "天气", "音乐"] * 12)
+    folder = TextClassifier(kind="char_svm").fit(*three, dev=(three[0][:3], three[1][:3])).save(tmp_path / "m")
+    odd = ["\x01\x02\x7f\x1b", "\x00\x00abc", "😀👎", "长" * 20_000, "完全没见过的文字", "ＦＵＬＬ全角", "a,b##c"]
+    scored = load(folder).score(odd)
+    assert np.isfinite(scored.probs).all() and not np.isinf(scored.ood).any()
+    source = tmp_path / "odd.jsonl"
+    source.write_text("".join(json.dumps({"text": t, "label": "订票"}, ensure_ascii=False) + "\n" for t in odd),
+                      encoding="utf-8")
+    rc, _, err = run_main(capsys, "predict", "--model", str(folder), "--input", str(source), "--output",
+                          str(tmp_path / "out.jsonl"))
+    assert rc == 0, err
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert [r["text"] for r in rows] == odd and all(r["pred_label"] in ("订票", "天气", "音乐") for r in rows)
+    rc, _, err = run_main(capsys, "evaluate", "--model", str(folder), "--data", str(source), "--out",
+                          str(tmp_path / "ev"))
+    assert rc == 0, err
+    rc, _, err = run_main(capsys, "select", "--model", str(folder), "--pool", str(source), "--out",
+                          str(tmp_path / "sel.csv"), "--budget", "3")
+    assert rc == 0, err
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(load(folder), ServeSettings(max_wait_ms=0))) as client:
+        r = client.post("/predict", json={"texts": odd[:3] + [odd[4]]})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 4
+        r = client.post("/predict", json={"texts": [odd[3]]})  # over --max-chars: a JSON 422
+        assert r.status_code == 422 and r.json()["error"]["code"] == "text_too_long"

@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cls_app import TextClassifier, UserError, load
 from cls_app.models.base import all_kinds
@@ -31,6 +33,23 @@ def test_the_built_in_kinds_are_all_registered() -> None:
 @pytest.mark.parametrize(("kind", "check"), CASES, ids=[f"{k}-{c}" for k, c in CASES])
 def test_kind(under_test, kind, check) -> None:
     run_check(under_test[kind], check)
+
+
+FITTABLE = [k for k in KINDS if not all_kinds()[k].combines]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(FITTABLE), st.integers(0, 2**32 - 1))
+def test_random_small_sets_fit_or_are_refused(under_test, kind, seed) -> None:
+    """Random small labeled sets (cls_app.testing.random_set: duplicates, texts with two labels, 2-5 labels, 4-60
+    rows, dev missing classes): every kind (a tiny BERT among them) fits, with finite outputs that survive a save
+    and load, or refuses with one UserError line. bench/degenerate.py runs thousands of these."""
+    import random
+
+    from cls_app.testing import fits_or_refuses, random_set
+
+    texts, labels, dev = random_set(random.Random(seed))
+    fits_or_refuses(under_test[kind], texts, labels, dev, f"random set {seed}", twice=False)
 
 
 def test_unknown_kinds_and_settings_are_user_errors() -> None:

@@ -12,7 +12,7 @@ import pytest
 from .conftest import ROOT, TINY_MODEL_ARGS, run_main, toy_texts, write_csv
 
 MODEL_FILES = {"config.json", "vocab.txt", "model.safetensors", "training_args.json", "metrics.json",
-               "train_log.csv", "test_eval", "ood.safetensors", "ood.json"}
+               "train_log.csv", "test_eval", "ood.safetensors", "ood.json", "reference.json"}
 
 
 @pytest.mark.slow

@@ -176,7 +176,7 @@ def test_a_member_that_costs_most_of_the_time_and_adds_nothing_is_dropped():
     copy = np.clip(good + rng.normal(0, 0.01, size=good.shape), 0.01, None)  # says what `good` says
     settings = EnsembleSettings()
     found = costly_member([log_probs(good), log_probs(copy)], y, [0.1, 0.9], settings, "macro_f1")
-    assert found is not None and found["member"] == 1 and found["time_share"] == pytest.approx(0.9)
+    assert found is not None and found["member"] == 1 and found["cost_share"] == pytest.approx(0.9)
     assert costly_member([log_probs(good), log_probs(copy)], y, [0.5, 0.5], settings, "macro_f1") is None  # half
     # a costly member the others cannot do without (here: the only good one) is kept
     noise = _probs(rng, n, k)

@@ -171,6 +171,21 @@ def test_only_commands_print():
     assert not wrong, "print() outside cls_app/commands: " + ", ".join(wrong)
 
 
+MAX_HAND_WRITTEN_FLAGS = 60
+
+
+def test_flags_come_from_the_settings():
+    """Flags are generated from the settings dataclasses (one place for each default and help); at most
+    :data:`MAX_HAND_WRITTEN_FLAGS` ``add_argument`` calls are written by hand in cls_app/commands."""
+    calls = 0
+    for module, path in MODULES.items():
+        if module.startswith("cls_app.commands"):
+            calls += sum(1 for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                         and node.func.attr == "add_argument")
+    assert 0 < calls <= MAX_HAND_WRITTEN_FLAGS, calls
+
+
 def test_the_checks_can_fail(tmp_path):
     """The resolver sees relative imports, function-level imports and private names."""
     src = "def f():\n    from ..training.trainer import _wrap\n"

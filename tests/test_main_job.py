@@ -61,7 +61,7 @@ def test_the_ensemble_is_built_and_the_recommendation_is_the_best_on_dev(job) ->
     out = job["out"]
     ens = json.loads((out / "ensemble" / "ensemble.json").read_text(encoding="utf-8"))
     # offered: BERT, every baseline but the floor, fasttext and textcnn; kept: those the dev fit weighs, and not
-    # one that costs most of the prediction time for nothing
+    # one that declares most of the members' cost for nothing
     offered = ens["offered"]
     assert len(offered) == 9 and offered[0] == "run"
     dropped = len(ens.get("pruned", {}).get("dropped", [])) + ("dropped" in ens["cost"])

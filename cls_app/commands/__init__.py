@@ -22,7 +22,8 @@ __all__ = ["COMMANDS", "build_parser", "main", "one_line", "setup_logging"]
 
 # the command modules, in the order `run.py --help` lists them
 COMMANDS = ("train", "evaluate", "predict", "prepare_data", "pretrain", "prepare_corpus", "baseline", "compare",
-            "ensemble", "serve", "export", "explain", "audit", "abstain", "distill", "select", "import_labels")
+            "ensemble", "serve", "export", "explain", "audit", "abstain", "distill", "select", "import_labels",
+            "drift")
 
 
 def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.quiet, args.verbose)
     try:
         with handle_signals():  # Ctrl-C / SIGTERM: Interrupted, so every cleanup runs on the way out
-            args.command_run(args)
+            status = args.command_run(args)  # None: 0; a command may answer 1 (drift found, a step failed)
     except UserError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -105,4 +106,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     model.task.encode(dev, model.labels, "are not known to the model; remove those rows")
     with output_lock(str(model.path)):
         model.fit_abstention(train, dev, settings)
-        model.save_abstainer(model.path)  # type: ignore[arg-type]
+        model.save_extras(model.path)  # type: ignore[arg-type]
     rule = model.abstainer.rule  # type: ignore[union-attr]
     method = model.abstainer.scorer.describe()["method"] or "none"  # type: ignore[union-attr]
     print(f"{model.path}: ood score {method}; on {args.dev}: answers {rule.dev['coverage']:.1%} of rows "

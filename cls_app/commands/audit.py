@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> None:
           f"out-of-fold accuracy {result.oof_accuracy():.4f}")
     for reason in REASONS:
         print(f"  {reason:<20}{counts[reason]:>7}")
+    for note in result.script_notes():
+        print(f"  note: {note}")
     top = result.issues.head(10)
     if len(top):
         print("\nmost suspicious rows:")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..tasks.abstain import AbstainSettings
 from ..training.settings import OptimizerSettings
-from .flags import add_abstain, add_settings, add_split, output_lock, settings_from
+from ..workflow.settings import JobSettings
+from .flags import add_abstain, add_kind_settings, add_settings, add_split, add_unlabeled, output_lock, settings_from
 from .train import use_default_data_if_needed
 
 NAME = "baseline"
@@ -23,7 +24,6 @@ def baseline_kinds() -> list[str]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    names = baseline_kinds()
     p = sub.add_parser(NAME, help="train classical TF-IDF baselines on the same split as BERT",
                        description="Train TF-IDF (character n-grams, or jieba words) + LogisticRegression"
                        " / LinearSVC / MultinomialNB, and a majority-class floor, each into its own "
@@ -31,14 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "uses (same files; without --dev the same held-out part for the same --seed).")
     add_split(p, "labeled training file (default: the embedded default data)")
     p.add_argument("--out", default=DEFAULT_OUT, help="parent folder (default: %(default)s)")
-    p.add_argument("--models", nargs="+", choices=names, metavar="NAME",
-                   help=f"which baselines (default: all of {', '.join(names)} that fit the task)")
-    p.add_argument("--set", dest="kind_settings", action="append", default=[], metavar="KIND.NAME=VALUE",
-                   help="a setting of one of them (repeatable), e.g. --set char_svm.C=0.5")
+    p.add_argument("--models", nargs="+", metavar="NAME",
+                   help="which baselines: char_lr, char_svm, char_nb, word_lr, word_svm, word_nb, majority, or another "
+                   "kind stored in baseline folders (default: all that fit the task)")
+    add_kind_settings(p, "a setting of one of them (repeatable), e.g. --set char_svm.C=0.5")
     add_settings(p, OptimizerSettings, only=("seed",))
+    add_settings(p, JobSettings, only=("script",))
     add_abstain(p)
-    p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
-                   help="unlabeled texts each baseline self-trains on while its dev score improves (docs/labeling.md)")
+    add_unlabeled(p, "unlabeled texts each baseline self-trains on while its dev score improves (docs/labeling.md)")
     return p
 
 
@@ -49,13 +49,17 @@ def run(args: argparse.Namespace) -> None:
     from ..tasks import task_named
     from ..training.settings import BertSettings, TrainJob, TrainSettings
     from ..workflow.main_job import Splits, fit_kind, read_job_unlabeled
-    from ..workflow.settings import JobSettings, parse_assignments
+    from ..workflow.settings import parse_assignments
 
     use_default_data_if_needed(args)
     run_ = TrainJob(data=settings_from(args, DataOptions), bert=BertSettings(train=TrainSettings(seed=args.seed)))
     job = JobSettings(run=run_, unlabeled=tuple(args.unlabeled))
     task = task_named(args.task, args.label_sep, args.path_sep)
-    names = args.models or [n for n in baseline_kinds() if task.name in kind_class(n).tasks]
+    known = baseline_kinds()
+    unknown = [n for n in args.models or [] if n not in known]
+    if unknown:
+        raise UserError(f"--models {' '.join(unknown)}: not a baseline kind; choose from {', '.join(known)}")
+    names = args.models or [n for n in known if task.name in kind_class(n).tasks]
     for name in names:
         kind_class(name).check_task(task, args.text_pair_col)
     given = parse_assignments(args.kind_settings)
@@ -63,8 +67,8 @@ def run(args: argparse.Namespace) -> None:
     if unknown:
         raise UserError(f"--set names {', '.join(unknown)}, which is not among --models ({', '.join(names)})")
     abstain = settings_from(args, AbstainSettings).check()
-    models = [TextClassifier(kind=n, seed=args.seed, metric=job.metric, abstain=abstain, **given.get(n, {}))
-              for n in names]
+    models = [TextClassifier(kind=n, seed=args.seed, metric=job.metric, abstain=abstain, script=args.script,
+                             **given.get(n, {})) for n in names]
     with output_lock(args.out):
         splits = Splits.read(run_)
         unlabeled = read_job_unlabeled(job) if job.unlabeled else []

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labeled file all models are scored on")
     p.add_argument("--out", help="report folder (default: saved_models/comparison_<data name>)")
     add_settings(p, CompareOptions, only=("reference",))
-    add_inference(p, only=("batch_size", "precision"), batch_size=EVAL_BATCH_SIZE)
+    add_inference(p, only=("batch_size", "precision", "script"), batch_size=EVAL_BATCH_SIZE)
     add_abstain(p)
     add_settings(p, CompareOptions, only=("bootstrap", "seed"))
     add_reading(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..workflow.distill import DistillSettings
-from .flags import add_abstain, add_reading, add_settings, output_lock, read_options, settings_from
+from .flags import add_abstain, add_reading, add_settings, add_unlabeled, output_lock, read_options, settings_from
 
 NAME = "distill"
 
@@ -21,8 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="the teacher model folder")
     p.add_argument("--train", required=True, help="labeled training file (its texts are what the teacher answers)")
     p.add_argument("--dev", help="labeled dev file (default: 10%% of --train held out)")
-    p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
-                   help="files of unlabeled texts (any format predict reads) the teacher also answers")
+    add_unlabeled(p, "files of unlabeled texts (any format predict reads) the teacher also answers")
     p.add_argument("--out", required=True, help="the student's model folder to write")
     add_settings(p, DistillSettings)
     add_reading(p)

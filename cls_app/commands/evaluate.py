@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_model(p)
     p.add_argument("--data", required=True, help="labeled file to score")
     p.add_argument("--out", help="report folder (default: MODEL/eval_<data name>)")
-    add_inference(p, only=("batch_size", "precision"), batch_size=EVAL_BATCH_SIZE)
+    add_inference(p, only=("batch_size", "precision", "script"), batch_size=EVAL_BATCH_SIZE)
     add_settings(p, ReportOptions, only=("explain_top",))
     add_reading(p, task="model")
     fields = LongTextOptions.__dataclass_fields__

@@ -14,7 +14,7 @@ FORMATS = ("json", "csv", "html")
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..inference.explain import ExplainOptions
     from ..io.records import ReadOptions
-    from .flags import add_abstain, add_inference, add_model, add_settings
+    from .flags import add_abstain, add_inference, add_model, add_settings, add_text_io
 
     p = sub.add_parser(
         NAME, help="score each character's push toward the predicted class",
@@ -24,15 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "CSV (one row per token) or HTML.",
     )
     add_model(p)
-    p.add_argument("--text", action="append", help="a text to explain (repeatable)")
-    p.add_argument("--input", help="file of texts (CSV/TSV/JSONL/txt, as predict reads it)")
+    add_text_io(p, "file of texts (CSV/TSV/JSONL/Parquet/txt, as predict reads it)",
+                "write the explanations here (.json, .csv or .html)")
     add_settings(p, ReadOptions, only=("text_col", "encoding"))
-    p.add_argument("--output", help="write the explanations here (.json, .csv or .html)")
     p.add_argument("--format", "--output-format", dest="out_format", choices=FORMATS,
                    help="format of --output (default: from its extension)")
     p.add_argument("--target", help="explain this class instead of the predicted one")
     add_settings(p, ExplainOptions)
-    add_inference(p, only=("threads",))
+    add_inference(p, only=("threads", "script"))
     add_abstain(p)
     return p
 

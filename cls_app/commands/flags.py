@@ -130,6 +130,27 @@ def add_reading(p: argparse.ArgumentParser, labels: bool = True, task: str = "no
     add_settings(g, ReadOptions, only=TASK_FIELDS[1:], defaults=dict.fromkeys(TASK_FIELDS[1:]), helps=as_trained)
 
 
+def add_unlabeled(p: Target, help_text: str) -> None:
+    """``--unlabeled FILE...``: unlabeled texts (train, baseline, distill)."""
+    p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE", help=help_text)
+
+
+def add_kind_settings(p: Target, help_text: str) -> None:
+    """``--set KIND.NAME=VALUE`` (repeatable): a setting of one kind (train, baseline)."""
+    p.add_argument("--set", dest="kind_settings", action="append", default=[], metavar="KIND.NAME=VALUE",
+                   help=help_text)
+
+
+def add_text_io(p: Target, input_help: str, output_help: str, texts: Target | None = None) -> None:
+    """``--input FILE``, ``--text TEXT`` (repeatable; in ``texts``, a mutually exclusive group, when given) and
+    ``--output FILE`` (predict, explain)."""
+    src = texts if texts is not None else p
+    src.add_argument("--input", help=input_help)
+    src.add_argument("--text", action="append", help="a text (repeatable); predict without --input or --text reads "
+                     "standard input, one text per line")
+    p.add_argument("--output", help=output_help)
+
+
 def add_split(p: argparse.ArgumentParser, train_help: str | None = None) -> None:
     """--train/--dev/--test/--dev-fraction, the reading flags and --task: the split train and baseline share."""
     add_settings(p, DataOptions, only=("train", "dev", "test", "dev_fraction"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .flags import output_lock
+from ..io.records import ReadOptions
+from .flags import add_settings, output_lock
 
 NAME = "import-labels"
 
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, choices=("label-studio", "doccano"),
                    help="which tool wrote it")
     p.add_argument("--out", required=True, help="labeled CSV to write (text,label)")
-    p.add_argument("--label-sep", default=",", help="joins several labels of one text (default: %(default)s)")
+    add_settings(p, ReadOptions, only=("label_sep",), helps={"label_sep": "joins several labels of one text "
+                                                              "(default: %(default)s)"})
     return p
 
 

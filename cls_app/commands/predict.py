@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +18,33 @@ log = logging.getLogger("cls_app")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..inference.prediction_log import LogSettings
+    from ..inference.ray_batch import RaySettings
+    from .flags import add_settings, add_text_io
+
     p = sub.add_parser(
         NAME, help="classify texts with a saved model (files of any size, --text, or stdin)",
-        description="Classify a file (CSV, TSV, JSONL, THUCNews txt or one text per line) chunk by chunk, "
+        description="Classify a file (CSV, TSV, JSONL, Parquet, THUCNews txt or one text per line) chunk by chunk, "
         "keeping every row and column and adding pred_label and pred_prob; or classify --text values or "
-        "lines read from standard input and print label and probability.",
+        "lines read from standard input and print label and probability. With --engine ray, a file or a folder "
+        "of files is scored on Ray Data by a pool of model replicas (resumable; docs/ray.md).",
     )
     add_model(p, required=False)  # not needed with --merge
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", help="file to classify (CSV, TSV, JSONL, .txt)")
-    src.add_argument("--text", action="append", help="a text to classify (repeatable); without --input "
-                     "or --text, texts are read from standard input, one per line")
+    add_text_io(p, "file to classify (CSV, TSV, JSONL, Parquet, .txt); with --engine ray also a folder of them",
+                "output file; .csv, .tsv or .jsonl picks the format (required with --input)", texts=src)
     src.add_argument("--merge", nargs="+", metavar="PART",
                      help="join the outputs of --shard 1/N ... N/N (in that order) into --output; needs no model")
     p.add_argument("--text-pair", action="append", metavar="TEXT_B",
                    help="sentence-pair models: the second text of each --text (repeat as often as --text)")
-    p.add_argument("--output", help="output file; .csv, .tsv or .jsonl picks the format (required with --input)")
     p.add_argument("--shard", metavar="K/N", help="score only the K-th of N equal runs of rows (whole "
                    "--chunk-size windows) of --input, e.g. for a job array; join the N outputs with --merge")
     add_reading(p, labels=False)
     p.add_argument("--top-k", type=int, default=1, help="also output the K most likely labels (default 1)")
-    add_inference(p, only=("batch_size", "window", "threads", "quantize", "backend", "precision"))
+    add_inference(p, only=("batch_size", "window", "threads", "quantize", "backend", "precision", "script"))
     add_abstain(p)
+    add_settings(p, RaySettings)
+    add_settings(p, LogSettings)
     return p
 
 
@@ -72,13 +78,36 @@ def _run_locked(args: argparse.Namespace) -> None:
         raise UserError(f"--text-pair given {len(args.text_pair)} time(s) but --text {len(args.text or [])}: "
                         "give one --text-pair per --text")
     info = env_info()
+    if args.engine == "ray":
+        _run_ray(args, folder, info.enabled)
+        return
     if info.enabled:
         _run_distributed(args, info)
         return
     clf = load_folder(_model_folder(folder), inference_options(args))
-    if args.input:
-        _predict_input(clf, args)
-        return
+    with prediction_log(args, clf) as log_to:
+        if args.input:
+            _predict_input(clf, args, log_to)
+            return
+        _predict_given(clf, args, log_to)
+
+
+@contextlib.contextmanager
+def prediction_log(args: argparse.Namespace, clf: Any) -> Iterator[Any]:
+    """The --log-predictions log of ``clf`` (None without the flag), closed (synced) at the end."""
+    from ..inference.prediction_log import LogSettings, PredictionLog
+    from .flags import settings_from
+
+    log_to = PredictionLog.for_model(settings_from(args, LogSettings), clf)
+    try:
+        yield log_to
+    finally:
+        if log_to is not None:
+            log_to.close()
+
+
+def _predict_given(clf: Any, args: argparse.Namespace, log_to: Any) -> None:
+    """``--text`` values or standard input."""
     texts = args.text
     if args.text_pair:
         from ..io.pairs import join_pair
@@ -87,7 +116,26 @@ def _run_locked(args: argparse.Namespace) -> None:
     elif args.text_pair_col and texts:
         raise UserError(f"{args.model} classifies sentence pairs: give each --text a --text-pair")
     _predict_texts(clf, texts, output=args.output, top_k=args.top_k, encoding=args.encoding,
-                   chunk_rows=args.window, pairs=bool(args.text_pair_col))
+                   chunk_rows=args.window, pairs=bool(args.text_pair_col), log=log_to)
+
+
+def _run_ray(args: argparse.Namespace, folder: Path, distributed: bool) -> None:
+    from ..inference.prediction_log import LogSettings
+    from ..inference.ray_batch import RaySettings, predict_dataset
+    from .flags import settings_from
+
+    if not args.input:
+        raise UserError("--engine ray scores an --input file or folder into --output; give both")
+    if args.shard or distributed:
+        raise UserError("--engine ray spreads the work itself: drop --shard / torchrun")
+    summary = predict_dataset(_model_folder(folder), args.input, args.output, read_options(args), top_k=args.top_k,
+                              options=inference_options(args), settings=settings_from(args, RaySettings),
+                              progress=True, log_settings=settings_from(args, LogSettings))
+    resumed = f" (resumed after {summary.resumed_rows})" if summary.resumed_rows else ""
+    empty = f"; {summary.empty_rows} with an empty text got an empty prediction" if summary.empty_rows else ""
+    if summary.abstained:
+        empty += f"; the model abstained on {summary.abstained} (abstained=true)"
+    print(f"wrote {summary.rows} rows to {args.output}{resumed} in {summary.seconds:.1f}s on Ray{empty}")
 
 
 def _model_folder(path: Path) -> Path:
@@ -108,12 +156,12 @@ def _parse_shard(value: str | None, has_input: bool) -> tuple[int, int] | None:
     return int(k), int(n)
 
 
-def _predict_input(clf: Any, args: argparse.Namespace) -> None:
+def _predict_input(clf: Any, args: argparse.Namespace, log_to: Any = None) -> None:
     from ..inference.files import predict_file
     from ..runtime.distributed import rank_world
 
     summary = predict_file(clf, args.input, args.output, read_options(args), top_k=args.top_k,
-                           chunk_rows=args.window, progress=True, shard=args.shard)
+                           chunk_rows=args.window, progress=True, shard=args.shard, prediction_log=log_to)
     rank, world = rank_world()
     if rank != 0:
         return
@@ -142,7 +190,8 @@ def _run_distributed(args: argparse.Namespace, info: Any) -> None:
     clf = load(args.model, follow=args.follow, prefer=args.prefer, options=inference_options(args, threads=threads))
     distributed.init(torch.device("cpu"), info)
     try:
-        _predict_input(clf, args)
+        with prediction_log(args, clf) as log_to:
+            _predict_input(clf, args, log_to)
     finally:
         distributed.shutdown()
 
@@ -158,7 +207,7 @@ def _print_chunk(chunk: Any, values: Sequence[Sequence[Any]]) -> None:
 
 
 def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None, top_k: int,
-                   encoding: str | None, chunk_rows: int, pairs: bool = False) -> None:
+                   encoding: str | None, chunk_rows: int, pairs: bool = False, log: Any = None) -> None:
     """Classify ``texts`` (or standard input's lines when None); print them or write ``output``.
 
     ``pairs``: each line of standard input is ``text<TAB>text_b``.
@@ -184,10 +233,12 @@ def _predict_texts(clf: Any, texts: Sequence[str] | None, *, output: str | None,
             chunks = (RowChunk(c.rows, [join_pair(*t.split("\t", 1)) if t and "\t" in t else None for t in c.texts],
                                c.lines) for c in chunks)
     if output is None:
-        summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window)
+        summary = predict_chunks(clf, chunks, _print_chunk, top_k=top_k, source=source, window=window,
+                                 prediction_log=log)
     else:
         with TableWriter(output, ["text"], output_columns(clf, top_k), "list", source) as writer:
-            summary = predict_chunks(clf, chunks, writer.write, top_k=top_k, source=source, window=window)
+            summary = predict_chunks(clf, chunks, writer.write, top_k=top_k, source=source, window=window,
+                                     prediction_log=log)
         print(f"wrote {summary.rows} rows to {output}", file=sys.stderr)
     if summary.rows == 0:
         log.warning("%s: no texts to classify", source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..inference.prediction_log import LogSettings
 from ..service.settings import ServeSettings
 from .flags import add_abstain, add_inference, add_model, add_settings, settings_from
 
@@ -30,8 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_settings(r, ServeSettings, only=PROCESSES)
     add_inference(r, only=("quantize",))
     add_settings(r, ServeSettings, only=("access_log",))
-    add_inference(p, only=("backend", "precision"))
+    add_inference(p, only=("backend", "precision", "script"))
     add_abstain(p)
+    watch = p.add_argument_group("monitoring (docs/monitoring.md)")
+    add_settings(watch, ServeSettings, only=("metrics", "drift_window"))
+    add_settings(watch, LogSettings)
     return p
 
 

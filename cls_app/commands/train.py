@@ -22,7 +22,7 @@ from ..training.settings import (
 from ..workflow.plan import BudgetSettings
 from ..workflow.settings import JobSettings, parse_assignments
 from ..workflow.tuning import TuneSettings
-from .flags import add_settings, add_split, output_lock, settings_from
+from .flags import add_kind_settings, add_settings, add_split, add_unlabeled, output_lock, settings_from
 from .report import print_job
 
 NAME = "train"
@@ -61,23 +61,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_settings(p.add_argument_group("imbalanced classes"), TrainSettings, only=IMBALANCE)
     add_settings(p.add_argument_group("long texts"), LongTextOptions)
     job = p.add_argument_group("the other kinds, their ensemble and the recommendation (docs/ensembles.md)")
-    job.add_argument("--with-baselines", action=argparse.BooleanOptionalAction,
-                     help="also fit the other kinds on the same split (OUT/baselines: the TF-IDF baselines, fasttext, "
-                     "textcnn, ...), build their ensemble with BERT (OUT/ensemble), recommend the best on dev "
-                     "(OUT/best.json) and write the comparison to OUT/comparison (on --test, else on dev) (default: "
-                     "on for the embedded default data, off otherwise)")
+    add_settings(job, JobSettings, only=("with_baselines",), defaults={"with_baselines": None})
     add_settings(job, JobSettings, only=("kinds",))
-    job.add_argument("--set", dest="kind_settings", action="append", default=[], metavar="KIND.NAME=VALUE",
-                     help="a setting of one of the kinds (repeatable), e.g. --set char_svm.C=0.5 --set "
-                     "textcnn.min_steps=300 (cls_app.TextClassifier(kind=KIND).get_params() lists them)")
+    add_kind_settings(job, "a setting of one of the kinds (repeatable), e.g. --set char_svm.C=0.5 --set "
+                      "textcnn.min_steps=300 (cls_app.TextClassifier(kind=KIND).get_params() lists them)")
     add_settings(job, BudgetSettings)
     add_settings(job, TuneSettings)
     add_settings(job, EnsembleSettings, only=("prune",))
     add_settings(job, JobSettings, only=("strict",))
+    add_settings(p, JobSettings, only=("script",))
     add_settings(p.add_argument_group("abstaining (docs/abstain.md)"), AbstainSettings)
-    p.add_argument("--unlabeled", nargs="+", default=[], metavar="FILE",
-                   help="with --with-baselines: unlabeled texts the baselines, fasttext and textcnn self-train on, "
-                   "each only while its dev score improves (docs/labeling.md)")
+    add_unlabeled(p, "with --with-baselines: unlabeled texts the baselines, fasttext and textcnn self-train on, "
+                  "each only while its dev score improves (docs/labeling.md)")
     hw = p.add_argument_group("speed and hardware (docs/speed.md; torchrun for several processes)")
     add_settings(hw, TrainSettings, only=HARDWARE)
     hw.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
@@ -126,7 +121,7 @@ def job_from_flags(args: argparse.Namespace, default_data: bool) -> JobSettings:
                        kind_settings=parse_assignments(args.kind_settings),
                        ensemble=settings_from(args, EnsembleSettings), budget=settings_from(args, BudgetSettings),
                        tune=settings_from(args, TuneSettings),
-                       unlabeled=tuple(args.unlabeled), strict=args.strict).check()
+                       unlabeled=tuple(args.unlabeled), strict=args.strict, script=args.script).check()
 
 
 def use_default_data_if_needed(args: argparse.Namespace) -> bool:

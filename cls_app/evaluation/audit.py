@@ -13,6 +13,10 @@
 * **Near duplicates**: cosine similarity of character 2-3 gram TF-IDF vectors of at least
   :attr:`AuditOptions.near_threshold` (and not exact copies).
 * **Leakage**: exact or near copies of a train row in the ``--dev`` / ``--test`` files given.
+  Duplicates and leaks are found across scripts: a traditional copy of a simplified row is a copy.
+* **Script mix**: the share of simplified, traditional and mixed rows of each file; a dev / test file
+  whose traditional (or mixed) share differs from train's by :data:`SCRIPT_GAP` or more is noted (a
+  model with ``--script keep`` would meet characters it never saw; docs/scripts.md).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,9 @@ import pandas as pd
 from ..errors import UserError
 from ..fileio import atomic_open, write_json
 from ..settings import setting
+from ..text.script import normalizer
 from ..training.settings import BertSettings
+from .scripts import script_mix
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +72,29 @@ class AuditOptions:
     """Seed of the fold split and of the model."""
 
 
+SCRIPT_GAP = 0.1
+"""The difference of traditional-or-mixed share between train and a dev / test file the audit notes."""
+
+
 def normalize(text: str) -> str:
-    """The key exact duplicates share: NFKC, lower case, no whitespace."""
-    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+    """The key exact duplicates share: NFKC, lower case, no whitespace, traditional characters as simplified."""
+    return normalizer("t2s").text("".join(unicodedata.normalize("NFKC", text).lower().split()))
+
+
+def script_notes(mixes: dict[str, dict[str, float]]) -> list[str]:
+    """One line per dev / test file whose script mix differs from train's (the first entry) by :data:`SCRIPT_GAP`."""
+    def other(mix: dict[str, float]) -> float:
+        return mix.get("traditional", 0.0) + mix.get("mixed", 0.0)
+
+    (train_name, train_mix), *rest = mixes.items()
+    notes = []
+    for name, mix in rest:
+        if abs(other(mix) - other(train_mix)) >= SCRIPT_GAP:
+            notes.append(f"{name} is {other(mix):.0%} traditional or mixed script, "
+                         f"{train_name} {other(train_mix):.0%}: models fitted with --script keep will meet characters "
+                         "they never saw (the default "
+                         "--script auto reads both as simplified)")
+    return notes
 
 
 def out_of_fold_proba(data: Any, labels: list[str], options: AuditOptions, progress: bool = False) -> np.ndarray:
@@ -203,6 +229,12 @@ class AuditResult:
     flagged: np.ndarray  # indices cleanlab flagged, most suspicious first
     labels: list[str]
     given: list[str]
+    scripts: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The script mix of each file audited (train first): ``{file: {script: share}}``."""
+
+    def script_notes(self) -> list[str]:
+        """The dev / test files whose script mix differs from train's."""
+        return script_notes(self.scripts) if self.scripts else []
 
     def oof_accuracy(self) -> float:
         """Accuracy of the out-of-fold predictions against the given labels."""
@@ -234,7 +266,9 @@ def audit(train, others: Sequence = (), options: AuditOptions = AuditOptions(), 
         frame["_rank"] = frame["reason"].map({r: k for k, r in enumerate(REASONS)})
         frame = frame.sort_values(["_rank", "score", "row"], ascending=[True, False, True], kind="stable")
         frame = frame.drop(columns="_rank").reset_index(drop=True)
-    return AuditResult(frame, oof, flagged, labels, list(train.labels))
+    mixes = {str(getattr(d, "source", name)): script_mix(d.texts)
+             for d, name in [(train, "train"), *((o, f"other {k + 1}") for k, o in enumerate(others))]}
+    return AuditResult(frame, oof, flagged, labels, list(train.labels), mixes)
 
 
 def write_audit(result: AuditResult, out_dir: str | Path, options: AuditOptions, train) -> list[Path]:
@@ -251,6 +285,7 @@ def write_audit(result: AuditResult, out_dir: str | Path, options: AuditOptions,
     write_json(json_path, {
         "train": str(train.source), "rows": len(train), "labels": result.labels, "settings": settings,
         "out_of_fold_accuracy": round(result.oof_accuracy(), 6), "counts": result.counts(),
+        "scripts": result.scripts, "script_notes": result.script_notes(),
         "label_issue_method": "cleanlab.filter.find_label_issues(prune_by_noise_rate), ranked by self-confidence",
     })
     return [csv_path, json_path]

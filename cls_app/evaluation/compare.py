@@ -39,8 +39,11 @@ from ..fileio import atomic_files, atomic_open, atomic_path, write_json, write_t
 from ..models.base import ModelScores
 from ..models.folders import folder_family, model_size_bytes
 from ..settings import setting
+from ..tasks.calibration import metric_of
+from ..text.script import scripts_of
 from .html_report import comparison_page
 from .plots import drawn
+from .scripts import by_script
 from .selective import selective_accuracy
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,7 @@ def results_of(scores: list[ModelScores], data: Any) -> tuple[list[ModelResult],
                             f"{task.name} models")
         labels += [name for name in s.model.labels if name not in labels]
     y = task.encode(data, labels, "are not known to any of the models (they know: {known})")
+    scripts = scripts_of(data.texts)  # once for every model
     results = []
     for s in scores:
         full = np.full((len(data), len(labels)), -1.0)
@@ -154,12 +158,16 @@ def results_of(scores: list[ModelScores], data: Any) -> tuple[list[ModelResult],
         common = s.model.task.align(s.model.labels, labels)
         path = s.model.path
         correct = common.correct(y, full, labels)
-        extra = {}
+        extra: dict[str, Any] = {}
         if not task.multi:  # selective prediction: accuracy of the 90 % most confident, share the rule answers
             confidence, _ = s.model.task.answer(s.probs, s.model.labels)
             abstention = s.model.abstention(s.outputs)
             extra = {"acc_at_90": selective_accuracy(confidence, correct),
                      "answered": float(np.mean(~abstention.abstained)) if len(correct) else 0.0}
+        if not task.multi:
+            extra["by_script"] = by_script(data.texts, lambda rows, c=correct, f=full: {
+                "accuracy": round(float(np.mean(c[rows])), 6), "macro_f1": round(float(metric_of(
+                    y[rows], f[rows].argmax(axis=1), len(labels), "macro_f1")), 6)}, scripts)
         results.append(ModelResult(
             name=s.name, kind=s.model.family, path=Path(path) if path is not None else Path(s.name),
             metrics=common.metrics(y, full, labels), correct=correct,
@@ -450,6 +458,17 @@ def _write_report_files(
         "confident about; answered: the share its abstention rule answers (docs/abstain.md).", "",
         "## Significance", "", significance_text(sig), "",
     ]
+    mixed = [r for r in results if r.extra.get("by_script")]
+    if mixed:  # the file mixes scripts: how each model does on each
+        present = list(mixed[0].extra["by_script"])
+        md += ["## By script", "", "Accuracy / macro-F1 on the rows of each script (as detected; rows: "
+               + ", ".join(f"{k} {v['n']}" for k, v in mixed[0].extra["by_script"].items()) + ").", "",
+               "| model | " + " | ".join(present) + " |", "|---|" + "---:|" * len(present)]
+        for r in mixed:
+            cells = [f"{r.extra['by_script'][k]['accuracy']:.4f} / {r.extra['by_script'][k]['macro_f1']:.4f}"
+                     for k in present]
+            md.append(f"| {r.name} | " + " | ".join(cells) + " |")
+        md.append("")
     if recommendation is not None:
         md += ["## Recommended model", "", recommendation_text(recommendation, data_name), ""]
     write_text(paths["md"], "\n".join(md))
@@ -471,7 +490,8 @@ def _write_report_files(
              **({"micro_f1": r.metrics["micro_f1"]} if "micro_f1" in r.metrics else {}),
              "per_class_f1": {k: r.metrics["per_class"][k]["f1-score"] for k in labels},
              "train_seconds": r.train_seconds, "predict_seconds": round(r.predict_seconds, 4),
-             "texts_per_s": round(r.texts_per_s, 1), "size_bytes": r.size_bytes}
+             "texts_per_s": round(r.texts_per_s, 1), "size_bytes": r.size_bytes,
+             **({"by_script": r.extra["by_script"]} if r.extra.get("by_script") else {})}
             for r in results
         ],
         "best": {col: [table.loc[i, "model"] for i in rows] for col, rows in best.items()},

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..fileio import atomic_files, atomic_open, write_json, write_text
 from ..models.base import Outputs, TextClassifier
-from ..tasks import format_report
+from ..tasks import compute_metrics, format_report
 from .analysis import (
     ReportOptions,
     Scored,
@@ -30,6 +30,7 @@ from .analysis import (
 )
 from .label_set_report import label_errors, write_label_set_evaluation
 from .plots import drawn, plot_confusion_matrix
+from .scripts import by_script, format_by_script, scores_of
 from .selective import Selective, format_selective
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ def write_evaluation(
         if scored is not None:
             _, errors = write_analysis(tmp, metrics, labels, scored, title, options.errors)
         text = format_report(metrics, labels)
+        if metrics.get("by_script"):
+            text += "\n\n" + format_by_script(metrics["by_script"])
         if scored is not None:
             text += "\n\n" + format_analysis(metrics, options.errors)
         if selective is not None:
@@ -113,6 +116,12 @@ def evaluate(model: TextClassifier, data: Any, out: str | Path, options: ReportO
         outputs = model.score(data.texts)
     probs = outputs.probs
     metrics = model.task.metrics(y, probs, model.labels)
+    if not model.task.multi:  # accuracy and macro-F1 per script when the file mixes them
+        decided = model.task.decide(probs, model.labels)
+        mixed = by_script(data.texts, lambda rows: scores_of(compute_metrics(np.asarray(y)[rows], decided[rows],
+                                                                             list(model.labels))))
+        if mixed:
+            metrics["by_script"] = mixed
     title = f"{Path(str(model.path or model.kind)).name} on {Path(data.source).name}"
     if model.task.multi:
         errors = label_errors(data, y, probs, model.task.decide(probs, model.labels), model.labels)

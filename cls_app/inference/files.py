@@ -56,6 +56,7 @@ class PredictSummary:
     abstained: int = 0
     seconds: float = 0.0
     empty_lines: list[int] = field(default_factory=list)  # the first few, for messages
+    resumed_rows: int = 0  # rows an earlier, interrupted run had written (``--engine ray``)
 
     @property
     def rows_per_s(self) -> float:
@@ -130,9 +131,11 @@ def predict_chunks(
     source: str | os.PathLike = "input",
     progress: bool = False,
     window: int | None = None,
+    prediction_log: Any = None,
 ) -> PredictSummary:
     """Predict the rows of ``chunks`` window by window and pass each window with its
-    prediction values to ``emit(chunk, values)`` (``window`` rows at a time; default ``clf.window``).
+    prediction values to ``emit(chunk, values)`` (``window`` rows at a time; default ``clf.window``);
+    ``prediction_log``: a :class:`~.prediction_log.PredictionLog` that records every answer.
 
     Under ``torchrun`` the windows are shared among the processes (see :func:`_scored_windows`);
     only rank 0 emits, and its summary counts every row.
@@ -146,6 +149,8 @@ def predict_chunks(
             abstention = clf.abstention(scored)
             summary.abstained += int(abstention.abstained.sum())
             emit(part, clf.task.output_values(scored.probs, clf.labels, top_k, abstention))
+            if prediction_log is not None:
+                prediction_log.observe(part.texts, scored.probs, scored.ood, abstention)
             summary.rows += len(part)
             bar.update(len(part))
     finally:
@@ -177,6 +182,7 @@ def predict_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
     shard: tuple[int, int] | None = None,
+    prediction_log: Any = None,
 ) -> PredictSummary:
     """Classify every row of ``input_path`` into ``output_path`` (CSV/TSV/JSONL by extension).
 
@@ -187,7 +193,8 @@ def predict_file(
     input, each scores its share of the windows, and rank 0 alone writes the output.
 
     ``shard=(k, n)`` scores only the k-th of n contiguous runs of whole windows (k from 1), for a
-    scheduler's job array; :func:`merge_parts` joins the n outputs into what one run writes.
+    scheduler's job array; :func:`merge_parts` joins the n outputs into what one run writes. ``prediction_log``: a
+    :class:`~.prediction_log.PredictionLog` (rank 0 logs under torchrun).
     """
     read = read or ReadOptions(text_pair_col=clf.text_pair_col)
     top_k = check_top_k(top_k, clf.labels)
@@ -226,7 +233,7 @@ def predict_file(
     with TableWriter(output_path, reader.columns or [], extra, reader.row_kind, input_path) as writer:
         summary = predict_chunks(
             clf, all_chunks(), lambda chunk, values: writer.write(chunk, values, reader.columns),
-            top_k=top_k, source=input_path, progress=progress,
+            top_k=top_k, source=input_path, progress=progress, prediction_log=prediction_log,
         )
     return summary
 

@@ -18,7 +18,7 @@ from ..errors import UserError, where
 HEAD_CHARS = 256 * 1024  # characters read to sniff a file's format
 
 def read_bytes(path: str | os.PathLike) -> bytes:
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         return fh.read()
 
 
@@ -110,7 +110,7 @@ class _BadBytes(Exception):
         )
 
 
-def _open_binary(path: str | os.PathLike) -> BinaryIO:
+def open_binary(path: str | os.PathLike) -> BinaryIO:
     path = Path(path)
     try:
         return open(path, "rb")
@@ -125,7 +125,7 @@ def _open_binary(path: str | os.PathLike) -> BinaryIO:
 
 
 def _read_head(path: str | os.PathLike, n: int) -> bytes:
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         return fh.read(n)
 
 
@@ -133,7 +133,7 @@ def _iter_decoded(path: str | os.PathLike, encoding: str, block_bytes: int = _BL
     """Decode ``path`` block by block (memory stays flat); raises :class:`_BadBytes`."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     offset = newlines = 0  # bytes read, and newline bytes among them, before the current block
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         while True:
             block = fh.read(block_bytes)
             final = not block

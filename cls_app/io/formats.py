@@ -17,6 +17,8 @@ Built in:
   Bert-Chinese-Text-Classification-Pytorch project. Integer labels are replaced by the class
   names of a ``class.txt`` (one name per line) in the same folder when there is one.
 * ``txt`` -- one text per line, no labels (for prediction).
+* ``parquet`` -- an Apache Parquet file (a binary format: no encoding to detect; read with pyarrow, row
+  group by row group when streamed). Its columns keep their types; "row N" in messages is the N-th row.
 
 Row numbers in messages are 1-based line numbers in the file, as an editor shows them (for a
 CSV record that spans several lines, the line it starts on). :func:`read_table` returns them
@@ -77,11 +79,12 @@ class Format:
     extensions: tuple[str, ...]  # lower case, with the dot
     parse: Callable[[Path, str], pd.DataFrame]  # a whole decoded file -> rows (index ``line``)
     stream: Callable[[streams.StreamSource], Iterator[streams.RowChunk]]  # the same rows, chunk by chunk
-    render: Callable[[Sequence[str], Sequence[str] | None], str]  # texts (and labels) -> the text of a file
+    render: Callable[[Sequence[str], Sequence[str] | None], str | bytes]  # texts (and labels) -> a file's content
     named_columns: bool = True  # a header of column names (else: a text, and a label after a tab)
     labeled: bool = True  # can hold labels
     dict_rows: bool = False  # the streamed rows are JSON objects (else lists of cells)
     sniff: Callable[[str], bool] | None = None  # on the start of a file: this format (for a shared extension)
+    binary: bool = False  # not text: no encoding is detected, ``parse`` gets "" and reads the path itself
 
 
 FORMATS: dict[str, Format] = {}
@@ -100,6 +103,15 @@ def format_named(name: str) -> Format:
     if key not in FORMATS:
         raise UserError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
     return FORMATS[key]
+
+
+def binary_format(path: str | os.PathLike, fmt: str | None = None) -> Format | None:
+    """The binary format ``path`` is in (``fmt`` or its extension), None for a text format."""
+    if fmt is not None:
+        found = format_named(fmt)
+        return found if found.binary else None
+    ext = Path(path).suffix.lower()
+    return next((f for f in FORMATS.values() if f.binary and ext in f.extensions), None)
 
 
 def _looks_like_thucnews(text: str) -> bool:
@@ -365,6 +377,24 @@ def _read_txt(path: Path, text: str) -> pd.DataFrame:
 
 
 
+def _read_parquet(path: Path, _text: str) -> pd.DataFrame:
+    df = streams.parquet_table(path).to_pandas()
+    if not len(df.columns):
+        raise UserError(f"{path}: the Parquet file has no columns")
+    df.index = pd.RangeIndex(1, len(df) + 1, name="line")
+    return df
+
+
+def _parquet_bytes(texts: Sequence[str], labels: Sequence[str] | None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {"text": list(texts), **({"label": list(labels)} if labels is not None else {})}
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def _as_optional_str(series: pd.Series, path: Path, lists: bool = False) -> list[Any]:
     """Cells as text (None when empty); with ``lists``, a JSON list stays a list of texts."""
     out: list[Any] = []
@@ -404,12 +434,16 @@ def read_table(
         check_codec(encoding)
     if fmt is not None:
         fmt = format_named(fmt).name
-    raw = read_bytes(path)
-    enc = detect_bytes_encoding(raw, path, encoding)
-    text = decode_bytes(raw, path, enc)
-    if not text.strip():
-        raise UserError(f"{path}: the file is empty; give a file with a header row and data rows")
-    spec = FORMATS[detect_format(path, fmt, text=text)]
+    binary = binary_format(path, fmt)
+    if binary is not None:
+        spec, enc, text = binary, "binary", ""
+    else:
+        raw = read_bytes(path)
+        enc = detect_bytes_encoding(raw, path, encoding)
+        text = decode_bytes(raw, path, enc)
+        if not text.strip():
+            raise UserError(f"{path}: the file is empty; give a file with a header row and data rows")
+        spec = FORMATS[detect_format(path, fmt, text=text)]
     if (require_labels or label_col is not None) and not spec.labeled:
         raise UserError(
             f"{path}: this file has no labels (one text per line); labelled data must be "
@@ -488,3 +522,5 @@ register_format(Format("thucnews", (".txt",), lambda p, t: _read_thucnews(p, t),
                        _lines_text, named_columns=False, sniff=_looks_like_thucnews))
 register_format(Format("txt", (".txt",), lambda p, t: _read_txt(p, t), streams.txt_chunks,
                        lambda texts, _labels: _lines_text(texts, None), named_columns=False, labeled=False))
+register_format(Format("parquet", (".parquet", ".pq"), _read_parquet, streams.parquet_chunks, _parquet_bytes,
+                       dict_rows=True, binary=True))

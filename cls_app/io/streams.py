@@ -37,7 +37,7 @@ from .cells import (
     json_line_object,
     looks_like_header,
 )
-from .encoding import iter_lines
+from .encoding import iter_lines, open_binary
 
 log = logging.getLogger(__name__)
 
@@ -259,3 +259,44 @@ def thucnews_chunks(src: StreamSource) -> Iterator[RowChunk]:
 
 def txt_chunks(src: StreamSource) -> Iterator[RowChunk]:
     return line_chunks(src, thucnews=False)
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def parquet_table(path: Path) -> Any:
+    """The whole Parquet file as a pyarrow Table (a clear error for a file that is not Parquet)."""
+    return _parquet_file(path).read()
+
+
+def _parquet_file(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    open_binary(path).close()  # a missing file, a folder, no permission: the usual messages
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({exc}); pass --format to read it as another format"
+                        ) from None
+
+
+def parquet_chunks(src: StreamSource) -> Iterator[RowChunk]:
+    """A Parquet file's rows as objects (column name -> value), ``chunk_rows`` at a time."""
+    pf = _parquet_file(src.path)
+    src.columns = [str(n) for n in pf.schema_arrow.names]
+    key: str | None = None
+    line = 0
+    for batch in pf.iter_batches(batch_size=src.chunk_rows):
+        rows = batch.to_pylist()
+        if key is None:
+            sample = pd.DataFrame.from_records(rows, columns=src.columns)
+            key = choose_text_column(sample.astype(object).where(sample.notna(), None), src.path,
+                                     src.requested_text_col)
+            src.text_col = key
+        lines = list(range(line + 1, line + len(rows) + 1))
+        line += len(rows)
+        texts = [_json_text(row.get(key), src.path, n, key) for n, row in zip(lines, rows, strict=True)]
+        yield RowChunk(rows, texts, lines)
+    if key is None:
+        raise UserError(f"{src.path}: the Parquet file has no rows")

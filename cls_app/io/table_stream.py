@@ -27,7 +27,7 @@ from ..errors import UserError, where
 from ..fileio import atomic_open
 from .cells import column_list, scalar_text
 from .encoding import detect_encoding
-from .formats import FORMATS, detect_format
+from .formats import FORMATS, binary_format, detect_format
 from .streams import RowChunk, StreamSource
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ class TableReader:
         self.path = Path(path)
         self.requested_text_col = text_col
         self.chunk_rows = chunk_rows
-        self.encoding = detect_encoding(self.path, encoding)
-        self.format = FORMATS[detect_format(self.path, fmt, encoding=self.encoding)]
+        binary = binary_format(self.path, fmt)
+        self.encoding = "binary" if binary is not None else detect_encoding(self.path, encoding)
+        self.format = binary or FORMATS[detect_format(self.path, fmt, encoding=self.encoding)]
         self.fmt = self.format.name
         self.source = StreamSource(self.path, self.encoding, self.fmt, chunk_rows, text_col)
         self.row_kind = "dict" if self.format.dict_rows else "list"
@@ -142,12 +143,35 @@ class TableWriter:
         self._stack = contextlib.ExitStack()
         self._writer: Any = None
         self._fh: Any = None
+        self._stream: Any = None  # appending to an open binary file (see :meth:`appending`)
+        self._header = True
+
+    @classmethod
+    def appending(cls, stream: Any, columns: Sequence[str], extra: Sequence[str], row_kind: str,
+                  source: str | os.PathLike = "the input", *, header: bool, name: str | os.PathLike | None = None
+                  ) -> TableWriter:
+        """A writer appending to ``stream`` (a binary file open for appending, whose name says the format, or
+        ``name``), with the header row only when ``header``; the caller makes the file durable and visible (a
+        resumable job). Each :meth:`write` reaches ``stream`` before it returns."""
+        path = Path(name if name is not None else stream.name)
+        if path.suffix.lower() not in OUTPUT_FORMATS:  # OUTPUT.csv.partial: the format of OUTPUT.csv
+            path = path.with_suffix("")
+        writer = cls(path, columns, extra, row_kind, source)
+        writer._stream, writer._header = stream, header
+        return writer
 
     def __enter__(self) -> TableWriter:
-        self._fh = self._stack.enter_context(atomic_open(self.path, "w", newline=""))
+        if self._stream is not None:
+            import io
+
+            self._fh = io.TextIOWrapper(self._stream, encoding="utf-8", newline="", write_through=True)
+            self._stack.callback(self._fh.detach)  # flushed, and the caller's file left open
+        else:
+            self._fh = self._stack.enter_context(atomic_open(self.path, "w", newline=""))
         if self.fmt in ("csv", "tsv"):
             self._writer = csv.writer(self._fh, delimiter="," if self.fmt == "csv" else "\t", lineterminator="\n")
-            self._writer.writerow(self.columns + self.extra)
+            if self._header:
+                self._writer.writerow(self.columns + self.extra)
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:

@@ -41,9 +41,13 @@ from ..io.records import as_text
 from ..settings import check_settings, settings_of
 from ..tasks import SingleLabel, Task, task_named
 from ..tasks.abstain import AbstainSettings, Abstention, DevEvidence, fit_rule
+from ..text.script import DEFAULT as DEFAULT_SCRIPT
+from ..text.script import LEGACY as LEGACY_SCRIPT
+from ..text.script import normalizer
 from .folders import ABSTAIN_FILES, NOT_A_MODEL, folder_family, follow_best
 from .ood import Abstainer, Detector, OodScorer, TextDensity
 from .options import DEFAULT_BATCH_SIZE, InferenceOptions
+from .reference import Reference, characters
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +279,14 @@ class TextClassifier:
         return super().__new__(cls)
 
     def __init__(self, kind: str | None = None, *, seed: int = 42, metric: str | None = None,
-                 abstain: AbstainSettings | None = None, **settings: Any) -> None:
+                 abstain: AbstainSettings | None = None, script: str = DEFAULT_SCRIPT, **settings: Any) -> None:
         """An unfitted model: ``seed``, ``metric`` (the dev metric its decisions are fitted for; None: the
-        task's default) and ``abstain`` (its abstention rule) for every kind, the rest :attr:`settings_class`
-        fields (a :class:`UserError` names an unknown or ill-typed one)."""
+        task's default), ``abstain`` (its abstention rule) and ``script`` (what its features see of a text:
+        :mod:`cls_app.text.script`) for every kind, the rest :attr:`settings_class` fields (a :class:`UserError`
+        names an unknown or ill-typed one)."""
         self.init_fields(kind)
         self.seed, self.metric, self.abstain = seed, metric, abstain
+        self.script = normalizer(script).mode
         self.settings: Any = self.make_settings(dict(settings))
 
     def init_fields(self, kind: str | None) -> None:
@@ -302,6 +308,7 @@ class TextClassifier:
         # abstaining (:mod:`.ood`): the detector, dev evidence and rule (None: the model always answers);
         # dev_ood: the normalised out-of-domain scores of the dev rows given to fit (an ensemble reads them)
         self.abstainer: Abstainer | None = None
+        self.reference: Reference | None = None  # what drift compares new texts with (dev figures)
         self.dev_ood: np.ndarray | None = None
         # fitting steps that failed and what the model does instead (:meth:`degrade`)
         self.degraded: list[dict] = []
@@ -313,6 +320,7 @@ class TextClassifier:
         obj = object.__new__(cls)
         obj.init_fields(kind)
         obj.seed, obj.metric, obj.abstain = 42, None, None
+        obj.script = LEGACY_SCRIPT  # a folder that records no script setting was written before there was one
         obj.settings = obj.make_settings({})
         return obj
 
@@ -335,7 +343,26 @@ class TextClassifier:
 
     def get_params(self) -> dict[str, Any]:
         """Every setting as a keyword: ``TextClassifier(kind=m.kind, **m.get_params())`` is an unfitted copy."""
-        return {"seed": self.seed, "metric": self.metric, "abstain": self.abstain, **self.settings_params()}
+        return {"seed": self.seed, "metric": self.metric, "abstain": self.abstain, "script": self.script,
+                **self.settings_params()}
+
+    def common_params(self) -> dict[str, Any]:
+        """The settings every kind has, as a folder records them (JSON values; ``abstain`` has its own files)."""
+        return {"seed": self.seed, "metric": self.metric, "script": self.script}
+
+    def restore_common(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Take the common settings a folder recorded out of ``values`` (the defaults of an older folder when
+        absent: its seed 42, no metric, script ``keep``); return the rest."""
+        rest = dict(values)
+        seed = rest.pop("seed", None)
+        self.seed = 42 if seed is None else int(seed)
+        self.metric = rest.pop("metric", None)
+        self.script = normalizer(str(rest.pop("script", LEGACY_SCRIPT))).mode
+        return rest
+
+    def view(self, texts: Sequence[str]) -> list[str]:
+        """What this model's features see of ``texts`` (its :attr:`script` setting; the rows stay aligned)."""
+        return normalizer(self.script).texts(texts)
 
     def set_params(self: Self, **values: Any) -> Self:
         """Change settings of an unfitted model (checked as the constructor checks them); returns the model."""
@@ -359,6 +386,18 @@ class TextClassifier:
         """Settings to try when tuning, drawn from ``trial`` (an Optuna trial, or anything with its
         ``suggest_int`` / ``suggest_float`` / ``suggest_categorical``); {}: nothing worth tuning."""
         return {}
+
+    def estimate_fit_seconds(self, train: Any, dev: Any, task: Task) -> tuple[float, bool]:
+        """Seconds fitting on these records is expected to take, and whether it was measured on this machine
+        (a kind may time a few real steps; by default its :meth:`fit_seconds_prior`)."""
+        texts = train.texts[:2000]
+        chars = float(np.mean([len(t) for t in texts])) if texts else 1.0
+        return type(self).fit_seconds_prior(len(train), chars), False
+
+    def fixed_fit_seconds(self) -> float:
+        """The part of the last :meth:`estimate_fit_seconds` a time limit does not shorten (BERT: scoring the
+        training and dev rows for its out-of-domain detector); 0 by default."""
+        return 0.0
 
     @classmethod
     def fit_seconds_prior(cls, rows: int, chars: float) -> float:
@@ -401,7 +440,39 @@ class TextClassifier:
         """Fit on records (``LabeledData`` / ``LabelSetData``) of ``task``: the task and the pairs are checked
         against the kind's declarations, then the kind's :meth:`fit_task` fits."""
         self.check_task(task, text_pair_col)
-        return self.fit_task(train, dev, task, text_pair_col, **extra)
+        given_dev = dev
+        if not self.combines:  # an ensemble's members see the texts their own way
+            train = replace(train, texts=self.view(train.texts))
+            dev = replace(dev, texts=self.view(dev.texts)) if dev is not None else None
+        fitted = self.fit_task(train, dev, task, text_pair_col, **extra)
+        if given_dev is not None:
+            fitted.measure_reference(given_dev.texts, self.training_chars(train.texts))
+        return fitted
+
+    def training_chars(self, texts: Sequence[str]) -> set[str]:
+        """The characters of the (viewed) training texts; an ensemble's: its members' (their references)."""
+        return characters(texts)
+
+    def measure_reference(self, dev_texts: Sequence[Any], chars: set[str]) -> None:
+        """The drift reference on the dev texts (as given; :mod:`.reference`), written into the folder the model
+        already has (a BERT fitted into its run folder); a failure is a warning, the model goes on without one."""
+        from ..runtime.distributed import rank_world
+
+        if rank_world()[0] != 0:  # under torchrun: the main process's model is the one kept
+            return
+        known = None
+        if not self.combines and self.dev_probs is not None and self.dev_ood is not None:
+            known = self.dev_probs, self.dev_ood  # what fitting computed on these rows: no second pass
+        try:
+            self.reference = Reference.measure(self, dev_texts, chars, scored=known)
+        except UserError as exc:
+            log.info("%s: no drift reference (%s)", self.kind, exc)
+            return
+        except Exception as exc:
+            self.degrade("the drift reference", exc, "it has none (run.py drift needs --reference)")
+            return
+        if self.path is not None and Path(self.path).is_dir():
+            self.reference.save(Path(self.path))
 
     @classmethod
     def check_task(cls, task: Task, text_pair_col: str | None = None) -> None:
@@ -460,7 +531,7 @@ class TextClassifier:
             keep = [i for i, t in enumerate(part) if t is not None]
             if keep:
                 rows = [start + i for i in keep]
-                kept = [str(part[i]) for i in keep]
+                kept = self.view([str(part[i]) for i in keep])
                 raw, features = self.analyse(kept)
                 probs[rows] = self.task.calibrate(raw)
                 if scorer is not None:
@@ -614,10 +685,12 @@ class TextClassifier:
         log.info("%s: abstains on %.1f%% of dev (%s)", self.kind, 100 * (1 - rule.dev.get("coverage", 1.0)),
                  ", ".join(f"{k} {v}" for k, v in rule.dev.items() if k in ("out_of_domain", "low_confidence")))
 
-    def save_abstainer(self, path: Path) -> None:
-        """Write the abstention files into the model folder ``path`` (nothing when there is none)."""
+    def save_extras(self, path: Path) -> None:
+        """Write the abstention files and the drift reference into the model folder ``path`` (those it has)."""
         if self.abstainer is not None:
             self.abstainer.save(path)
+        if self.reference is not None:
+            self.reference.save(path)
 
     # ------------------------------------------------------------------ folders
 
@@ -700,7 +773,10 @@ def load_folder(path: Path, options: InferenceOptions) -> TextClassifier:
     if family is None:
         raise UserError(f"{path} {NOT_A_MODEL}")
     model = family_class(family).from_folder(path, options)
+    if options.script is not None:  # another view than the folder's (an old folder made to convert, ...)
+        model.script = normalizer(options.script).mode
     model.abstainer = Abstainer.load(path)
+    model.reference = Reference.load(path)
     if options.abstain is not None and options.abstain.given:
         if model.abstainer is None:
             raise UserError(f"{path} was made before abstention existed (no {ABSTAIN_FILES[1]}): retrain it, or fit "

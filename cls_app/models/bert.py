@@ -16,26 +16,23 @@ import logging
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 from ..fileio import atomic_files, write_json
 from ..io.records import DataOptions
-from ..modeling.fast import fast_classifier
-from ..modeling.folder import MODEL_FILES, load_folder_meta, load_model_dir, rewrite_settings, save_model_dir
-from ..runtime.device import autocast, configure_threads
-from ..runtime.engine import predict_text_logits
 from ..settings import default
 from ..tasks import Task, task_from_settings
 from ..text.long_text import LongTextOptions
-from ..training.pipeline import RunFolder, TrainedBert, train_bert
 from ..training.settings import BertSettings
 from .base import TextClassifier, register
 from .folders import ABSTAIN_FILES
 from .options import InferenceOptions
+
+if TYPE_CHECKING:  # torch and transformers load on first use: listing the kinds stays light
+    from ..training.pipeline import RunFolder, TrainedBert
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +94,20 @@ class BertTextClassifier(TextClassifier):
         # a scratch 4-layer BERT at 128 tokens on 2 cores: about 60 texts/s an epoch, 4 epochs
         return 10.0 + 4 * rows / 60.0 * max(0.3, min(chars, 126) / 64.0)
 
+    def estimate_fit_seconds(self, train: Any, dev: Any, task: Task) -> tuple[float, bool]:
+        """A few real optimizer steps of this model on these texts, timed (:func:`~cls_app.training.pipeline.
+        estimate_seconds`): a scratch BERT's speed differs two or three times between CPUs of the same name."""
+        from ..training.pipeline import estimate_seconds
+
+        if dev is None:
+            train, dev = task.split(train, default(DataOptions, "dev_fraction"), self.settings.train.seed)
+        total, self.fixed_estimate = estimate_seconds(train, dev, task, replace(self.settings,
+                                                                                train=replace(self.settings.train)))
+        return total, True
+
+    def fixed_fit_seconds(self) -> float:
+        return float(getattr(self, "fixed_estimate", 0.0))
+
     # ------------------------------------------------------------------ fitting
 
     def fit_task(self, train: Any, dev: Any | None, task: Task, text_pair_col: str | None = None,
@@ -104,6 +115,8 @@ class BertTextClassifier(TextClassifier):
         """Fine-tune on ``train`` (without ``dev``: a held-out part of it); with ``run``, write as it goes."""
         if dev is None:
             train, dev = task.split(train, default(DataOptions, "dev_fraction"), self.settings.train.seed)
+        from ..training.pipeline import train_bert
+
         trained = train_bert(train, dev, task, self.settings, run, text_pair_col)
         self.adopt(trained, run.out if run is not None else None)
         if not trained.is_main:  # under torchrun rank 0 alone goes on
@@ -114,17 +127,21 @@ class BertTextClassifier(TextClassifier):
         self.fit_decisions(dev, raw, self.settings.train.metric, self.settings.train.seed)
         self.fit_abstention(train, dev, self.abstain, self.settings.train.seed)
         if run is not None:
-            self.save_abstainer(run.out)
+            self.save_extras(run.out)
         self.folder_settings.update(self.task.folder_fields())
         self.summary["dev_final"] = self.dev_scores(dev)
         if self.decisions is not None:
             self.summary["decisions"] = self.decisions
-        if run is not None and self.task.folder_fields():
+        if run is not None:  # the task's decisions and the settings (script included) into OUT/config.json
+            from ..modeling.folder import rewrite_settings
+
             rewrite_settings(run.out, self.folder_settings)
         return self
 
     def adopt(self, trained: TrainedBert, path: Path | None) -> None:
         """Predict with a freshly trained model, from memory."""
+        from ..modeling.fast import fast_classifier
+
         self.network, self.tokenizer, self.labels = trained.model.eval(), trained.tokenizer, list(trained.labels)
         self.task, self.folder_settings, self.summary = trained.task, dict(trained.settings), dict(trained.summary)
         self.dev_metrics = trained.result.best_dev
@@ -134,8 +151,7 @@ class BertTextClassifier(TextClassifier):
         self.path = path
         # the settings it was fitted with, so a loaded folder's get_params() / clone() are the same
         self.folder_settings["params"] = {**{k: list(v) if isinstance(v, tuple) else v
-                                             for k, v in self.settings_params().items()},
-                                          "seed": self.seed, "metric": self.metric}
+                                             for k, v in self.settings_params().items()}, **self.common_params()}
 
     def _settings_from_folder(self) -> None:
         self.max_len = int(self.folder_settings.get("max_len", 128))
@@ -154,6 +170,11 @@ class BertTextClassifier(TextClassifier):
 
     def analyse(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         """Probabilities and (with the fast torch module) the final [CLS] vectors, from one forward pass."""
+        import torch
+
+        from ..runtime.device import autocast
+        from ..runtime.engine import predict_text_logits
+
         with autocast(torch.device(self.device), self.forward_precision()):
             out = predict_text_logits(self.module, self.tokenizer, texts, self.max_len, self.long_text,
                                       self.forward_batch(), device=self.device)
@@ -177,6 +198,8 @@ class BertTextClassifier(TextClassifier):
 
     def save(self, path: str | Path) -> Path:
         """Write config.json, vocab.txt and model.safetensors (and the run's metrics.json when fitted here)."""
+        from ..modeling.folder import MODEL_FILES, save_model_dir
+
         path = Path(path)
         if self.network is None:
             if self.path is None:
@@ -191,7 +214,7 @@ class BertTextClassifier(TextClassifier):
             save_model_dir(self.network, self.tokenizer, path, self.folder_settings)
             if self.summary and not (path / "metrics.json").is_file():
                 write_json(path / "metrics.json", self.summary)
-            self.save_abstainer(path)
+            self.save_extras(path)
         self.path = path
         return path
 
@@ -210,22 +233,26 @@ class BertTextClassifier(TextClassifier):
         params = self.folder_settings.get("params")
         try:
             if isinstance(params, dict):
-                values = dict(params)
-                self.seed, self.metric = int(values.pop("seed", 42)), values.pop("metric", None)
-                self.settings = self.make_settings(values)
+                self.settings = self.make_settings(self.restore_common(params))
                 return
             args = path / "training_args.json"
             if args.is_file():
                 from ..training.settings import job_from_args
 
-                self.settings = job_from_args(json.loads(args.read_text(encoding="utf-8")), str(path)).bert
+                recorded = json.loads(args.read_text(encoding="utf-8"))
+                self.settings = job_from_args(recorded, str(path)).bert
                 self.seed, self.metric = self.settings.train.seed, self.settings.train.metric
+                self.script = str((recorded.get("job") or {}).get("script") or self.script)
         except (UserError, ValueError, TypeError) as exc:
             log.warning("%s: its recorded settings do not load (%s); get_params() gives the defaults", path, exc)
 
     @classmethod
     def from_folder(cls, path: Path, options: InferenceOptions) -> BertTextClassifier:
         """A folder written by ``run.py train`` (see :mod:`cls_app.modeling.folder`)."""
+        from ..modeling.fast import fast_classifier
+        from ..modeling.folder import load_folder_meta, load_model_dir
+        from ..runtime.device import configure_threads
+
         obj = cls.blank("bert")
         obj.options = options
         n = configure_threads(options.threads)

@@ -29,10 +29,9 @@ class Described(TextClassifier):
         self.meta = {}
 
     def restore_settings(self, path: Path, recorded: dict) -> None:
-        """The settings (and seed and metric) a folder records; names this version does not know are ignored."""
-        values = dict(recorded)
-        self.seed = int(values.pop("seed", 42) or 42)
-        self.metric = values.pop("metric", None)
+        """The settings (and the common ones: seed, metric, script) a folder records; names this version does not
+        know are ignored."""
+        values = self.restore_common(recorded)
         known = {f.name for f in fields(self.settings_class)} if self.settings_class is not None else set()
         try:
             self.settings = self.make_settings({k: v for k, v in values.items() if k in known})
@@ -71,7 +70,7 @@ class SmallKind(Described):
         with atomic_dir(out) as tmp:
             self.write_weights(tmp)
             write_json(tmp / KIND_FILE, self.meta)
-            self.save_abstainer(tmp)
+            self.save_extras(tmp)
         self.path = out
         return out
 

@@ -73,7 +73,7 @@ PRUNE = 0.1
 ``bench/ensemble_pruning.py``, docs/ensembles.md)."""
 COST_SHARE = 0.5
 COST_GAIN = 0.002
-"""A member taking more than :data:`COST_SHARE` of the prediction time is dropped when it adds at most
+"""A member declaring more than :data:`COST_SHARE` of the members' cost is dropped when it adds at most
 :data:`COST_GAIN` to the cross-fitted dev score (see :func:`costly_member`)."""
 
 
@@ -92,8 +92,9 @@ class EnsembleSettings:
                          "relative path)")
     prune: float = setting(PRUNE, "drop the members the dev fit gives less than this weight and refit the rest: "
                            "they add nothing and cost time (0: keep every member; default: %(default)s)")
-    cost_share: float = setting(COST_SHARE, "a member that takes more than this share of the ensemble's prediction "
-                                "time and adds at most --cost-gain to its cross-fitted dev score is dropped "
+    cost_share: float = setting(COST_SHARE, "a member whose declared cost (BERT 100, textcnn 20, a TF-IDF kind 10) is "
+                                "more than this share of the members' and adds at most --cost-gain to its cross-fitted "
+                                "dev score is dropped "
                                 "(default: %(default)s; 1: never)")
     cost_gain: float = setting(COST_GAIN, "see --cost-share (default: %(default)s)")
 
@@ -203,25 +204,26 @@ def fit_ensemble(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleS
     return Fit(temps, weights.tolist(), info)
 
 
-def costly_member(logps: Sequence[np.ndarray], y: np.ndarray, seconds: Sequence[float], settings: EnsembleSettings,
+def costly_member(logps: Sequence[np.ndarray], y: np.ndarray, costs: Sequence[float], settings: EnsembleSettings,
                   metric: str, seed: int = 42) -> dict | None:
-    """The member that costs more than ``settings.cost_share`` of the prediction time (``seconds``: each member's
-    for the same rows) and adds at most ``settings.cost_gain`` to the cross-fitted dev ``metric``: what dropping it
-    costs and saves (None: no such member, or fewer than two members)."""
+    """The member that costs more than ``settings.cost_share`` of the members' costs (``costs``: each member's
+    declared cost, so that the same data and seed give the same ensemble whatever the machine's load; BERT's
+    100 against 10 for a TF-IDF kind) and adds at most ``settings.cost_gain`` to the cross-fitted dev
+    ``metric``: what dropping it costs and saves (None: no such member, or fewer than two members)."""
     from ..tasks.calibration import metric_of
 
-    total = float(sum(seconds))
+    total = float(sum(costs))
     if len(logps) < 2 or total <= 0:
         return None
-    i = int(np.argmax(seconds))
-    share = float(seconds[i]) / total
+    i = int(np.argmax(costs))
+    share = float(costs[i]) / total
     if share <= settings.cost_share:
         return None
     k = logps[0].shape[1]
     rest = [lp for j, lp in enumerate(logps) if j != i]
     with_it = metric_of(y, cross_fitted_probs(logps, y, settings, seed).argmax(axis=1), k, metric)
     without = metric_of(y, cross_fitted_probs(rest, y, settings, seed).argmax(axis=1), k, metric)
-    info = {"member": i, "time_share": round(share, 4), "dev_with": round(with_it, 6), "dev_without": round(without, 6)}
+    info = {"member": i, "cost_share": round(share, 4), "dev_with": round(with_it, 6), "dev_without": round(without, 6)}
     return info if with_it - without <= settings.cost_gain else None
 
 
@@ -327,6 +329,13 @@ class DevScores:
                          None if self.ood is None else [self.ood[i] for i in pick])
 
 
+def member_chars(members: Sequence[TextClassifier]) -> set[str]:
+    """The union of the members' training characters (empty when one of them has no drift reference)."""
+    if any(m.reference is None for m in members):
+        return set()
+    return set().union(*(m.reference.char_set for m in members if m.reference is not None))
+
+
 @register("ensemble", family="ensemble")
 class EnsembleClassifier(TextClassifier):
     """Members combined by weights and temperatures fitted on dev (see the module docstring).
@@ -357,6 +366,11 @@ class EnsembleClassifier(TextClassifier):
 
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "members": list(self.members)}
+
+    def training_chars(self, texts: Sequence[str]) -> set[str]:
+        """The characters of the training texts as each member saw them (their drift references'; empty when a
+        member has none)."""
+        return member_chars(self.members)
 
     def clone(self) -> EnsembleClassifier:
         """An unfitted ensemble of unfitted copies of the members, with the same settings."""
@@ -403,14 +417,16 @@ class EnsembleClassifier(TextClassifier):
                             f"(they know: {', '.join(labels)})")
         y = np.array([labels.index(x) for x in gold])
         logps, ood, seconds = member_scores(members, texts, labels, source)
-        return self.fit_scores(members, DevScores(logps, y, source, ood), seconds)
+        fitted = self.fit_scores(members, DevScores(logps, y, source, ood), seconds)
+        fitted.measure_reference(texts, member_chars(fitted.members))
+        return fitted
 
     def fit_scores(self, members: list[TextClassifier], dev: DevScores, seconds: Sequence[float] | None = None
                    ) -> EnsembleClassifier:
         """Fit on the members' dev log-probabilities (computed once by the caller); returns the fitted
         ensemble (this object, holding the members pruning kept). ``seconds``: each member's prediction time
-        on the same rows; a member costing more than half of it that adds almost nothing is dropped first
-        (:func:`costly_member`), and the folder records every member's share."""
+        on the same rows (recorded: each kept member's share); a member whose declared cost is more than half
+        of the members' and adds almost nothing is dropped first (:func:`costly_member`)."""
         settings = self.settings
         settings.check()
         offered_all = model_names(members)
@@ -418,12 +434,13 @@ class EnsembleClassifier(TextClassifier):
         if seconds is not None and len(seconds) == len(members):
             offered_names = model_names(members)
             costs = {"seconds": [round(float(x), 4) for x in seconds], "names": offered_names}
-            dropped = costly_member(dev.logps, dev.y, seconds, settings, self.metric or "macro_f1", self.seed)
+            declared = [float(type(m).cost) for m in members]
+            dropped = costly_member(dev.logps, dev.y, declared, settings, self.metric or "macro_f1", self.seed)
             if dropped is not None:
                 gone = dropped.pop("member")
                 costs["dropped"] = {"name": offered_names[gone], **dropped}
-                log.info("ensemble: dropped %s: %.0f%% of the prediction time for %+.4f of cross-fitted dev score",
-                         offered_names[gone], 100 * dropped["time_share"],
+                log.info("ensemble: dropped %s: %.0f%% of the members' cost for %+.4f of cross-fitted dev score",
+                         offered_names[gone], 100 * dropped["cost_share"],
                          dropped["dev_with"] - dropped["dev_without"])
                 keep = [i for i in range(len(members)) if i != gone]
                 members, dev, seconds = [members[i] for i in keep], dev.subset(keep), [seconds[i] for i in keep]
@@ -473,8 +490,9 @@ class EnsembleClassifier(TextClassifier):
             "fit": {**fit.info, "seconds": round(time.perf_counter() - t0, 3)}, "dev": scores, "offered": offered_all,
             **({"pruned": pruned} if pruned is not None else {}),
             "settings": {"min_fit_rows": settings.min_fit_rows, "shrink_rows": settings.shrink_rows,
-                         "prune": settings.prune,
-                         "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": self.seed},
+                         "prune": settings.prune, "cost_share": settings.cost_share, "cost_gain": settings.cost_gain,
+                         "cv_folds": settings.cv_folds, "copied": settings.copy, "seed": self.seed,
+                         "metric": self.metric},
             **task.folder_fields(),
         }
         if decided is not None:
@@ -593,7 +611,7 @@ class EnsembleClassifier(TextClassifier):
                 else:
                     entry["path"] = Path(os.path.relpath(Path(m.path).resolve(), out.resolve())).as_posix()
             write_json(tmp / META_FILE, meta)
-            self.save_abstainer(tmp)
+            self.save_extras(tmp)
         self.meta, self.path = meta, out
         for m, entry in zip(self.members, meta["members"], strict=True):
             if m.path is None or entry["path"].startswith(MEMBERS_DIR + "/"):
@@ -615,7 +633,9 @@ class EnsembleClassifier(TextClassifier):
         obj = cls.blank(KIND)
         recorded = dict(meta.get("settings") or {})
         obj.seed = int(recorded.get("seed", 42) or 42)
-        known = {k: recorded[k] for k in ("min_fit_rows", "shrink_rows", "prune", "cv_folds") if k in recorded}
+        obj.metric = recorded.get("metric")
+        known = {k: recorded[k] for k in ("min_fit_rows", "shrink_rows", "prune", "cost_share", "cost_gain", "cv_folds")
+                 if k in recorded}
         try:
             obj.settings = obj.make_settings({**known, "combine": meta["combine"],
                                               "copy": bool(recorded.get("copied"))})

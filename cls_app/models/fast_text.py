@@ -114,7 +114,7 @@ class FastTextClassifier(SmallKind):
         self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
         self.meta = {"kind": FAMILY, "family": FAMILY, "format_version": FORMAT_VERSION, "app_version": __version__,
                      "name": self.kind, "labels": labels,
-                     "settings": {**asdict(s), "seed": self.seed, "metric": self.metric},
+                     "settings": {**asdict(s), **self.common_params()},
                      "train_rows": len(train), "train_seconds": round(seconds, 3), "files": [MODEL_FILE],
                      "epochs": int(self.model.f.getArgs().epoch)}
         if s.autotune:

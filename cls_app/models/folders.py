@@ -156,6 +156,31 @@ def abstain_files(path: Path) -> list[Path]:
     return found if all(f.is_file() for f in found) else []
 
 
+VERSION_CHARS = 12
+_WHOLE_BYTES = 16 << 20
+
+
+def model_version(path: str | Path) -> str:
+    """A short content hash of the files a model folder predicts with (:func:`model_files`): the same files give
+    the same version wherever they are copied; any retraining gives another (files over 16 MB count by their size
+    and their first and last megabyte)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root = Path(path)
+    for f in sorted(model_files(root)):
+        size = f.stat().st_size
+        digest.update(f"{os.path.relpath(f, root)}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            if size <= _WHOLE_BYTES:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), os.SEEK_END)
+                digest.update(fh.read())
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
 def model_size_bytes(path: str | Path) -> int:
     """Bytes on disk of the files needed for prediction."""
     return sum(p.stat().st_size for p in model_files(path))

@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..runtime.precisions import INFERENCE_PRECISIONS
 from ..settings import setting
 from ..tasks.abstain import AbstainSettings
+from ..text.script import SCRIPTS
 
 DEFAULT_BATCH_SIZE = 64  # texts per forward pass for predict and the Python API (a kind may set its own)
 DEFAULT_CHUNK_ROWS = 8192  # rows held in memory, and the window sorted by length, at a time
@@ -35,6 +36,9 @@ class InferenceOptions:
                              choices=INFERENCE_PRECISIONS)
     quantize: bool = setting(False, "dynamic int8 quantization of the linear layers: faster on CPU, labels may "
                              "differ on a few texts (with --backend onnx: the exported model.int8.onnx)")
+    script: str | None = setting(None, "what the model's features see of a text: auto (fold full-width forms, then "
+                                 "traditional to simplified), t2s, s2t, keep (as written) (default: as the model "
+                                 "was trained; folders from before this setting: keep)", choices=SCRIPTS)
     window: int = setting(DEFAULT_CHUNK_ROWS, "rows read, sorted by length and written at a time; bounds memory "
                           "(default: %(default)s)", flag="--chunk-size")
     long_text: dict | None = setting(None, cli=False)  # overrides of the folder's long-text settings
@@ -56,6 +60,8 @@ class InferenceOptions:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
         if self.abstain is not None:
             self.abstain.check()
+        if self.script is not None and self.script not in SCRIPTS:
+            raise UserError(f"--script must be one of {', '.join(SCRIPTS)}, got {self.script!r}")
         return self
 
     def updated(self, **changes: Any) -> InferenceOptions:

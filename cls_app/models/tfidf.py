@@ -71,8 +71,8 @@ class BaselineClassifier(Described):
         self.labels, self.task, self.pairs, self.text_pair_col = labels, task, bool(text_pair_col), text_pair_col
         features, classifier, recorded = self.describe_fit(task)
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.settings_params().items()}
-        self.meta = baseline_meta(self.kind, features, classifier, labels, recorded,
-                                  {"seed": self.seed, "metric": self.metric, **params}, len(train), seconds)
+        self.meta = baseline_meta(self.kind, features, classifier, labels, recorded, {**self.common_params(), **params},
+                                  len(train), seconds)
         if dev is not None and len(dev):
             analysed = self.analyse(list(dev.texts))
             self.task = task.fitted(task.dev_metrics(task.encode(dev, labels), analysed[0], labels))  # label sets
@@ -104,7 +104,7 @@ class BaselineClassifier(Described):
         if getattr(self, "estimator", None) is None:
             raise UserError(f"this {self.kind} model is not fitted: nothing to save")
         save_baseline(self.estimator, self.meta, path)
-        self.save_abstainer(Path(path))
+        self.save_extras(Path(path))
         self.path = Path(path)
         return self.path
 
@@ -129,9 +129,10 @@ class BaselineClassifier(Described):
         if owner is None or not issubclass(owner, BaselineClassifier):
             raise UserError(f"{path}: baseline.json names the kind {kind!r}, which is not a baseline")
         obj = owner.blank(kind)
-        params = dict(meta.get("params") or {})
-        obj.seed = int(params.pop("seed", (meta.get("settings") or {}).get("clf", {}).get("random_state", 42) or 42))
-        obj.metric = params.pop("metric", None)
+        recorded = dict(meta.get("params") or {})
+        if "seed" not in recorded:  # folders from before the settings were recorded: the classifier's seed
+            recorded["seed"] = (meta.get("settings") or {}).get("clf", {}).get("random_state", 42)
+        params = obj.restore_common(recorded)
         try:
             obj.settings = obj.make_settings(params)
         except UserError as exc:

@@ -6,8 +6,9 @@ Endpoints (``/docs`` has the OpenAPI page):
   ``{"predictions": [{"label", "prob", "top": [{"label", "prob"}, ...]} | {"error": {...}}, ...]}``,
   one entry per text in order; an empty text gets a per-item error, the others are answered.
   Label-set models answer ``{"labels": [...], "probs": [{"label", "prob"}, ...]}`` per text.
-* ``GET /health``: ``{"status": "ok"}``; ``GET /info``: labels, kind, task, settings, version and
-  micro-batching counters.
+* ``GET /health``: ``{"status": "ok"}``; ``GET /info``: labels, kind, task, settings, version,
+  micro-batching counters and the monitoring (the model's version, the drift verdict on the last texts).
+* ``GET /metrics``: Prometheus metrics (:mod:`.monitor`; ``--no-metrics``: 404).
 
 Every error is JSON ``{"error": {"code": ..., "message": ...}}``: 401 (API key), 404/405, 413
 (body too large), 422 (malformed JSON, wrong fields, too many texts, a text too long), 500
@@ -16,9 +17,11 @@ Every error is JSON ``{"error": {"code": ..., "message": ...}}``: 401 (API key),
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
@@ -26,7 +29,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,6 +38,7 @@ from ..version import __version__
 from .batcher import BatcherClosed, MicroBatcher
 from .label_studio import router as label_studio_router
 from .model_process import predict_in_worker
+from .monitor import Monitor
 from .settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -135,9 +139,16 @@ def _install_error_handlers(app: FastAPI, settings: ServeSettings) -> None:
                         headers=getattr(exc, "headers", None)).response()
 
 
-def _install_routes(app: FastAPI, model: TextClassifier, settings: ServeSettings, batcher: MicroBatcher) -> None:
+def _install_routes(app: FastAPI, model: TextClassifier, settings: ServeSettings, batcher: MicroBatcher,
+                    monitor: Monitor) -> None:
     auth = [Depends(_key_checker(settings))]
     labels = list(model.labels)
+
+    if settings.metrics:
+        @app.get("/metrics", summary="Prometheus metrics (docs/monitoring.md)", include_in_schema=False)
+        async def metrics() -> Response:
+            body, content_type = await asyncio.get_running_loop().run_in_executor(None, monitor.exposition)
+            return Response(body, media_type=content_type)
 
     @app.get("/health", summary="liveness: 200 while the server is up")
     async def health() -> dict:
@@ -149,6 +160,7 @@ def _install_routes(app: FastAPI, model: TextClassifier, settings: ServeSettings
             "version": __version__, "pid": os.getpid(), "kind": model.family, "model_kind": model.kind,
             "task": model.task.name, "labels": labels, "model": str(model.path or ""),
             "model_settings": model.describe(), "settings": settings.public(), "batching": batcher.stats.as_dict(),
+            "monitoring": await asyncio.get_running_loop().run_in_executor(None, monitor.info),
         }
 
     # the answer is built here as plain JSON types and returned as a JSONResponse: FastAPI's
@@ -168,9 +180,11 @@ def _install_routes(app: FastAPI, model: TextClassifier, settings: ServeSettings
             except Exception:
                 raise ApiError(500, "prediction_failed", "the model failed on this batch (see the server log)",
                                ) from None
-            items = model.task.service_items(scored.probs, labels, body.top_k, model.abstention(scored))
+            abstention = model.abstention(scored)
+            items = model.task.service_items(scored.probs, labels, body.top_k, abstention)
             for i, item in zip(keep, items, strict=True):
                 results[i] = item
+            monitor.observe([texts[i] for i in keep], scored, abstention)
         return JSONResponse({"predictions": results})
 
 
@@ -182,23 +196,55 @@ def create_app(model: TextClassifier, settings: ServeSettings | None = None, mod
     batches run there and ``model`` only describes the model (labels, task, ``/info``)."""
     settings = settings or ServeSettings()
     run_batch: Any = model.score if model_process is None else predict_in_worker
-    batcher = MicroBatcher(run_batch, settings.max_batch, settings.max_wait_ms, executor=model_process)
+    monitor = Monitor(model, settings.metrics, settings.drift_window, settings.log_settings)
+    batcher = MicroBatcher(run_batch, settings.max_batch, settings.max_wait_ms, executor=model_process,
+                           on_batch=monitor.batch)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await batcher.start()
-        log.info("serving %s model %s: %d labels", model.kind, model.path or "", len(model.labels))
+        log.info("serving %s model %s (version %s): %d labels", model.kind, model.path or "", monitor.version,
+                 len(model.labels))
         yield
         await batcher.close(settings.shutdown_timeout_s)
+        monitor.close()
 
     app = FastAPI(title="cls_app prediction service", version=__version__, lifespan=lifespan,
                   description="Chinese text classification (BERT or TF-IDF baseline) with dynamic micro-batching.")
-    app.state.batcher = batcher
+    app.state.batcher, app.state.monitor = batcher, monitor
     _install_error_handlers(app, settings)
-    _install_routes(app, model, settings, batcher)
+    _install_routes(app, model, settings, batcher, monitor)
     app.include_router(label_studio_router(model, batcher.submit, [Depends(_key_checker(settings))]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.metrics:
+        routes = {getattr(r, "path", "") for r in app.routes}
+        app.add_middleware(RequestMetrics, monitor=monitor, routes=routes)
     return app
+
+
+class RequestMetrics:
+    """ASGI middleware: every HTTP request's route (``other`` for unknown paths), status code and latency."""
+
+    def __init__(self, app: Any, monitor: Monitor, routes: set[str]) -> None:
+        self.app, self.monitor, self.routes = app, monitor, routes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def sent(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            path = scope.get("path", "")
+            self.monitor.request(path if path in self.routes else "other", status[0], time.perf_counter() - start)
 
 
 def _too_large(limit: int) -> ApiError:

@@ -62,8 +62,10 @@ class MicroBatcher:
     out-of-domain scores), each request getting its own rows."""
 
     def __init__(self, predict_proba: Callable[[Sequence[str]], Any], max_batch: int,
-                 max_wait_ms: float, executor: Executor | None = None) -> None:
+                 max_wait_ms: float, executor: Executor | None = None,
+                 on_batch: Callable[[int, float], None] | None = None) -> None:
         self.predict_proba = predict_proba
+        self.on_batch = on_batch  # (texts, seconds) of every batch run (the metrics)
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.stats = BatchStats()
@@ -179,3 +181,5 @@ class MicroBatcher:
         s.batches += 1
         s.largest_batch = max(s.largest_batch, texts)
         s.busy_seconds += seconds
+        if self.on_batch is not None:
+            self.on_batch(texts, seconds)

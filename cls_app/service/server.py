@@ -45,7 +45,7 @@ def load_model(model: str | Path, settings: ServeSettings) -> TextClassifier:
     threads = settings.threads or default_threads(settings.workers)  # the cores split among the workers
     return load(model, follow=settings.follow, prefer=settings.prefer, batch_size=settings.batch_size, threads=threads,
                 backend=settings.backend, quantize=settings.quantize, precision=settings.precision,
-                abstain=settings.abstain)
+                script=settings.script, abstain=settings.abstain)
 
 
 def build_app(model: str | Path, settings: ServeSettings) -> Any:
@@ -130,5 +130,26 @@ def serve(model: str | Path, settings: ServeSettings, announce: Callable[[str], 
     os.environ[CONFIG_ENV] = json.dumps({"model": str(Path(model).resolve()), "settings": public})
     if settings.api_key:
         os.environ[API_KEY_ENV] = settings.api_key
-    with _signals_end_quietly():
+    with _signals_end_quietly(), _shared_metrics(settings.metrics):
         uvicorn.run("cls_app.service.server:app_from_environment", factory=True, workers=settings.workers, **common)
+
+
+@contextlib.contextmanager
+def _shared_metrics(enabled: bool) -> Iterator[None]:
+    """With several workers: prometheus-client's multiprocess mode in a folder of this run (the workers inherit
+    its name), removed at the end; a folder the user named in the environment is used as it is."""
+    import shutil
+    import tempfile
+
+    from .monitor import MULTIPROC_ENV
+
+    if not enabled or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="cls-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -6,9 +6,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import UserError
+from ..inference.prediction_log import LogSettings
 from ..models.options import BACKENDS
 from ..runtime.precisions import INFERENCE_PRECISIONS
-from ..settings import setting
+from ..settings import default, setting
 from ..tasks.abstain import AbstainSettings
 
 API_KEY_ENV = "CLS_APP_API_KEY"
@@ -51,6 +52,7 @@ class ServeSettings:
     quantize: bool = setting(False, cli=False)
     """BERT: int8 (torch dynamic quantization; with ``onnx`` the exported model.int8.onnx)."""
     precision: str = setting(INFERENCE_PRECISIONS[0], cli=False)
+    script: str | None = setting(None, cli=False)  # another view of the texts than the folder's (--script)
     """BERT and textcnn: ``fp32`` or ``bf16`` (autocast; fast on CPUs with AVX512-BF16 or AMX)."""
     api_key: str | None = setting(None, f"require 'Authorization: Bearer KEY' on /predict and /info (default: the "
                                   f"{API_KEY_ENV} environment variable, if set)")
@@ -59,6 +61,16 @@ class ServeSettings:
                                         "(default: %(default)s)", flag="--shutdown-timeout", metavar="S")
     """On SIGTERM/SIGINT: how long in-flight requests may take to finish."""
     access_log: bool = setting(False, "log every request")
+    metrics: bool = setting(True, "Prometheus metrics on GET /metrics (requests, latency, batch sizes, labels, "
+                            "abstentions, out-of-domain scores, drift; default: on)", toggle=True)
+    """``GET /metrics`` (:mod:`cls_app.service.monitor`)."""
+    drift_window: int = setting(1000, "the drift verdict on /metrics and /info covers the last N texts (0: off; "
+                                "default: %(default)s)", metavar="N")
+    """Texts in the rolling drift window."""
+    log_predictions: str | None = setting(default(LogSettings, "log_predictions"), cli=False)
+    log_text: str = setting(default(LogSettings, "log_text"), cli=False)
+    log_max_mb: float = setting(default(LogSettings, "log_max_mb"), cli=False)
+    """The prediction log (:class:`~cls_app.inference.prediction_log.LogSettings`; ``serve`` takes its flags)."""
     follow: bool = setting(True, cli=False)
     """A training folder holding ``best.json`` serves the model it recommends (``--no-follow``: the folder's own)."""
     prefer: str = setting("quality", cli=False)
@@ -67,6 +79,11 @@ class ServeSettings:
     target_coverage: float | None = setting(None, cli=False)
     target_precision: float | None = setting(None, cli=False)
     """Another abstention rule than the folder's (:class:`~cls_app.tasks.AbstainSettings`; None: the folder's)."""
+
+    @property
+    def log_settings(self) -> LogSettings:
+        """The prediction-log fields as :class:`~cls_app.inference.prediction_log.LogSettings`."""
+        return LogSettings(self.log_predictions, self.log_text, self.log_max_mb)
 
     @property
     def abstain(self) -> AbstainSettings:
@@ -79,6 +96,12 @@ class ServeSettings:
         for name in ("max_batch", "max_texts", "max_chars", "max_body_bytes", "workers", "batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.drift_window < 0:
+            problems.append(f"--drift-window must be 0 or more, got {self.drift_window}")
+        try:
+            self.log_settings.check()
+        except UserError as exc:
+            problems.append(str(exc))
         if self.max_wait_ms < 0:
             problems.append(f"--max-wait-ms must be 0 or more, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65535:

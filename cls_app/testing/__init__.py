@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import UserError
 from ..models.base import TextClassifier, kind_class, load
 
-__all__ = ["DEGENERATE", "CHECKS", "KindUnderTest", "check_kind", "degenerate_sets", "kind_checks", "toy_task"]
+__all__ = ["DEGENERATE", "CHECKS", "KindUnderTest", "check_kind", "degenerate_sets", "fits_or_refuses", "kind_checks",
+           "random_set", "toy_task"]
 
 POS = "好棒赞喜爱优美快乐满意推荐"
 NEG = "差烂坏慢贵糟差劲失望退货"
@@ -253,13 +254,22 @@ DEGENERATE = tuple(degenerate_sets())
 
 def check_degenerate_data(k: KindUnderTest, which: str) -> None:
     (texts, labels), dev = degenerate_sets()[which]
+    fits_or_refuses(k, texts, labels, dev, which, twice=len(texts) <= 24)
+
+
+def fits_or_refuses(k: KindUnderTest, texts: list[str], labels: list[str], dev: tuple[list[str], list[str]] | None,
+                    which: str = "this set", twice: bool = True) -> str:
+    """Fit ``k`` on (texts, labels) with ``dev``: ``"refused"`` when it raises one one-line :class:`UserError`;
+    else ``"fitted"``, after checking that its probabilities are finite distributions, its out-of-domain scores
+    never infinite, every row gets a decision, save and load give the same outputs and (``twice``) fitting again
+    with the same seed gives the same probabilities. Anything else raises (AssertionError or the crash itself)."""
     probe = [*dict.fromkeys(texts)][:5] + ["完全不同的东西", "x"]
     try:
         model = k.make().fit(texts, labels, dev=dev)
     except UserError as exc:
         message = str(exc)
         assert message.strip() and "\n" not in message.strip(), f"a refusal must be one line: {message!r}"
-        return
+        return "refused"
     scored = model.score(probe)
     assert np.isfinite(scored.probs).all(), f"non-finite probabilities on {which}"
     np.testing.assert_allclose(scored.probs.sum(axis=1), 1.0, atol=1e-5)
@@ -270,9 +280,28 @@ def check_degenerate_data(k: KindUnderTest, which: str) -> None:
         back = again.score(probe)
         np.testing.assert_allclose(back.probs, scored.probs, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(back.ood, scored.ood, rtol=1e-5, atol=1e-5)
-    if len(texts) <= 24:  # the same seed, the same model (cheap enough on the small sets)
-        twice = k.make().fit(texts, labels, dev=dev).score(probe)
-        np.testing.assert_allclose(twice.probs, scored.probs, rtol=1e-5, atol=1e-6)
+    if twice:  # the same seed, the same model
+        np.testing.assert_allclose(k.make().fit(texts, labels, dev=dev).score(probe).probs, scored.probs,
+                                   rtol=1e-5, atol=1e-6)
+    return "fitted"
+
+
+RANDOM_ALPHABET = "好坏中文天气订票音乐播放查询很差是的了吗這個😀 a1,#\t"
+
+
+def random_set(rng: random.Random) -> tuple[list[str], list[str], tuple[list[str], list[str]] | None]:
+    """A random small labeled set (what a team starting on intents has): 4-60 rows over 2-5 labels, texts of 1-12
+    characters from a small alphabet (so duplicates and texts with two labels are common), dev given half the time
+    (drawn the same way, so it may lack a class or hold one train lacks)."""
+    labels_pool = [f"意图{i}" for i in range(rng.randint(2, 5))]
+    distinct = [  # a few distinct texts, repeated
+        "".join(rng.choice(RANDOM_ALPHABET) for _ in range(rng.randint(1, 12))) for _ in range(rng.randint(1, 15))]
+
+    def draw(n: int) -> tuple[list[str], list[str]]:
+        return [rng.choice(distinct) for _ in range(n)], [rng.choice(labels_pool) for _ in range(n)]
+
+    texts, labels = draw(rng.randint(4, 60))
+    return texts, labels, draw(rng.randint(2, 20)) if rng.random() < 0.5 else None
 
 
 CHECKS: dict[str, Callable[..., None]] = {

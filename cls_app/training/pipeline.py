@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,40 @@ class TrainedBert:
     summary: dict  # metrics.json without the test figures (rows, steps, speed, dev)
     is_main: bool = True
     device: str = "cpu"
+
+
+def estimate_seconds(train: Any, dev: Any, task: Task, settings: BertSettings, sample: int = 512
+                     ) -> tuple[float, float]:
+    """Seconds fine-tuning on ``train`` / ``dev`` is expected to take on this machine: the model these settings
+    build (tokenizer and bigrams from the training texts) timed on a few real optimizer steps and a dev pass
+    over up to ``sample`` texts, scaled to the epochs' steps and evaluations, plus what follows the training (the
+    out-of-domain detector scores the training and dev rows once). Returns (all of it, that last part)."""
+    import random
+
+    s = settings
+    t0 = time.perf_counter()
+    check_bert_settings(s, task)
+    configure_threads(s.threads)
+    lt = s.long_text.resolved(s.model.max_len)
+    labels = task.vocabulary(train)
+    tokenizer = build_tokenizer(s.model, train)
+    model = build_model(s.model, tokenizer, train, labels)
+    rng = random.Random(s.train.seed)
+    rows = rng.sample(range(len(train)), min(len(train), 4 * s.train.batch_size))
+    part = train.subset(rows)
+    held = dev.subset(rng.sample(range(len(dev)), min(len(dev), sample)))
+    seqs, y = encode_train(tokenizer, part, list(task.encode(part, labels)), s.model.max_len, lt)
+    dev_enc = encode(tokenizer, held.texts, s.model.max_len, lt, None)
+    data = TrainData(seqs, y, dev_enc.seqs, task.encode(held, labels), labels, tokenizer.pad_id, dev_enc.owners,
+                     lt.chunk_pool, task)
+    trainer = Trainer(model, data, replace(s.train, epochs=1, progress=False, time_limit=None))
+    per_step, per_dev_text = trainer.time_steps()
+    setup = time.perf_counter() - t0
+    steps = -(-len(train) // s.train.batch_size) * s.train.epochs
+    evals = s.train.epochs * (max(1, len(train) // max(1, s.train.eval_every * s.train.batch_size))
+                              if s.train.eval_every else 1)
+    after = (len(train) + len(dev)) * per_dev_text
+    return setup + steps * per_step + evals * len(dev) * per_dev_text + after, after
 
 
 def train_bert(train: Any, dev: Any, task: Task, settings: BertSettings, run: RunFolder | None = None,

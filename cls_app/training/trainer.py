@@ -350,6 +350,26 @@ class Trainer:
         st.running_loss += loss.item()
         st.running_n += self.batch_weight(mine) * scale
 
+    def time_steps(self, steps: int = 3) -> tuple[float, float]:
+        """Seconds per optimizer step on this data's first batches (the first step warms up, not counted) and
+        per dev text scored: the planner's measure of this model on this machine. The model is trained by
+        those steps: a probe's trainer is thrown away."""
+        s = self.settings
+        batches = epoch_batches([len(x) for x in self.data.train_ids], s.batch_size, s.seed, 0, s.group_by_length)
+        self.model.train()
+        start = time.perf_counter()
+        for i in range(min(steps + 1, len(batches))):
+            if i == 1:
+                start = time.perf_counter()
+            self._step(batches[i % len(batches)])
+        per_step = (time.perf_counter() - start) / max(1, min(steps, len(batches) - 1))
+        self.model.eval()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            self.dev_logits(len(self.data.dev_y))
+        per_dev_text = (time.perf_counter() - start) / max(1, len(self.data.dev_y))
+        return per_step, per_dev_text
+
     def batch_weight(self, rows: np.ndarray) -> float:
         """The total loss weight of training ``rows`` (the divisor of their summed loss)."""
         return self.loss.weight(rows)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,7 +40,17 @@ from ..models.base import ModelScores, TextClassifier, all_kinds, kind_class, mo
 from ..runtime.distributed import env_info
 from ..tasks import Task, headline, task_named
 from ..training.settings import TrainJob
-from .plan import Deadline, KindCost, PlanRecord, make_plan, reserve_seconds, speed_scale
+from .plan import (
+    MIN_SECONDS,
+    STUDENT_MIN_SECONDS,
+    Deadline,
+    KindCost,
+    PlanRecord,
+    make_plan,
+    reserve_seconds,
+    speed_scale,
+    student_reserve,
+)
 from .resume import JOB_FILE
 from .settings import JobSettings
 from .tuning import FOLDS, Probe, tune
@@ -155,6 +166,30 @@ class Steps:
         self.skipped.append({"step": name, "reason": reason})
 
 
+@dataclass
+class JobRun:
+    """What the steps of one run of the main job share: its settings, records, output folder, clock, plan
+    record, failure policy and the result being filled in."""
+
+    job: JobSettings
+    splits: Splits
+    folder: Any  # the BERT's RunFolder (OUT)
+    deadline: Deadline
+    steps: Steps
+    record: PlanRecord
+    result: JobResult
+    unlabeled: list[str] = field(default_factory=list)
+    bert_done: bool = False  # resuming a job whose BERT had finished: load it, do not train it
+
+    @property
+    def out(self) -> Path:
+        return Path(self.job.run.out)
+
+    @property
+    def seed(self) -> int:
+        return self.job.run.bert.train.seed
+
+
 def job_kinds(job: JobSettings, task: Task, pairs: bool) -> list[str]:
     """The kinds the job fits: BERT alone without ``--with-baselines``; else ``--kinds``, or every kind that
     declares itself part of the main job and fits the task (a named kind that cannot is a user error)."""
@@ -186,11 +221,12 @@ def build_models(job: JobSettings, names: list[str], task: Task) -> dict[str, Te
         raise UserError(f"--set names kind(s) {', '.join(unknown)} that the job does not fit (its kinds: "
                         f"{', '.join(names)})")
     run = job.run
-    common: dict[str, Any] = {"seed": run.bert.train.seed, "metric": job.metric, "abstain": run.abstain}
+    common: dict[str, Any] = {"seed": run.bert.train.seed, "metric": job.metric, "abstain": run.abstain,
+                              "script": job.script}
     out = {}
     for name in names:
         if name == job_bert_kind():
-            out[name] = TextClassifier(kind=name, abstain=run.abstain, **run.bert.to_kwargs())
+            out[name] = TextClassifier(kind=name, abstain=run.abstain, script=job.script, **run.bert.to_kwargs())
         else:
             out[name] = TextClassifier(kind=name, **common, **job.kind_settings.get(name, {}))
         out[name].validate(task)
@@ -201,14 +237,15 @@ def run_main_job(job: JobSettings, resume: bool = False, deadline: Deadline | No
     """``run.py train``: the BERT, its test report, and with ``with_baselines`` the rest (module docstring)."""
     from ..training.pipeline import RunFolder
 
-    deadline = deadline or Deadline(job.budget.time_budget)
     job.check()
+    deadline = deadline or Deadline(job.budget.parsed()[0])
     out = Path(job.run.out)
     splits = Splits.read(job.run)
     pairs = bool(job.run.data.text_pair_col)
     names = job_kinds(job, splits.task, pairs)
     models = build_models(job, names, splits.task)
     labels = splits.task.vocabulary(splits.train)
+    costs, tuned = plan_costs(job, splits, models, deadline)
     from ..training.checkpoint import find_checkpoint
 
     # resuming: OUT is this run's already; the BERT continues from its checkpoint, or was finished (loaded)
@@ -220,18 +257,21 @@ def run_main_job(job: JobSettings, resume: bool = False, deadline: Deadline | No
         models[bert_kind].fit_records(splits.train, splits.dev, splits.task, job.run.data.text_pair_col, run=run)
         return JobResult(out, splits.task, labels, {}, {}, is_main=False)
     run.prepare(labels)
-    unlabeled = read_job_unlabeled(job) if job.unlabeled else []
     result = JobResult(out, splits.task, labels, {}, {}, split="test" if splits.test is not None else "dev")
-    record = PlanRecord(job.budget.time_budget)
-    bert_done = resume and not run.resume and bert_finished(out)
-    fitted = fit_all(job, splits, models, run, unlabeled, deadline, record, steps, bert_done, result)
+    state = JobRun(job, splits, run, deadline, steps, PlanRecord(deadline.total / 60.0 if deadline.limited else None),
+                   result,
+                   read_job_unlabeled(job) if job.unlabeled else [], resume and not run.resume and bert_finished(out))
+    fitted = fit_all(state, models, costs, tuned)
     result.fitted = fitted
     if job.with_baselines:
-        steps.run("ensemble, recommendation and comparison", finish_job, job, splits, fitted, result, steps,
-                  deadline, unlabeled)
+        steps.run("ensemble, recommendation and comparison", finish_job, state, fitted)
     result.skipped = steps.skipped
     if job.with_baselines:
-        result.plan = record.to_json(deadline.elapsed())
+        result.plan = state.record.to_json(deadline.elapsed())
+        if result.recommendation is not None:
+            from ..evaluation.recommend import write_pointer
+
+            write_pointer(out, {**result.recommendation, "plan": result.plan})
         write_json(out / JOB_FILE, {"finished": True, "plan": result.plan, "skipped": steps.skipped,
                                     "kinds": names})
         if result.metrics:
@@ -251,55 +291,73 @@ def read_job_unlabeled(job: JobSettings) -> list[str]:
     return read_unlabeled(list(job.unlabeled), lambda path: read_chunks(path, job.run.data))
 
 
-def fit_all(job: JobSettings, splits: Splits, models: dict[str, TextClassifier], run: Any, unlabeled: list[str],
-            deadline: Deadline, record: PlanRecord, steps: Steps, bert_done: bool, result: JobResult) -> list[Fitted]:
-    """Fit the job's kinds, cheapest first, as the budget allows (module docstring, step 3)."""
-    main_kind = job_bert_kind()
-    rows, chars = len(splits.train), splits.mean_chars
+def plan_costs(job: JobSettings, splits: Splits, models: dict[str, TextClassifier], deadline: Deadline
+               ) -> tuple[dict[str, KindCost], set[str]]:
+    """What the planner knows of each kind (:func:`kind_cost`) and the kinds to tune; a budget too small for the
+    cheapest kind and the final steps is a user error (before anything is written)."""
     trials = job.tune.tune
-    tuned = {name for name, m in models.items() if trials and name != main_kind and tunable(m)}
-    todo = {name: KindCost(name, type(m).cost, type(m).fit_seconds_prior(rows, chars) *
-                           (1 + trials * (FOLDS - 1) if name in tuned else 1), type(m).time_limited)
-            for name, m in models.items()}
+    tuned = {name for name, m in models.items() if trials and name != job_bert_kind() and tunable(m)}
+    minutes, share = job.budget.parsed()
+    costs = {name: kind_cost(name, m, splits, job.budget.given, 1 + trials * (FOLDS - 1) if name in tuned else 1)
+             for name, m in models.items()}
+    reserve = reserve_seconds(len(models), len(splits.target))
+    student = student_estimate(splits) if job.with_baselines and not splits.task.multi else 0.0
+    if share is not None:  # a share of the whole job's estimate (the student's included), counted from the start
+        full = deadline.elapsed() + sum(c.prior_seconds for c in costs.values()) + reserve + student
+        deadline.set_total(share * full)
+        log.info("time budget: %.0f%% of the full job's estimate of %.0f s: %.0f s", 100 * share, full, deadline.total)
+    if deadline.limited:
+        need = reserve + min(c.prior_seconds for c in costs.values())
+        if deadline.left() < need:
+            given = (f"{minutes:g} minutes" if minutes is not None
+                     else f"{job.budget.time_budget} ({deadline.total:.0f} s)")
+            raise UserError(f"--time-budget {given} is less than this job needs at least (about {need:.0f} s: its "
+                            f"cheapest kind and the comparison); give at least {math.ceil(need / 6) / 10:g} minutes")
+    return costs, tuned
+
+
+def fit_all(state: JobRun, models: dict[str, TextClassifier], costs: dict[str, KindCost], tuned: set[str]
+            ) -> list[Fitted]:
+    """Fit the job's kinds, cheapest first, as the budget allows (module docstring, step 3)."""
+    job, splits, deadline, steps = state.job, state.splits, state.deadline, state.steps
+    main_kind = job_bert_kind()
+    todo = dict(costs)
     done: list[tuple[float, float]] = []
     fitted: list[Fitted] = []
+    reserve = 0.0
+    if deadline.limited and job.with_baselines:  # the final steps, and the student when there may be one
+        reserve = reserve_seconds(len(models), len(splits.target))
+        if not splits.task.multi:
+            reserve += student_reserve(student_estimate(splits, len(state.unlabeled)), deadline.total)
     while todo:
-        reserve = reserve_seconds(len(models)) if deadline.limited and job.with_baselines else 0.0
         plan = make_plan(list(todo.values()), deadline.left(), reserve, speed_scale(done))
         for skip in plan.skipped:
             log.warning("%s: skipped by the time budget (%s)", skip.kind, skip.reason)
-            record.skip(skip.kind, skip.reason)
+            state.record.skip(skip.kind, skip.reason)
             del todo[skip.kind]
         if plan.step is None:
             break
         step = plan.step
         cost = todo.pop(step.kind)
         model = models[step.kind]
-        if step.time_limit is not None:
-            model.set_params(time_limit=step.time_limit / 60.0)
+        if step.time_limit is not None:  # what follows the training (scoring the rows for its detector) comes off
+            model.set_params(time_limit=max(MIN_SECONDS, step.time_limit - cost.fixed_seconds) / 60.0)
             log.info("%s: %.0f s of the budget left for it (its estimate %.0f s)", step.kind, step.time_limit,
                      step.estimate)
         start = time.perf_counter()
         if step.kind == main_kind:
-            got = steps.run(f"fitting {step.kind}", fit_bert, job, splits, model, run, bert_done, result, steps,
+            got = steps.run(f"fitting {step.kind}", fit_bert, state, model,
                             required=not job.with_baselines)  # a BERT-only run: the BERT is the job
         else:
-            found = None
-            if step.kind in tuned:
-                share = None if not deadline.limited else \
-                    max(1.0, (step.time_limit or step.estimate) * trials * (FOLDS - 1) / (1 + trials * (FOLDS - 1)))
-                found = steps.run(f"tuning {step.kind}", tune, model, splits.train, splits.task, job.metric,
-                                  trials, share, job.run.bert.train.seed)
-                if found is not None and found.params:
-                    model.set_params(**found.params)
-            folder = Path(job.run.out) / BASELINES_DIR / step.kind
-            got = steps.run(f"fitting {step.kind}", fit_kind, splits, model, folder, unlabeled, job.metric,
+            found = steps.run(f"tuning {step.kind}", tune_kind, state, model, step) if step.kind in tuned else None
+            folder = state.out / BASELINES_DIR / step.kind
+            got = steps.run(f"fitting {step.kind}", fit_kind, splits, model, folder, state.unlabeled, job.metric,
                             job.run.data.text_pair_col, found.report() if found is not None else None)
         seconds = time.perf_counter() - start
         done.append((cost.prior_seconds, seconds))
         if got is not None:
             fitted.append(got)
-            record.ran(step, seconds, stopped_early(got.model))
+            state.record.ran(step, seconds, stopped_early(got.model))
             scored = got.model.dev_scores(splits.dev) if not splits.task.multi else {}
             progress.info("%-10s fitted in %5.1f s%s (%d of %d)", step.kind, seconds,
                           f", dev {METRIC_NAMES.get(job.metric, job.metric)} {scored[job.metric]:.4f}"
@@ -307,8 +365,33 @@ def fit_all(job: JobSettings, splits: Splits, models: dict[str, TextClassifier],
             for part in got.model.degraded:  # a step inside the fit that failed; the model went on without it
                 steps.failed_inside(f"{step.kind}: {part['step']}", f"{part['reason']}; {part['instead']}")
         else:
-            record.skip(step.kind, "failed: " + steps.skipped[-1]["reason"])
+            state.record.skip(step.kind, "failed: " + steps.skipped[-1]["reason"])
     return [f for f in fitted if f.main] + sorted((f for f in fitted if not f.main), key=lambda f: f.model.kind)
+
+
+def tune_kind(state: JobRun, model: TextClassifier, step: Any) -> Any:
+    """Tune ``model``'s settings on the training rows (:mod:`.tuning`), its trials' share of the step under a budget;
+    the chosen settings are set on the model."""
+    trials = state.job.tune.tune
+    share = None if not state.deadline.limited else \
+        max(1.0, (step.time_limit or step.estimate) * trials * (FOLDS - 1) / (1 + trials * (FOLDS - 1)))
+    found = tune(model, state.splits.train, state.splits.task, state.job.metric, trials, share, state.seed)
+    if found.params:
+        model.set_params(**found.params)
+    return found
+
+
+def kind_cost(name: str, model: TextClassifier, splits: Splits, measure: bool, factor: float = 1.0) -> KindCost:
+    """What the planner knows of a kind: its cost and its estimate (``measure``, under a budget: what the kind
+    measures on this machine; else its prior), times ``factor`` (tuning trials)."""
+    cls = type(model)
+    if measure:
+        seconds, measured = model.estimate_fit_seconds(splits.train, splits.dev, splits.task)
+    else:
+        seconds, measured = cls.fit_seconds_prior(len(splits.train), splits.mean_chars), False
+    log.info("%s: about %.0f s to fit (%s)", name, seconds * factor, "measured" if measured else "its prior")
+    return KindCost(name, cls.cost, seconds * factor, cls.time_limited, measured,
+                    model.fixed_fit_seconds() if measure else 0.0)
 
 
 def stopped_early(model: TextClassifier) -> str | None:
@@ -354,8 +437,7 @@ def score_fitted(model: TextClassifier, splits: Splits, name: str | None = None)
     return Fitted(model, dev_probs, target)
 
 
-def fit_bert(job: JobSettings, splits: Splits, model: TextClassifier, run: Any, done: bool, result: JobResult,
-             steps: Steps) -> Fitted:
+def fit_bert(state: JobRun, model: TextClassifier) -> Fitted:
     """The run's BERT: trained into OUT (or, resuming a job whose BERT had finished, loaded from it), its test
     report (``OUT/test_eval``) and ``metrics.json``."""
     from ..evaluation.report import evaluate
@@ -363,16 +445,16 @@ def fit_bert(job: JobSettings, splits: Splits, model: TextClassifier, run: Any, 
     from ..models.options import InferenceOptions
     from ..training.pipeline import warn_collapsed
 
-    out = Path(job.run.out)
+    job, splits, result, out = state.job, state.splits, state.result, state.out
     t0 = time.perf_counter()
-    if done:
+    if state.bert_done:
         log.info("%s: the BERT of this run finished before; loading it", out)
         model = load_folder(out, InferenceOptions())
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         model.dev_probs = None
         best_dev: dict = {}
     else:
-        model.fit_records(splits.train, splits.dev, splits.task, job.run.data.text_pair_col, run=run)
+        model.fit_records(splits.train, splits.dev, splits.task, job.run.data.text_pair_col, run=state.folder)
         metrics = dict(model.summary)  # type: ignore[attr-defined]
         best_dev = model.dev_metrics  # type: ignore[attr-defined]
     result.metrics, result.best_dev = metrics, best_dev
@@ -381,8 +463,8 @@ def fit_bert(job: JobSettings, splits: Splits, model: TextClassifier, run: Any, 
     test = splits.test
     metrics.setdefault("skipped_rows", {})["test"] = test.skipped if test is not None else 0
     if test is not None:
-        evaluation = steps.run("the BERT's test report", evaluate, model, test, out / "test_eval",
-                               outputs=fitted.target.outputs)
+        evaluation = state.steps.run("the BERT's test report", evaluate, model, test, out / "test_eval",
+                                     outputs=fitted.target.outputs)
         if evaluation is not None:
             result.test, result.test_source = evaluation, test.source
             metrics["test"] = headline(evaluation.metrics)
@@ -399,22 +481,21 @@ distilled from it (:func:`distill_student`) and joins the candidates: the fast m
 STUDENT_DIR = "student"
 
 
-def finish_job(job: JobSettings, splits: Splits, fitted: list[Fitted], result: JobResult, steps: Steps,
-               deadline: Deadline | None = None, unlabeled: list[str] | None = None) -> None:
+def finish_job(state: JobRun, fitted: list[Fitted]) -> None:
     """The ensemble, the recommendation, the fast model and the comparison (module docstring, steps 4-6)."""
     from ..evaluation.compare import CompareOptions, compare
-    from ..evaluation.recommend import fastest_within, pointer, select, write_pointer
+    from ..evaluation.recommend import fastest_within, pointer, select
 
-    out = Path(job.run.out)
+    job, splits, result, steps, out = state.job, state.splits, state.result, state.steps, state.out
     if not fitted:
         raise UserError("no model could be fitted; see the warnings above")
     scored = list(fitted)
     if not splits.task.multi:
-        ensemble = steps.run("the ensemble", fit_job_ensemble, job, splits, fitted)
+        ensemble = steps.run("the ensemble", fit_job_ensemble, state, fitted)
         if ensemble is not None:
             scored.append(ensemble)
     split = "test" if splits.test is not None else "dev"
-    seed = job.run.bert.train.seed
+    seed = state.seed
     chosen = found = None
     if not splits.task.multi:  # single-label tasks: the label-set models are compared, not recommended
         name_models(scored)
@@ -424,8 +505,13 @@ def finish_job(job: JobSettings, splits: Splits, fitted: list[Fitted], result: J
             chosen = select(found, job.metric, y_dev, seed=seed)
             teacher = next(s for s in scored if s.target.name == chosen.best.name)
             if texts_per_s(teacher, splits) < FAST_TEXTS_PER_S:
-                student = steps.run("the fast student", distill_student, job, splits, teacher, deadline,
-                                    unlabeled or [])
+                limit, why = student_time(splits, state.deadline, len(state.unlabeled))
+                student = None
+                if why is not None:
+                    log.warning("the fast student: skipped by the time budget (%s)", why)
+                    state.record.skip(STUDENT_DIR, why)
+                else:
+                    student = steps.run("the fast student", distill_student, state, teacher, limit)
                 if student is not None:
                     scored.append(student)
                     name_models(scored)
@@ -451,7 +537,6 @@ def finish_job(job: JobSettings, splits: Splits, fitted: list[Fitted], result: J
     fast = fastest_within(result.candidates, chosen.best, job.metric, speeds, out)
     if fast is not None:
         result.recommendation["fast"] = fast
-    write_pointer(out, result.recommendation)
 
 
 def name_models(scored: list[Fitted]) -> None:
@@ -464,39 +549,56 @@ def texts_per_s(fitted: Fitted, splits: Splits) -> float:
     return len(splits.target) / max(fitted.target.seconds, 1e-9)
 
 
-def distill_student(job: JobSettings, splits: Splits, teacher: Fitted, deadline: Deadline | None,
-                    unlabeled: list[str]) -> Fitted:
-    """A fast student of the recommended model (``distill``'s default kind), learning its probabilities on the
-    training texts (and the unlabeled ones), saved to ``OUT/baselines/student``: under a budget it gets what is
-    left (a UserError when that is too little, which skips it)."""
+def student_estimate(splits: Splits, unlabeled: int = 0) -> float:
+    """The fast student's prior fitting time on the training rows (and ``unlabeled`` texts)."""
     from ..models.base import kind_class
+    from .distill import DistillSettings
+
+    return kind_class(DistillSettings().student_kind()).fit_seconds_prior(len(splits.train) + unlabeled,
+                                                                         splits.mean_chars)
+
+
+def student_time(splits: Splits, deadline: Deadline | None, unlabeled: int) -> tuple[float | None, str | None]:
+    """The student's time limit in seconds (None: in full) and why there is no time for one (None: there is)."""
+    from ..models.base import kind_class
+    from .distill import DistillSettings
+
+    if deadline is None or not deadline.limited:
+        return None, None
+    kind = kind_class(DistillSettings().student_kind())
+    left = deadline.left() - reserve_seconds(1, len(splits.target))
+    estimate = student_estimate(splits, unlabeled)
+    if left < min(estimate, STUDENT_MIN_SECONDS):
+        return None, f"needs about {estimate:.0f} s, {max(left, 0.0):.0f} s of the budget left"
+    return (left if kind.time_limited and estimate > left else None), None
+
+
+def distill_student(state: JobRun, teacher: Fitted, time_limit: float | None) -> Fitted:
+    """A fast student of the recommended model (``distill``'s default kind), learning its probabilities on the
+    training texts (and the unlabeled ones), saved to ``OUT/baselines/student``; ``time_limit`` seconds when the
+    budget leaves less than it needs."""
     from .distill import DistillSettings, distill
 
-    settings = DistillSettings(seed=job.run.bert.train.seed)
-    kind = kind_class(settings.student_kind())
-    extra: dict[str, Any] = {}
-    if deadline is not None and deadline.limited:
-        left = deadline.left() - reserve_seconds(1)
-        estimate = kind.fit_seconds_prior(len(splits.train) + len(unlabeled), splits.mean_chars)
-        if left < min(estimate, 20.0):
-            raise UserError(f"the budget leaves {max(left, 0):.0f} s, the student needs about {estimate:.0f} s")
-        if kind.time_limited and estimate > left:
-            extra["time_limit"] = left / 60.0
-    done = distill(teacher.model, splits.train, splits.dev, unlabeled, settings, job.run.abstain,
-                   {"metric": job.metric, **extra})
+    extra: dict[str, Any] = {"metric": state.job.metric}
+    if time_limit is not None:
+        extra["time_limit"] = time_limit / 60.0
+    splits = state.splits
+    done = distill(teacher.model, splits.train, splits.dev, state.unlabeled, DistillSettings(seed=state.seed),
+                   state.job.run.abstain, extra)
     student = done.student
-    student.save(Path(job.run.out) / BASELINES_DIR / STUDENT_DIR)
+    student.save(state.out / BASELINES_DIR / STUDENT_DIR)
     progress.info("%-10s a %s learning from %s, fitted in %5.1f s", "student", student.kind, teacher.target.name,
                   done.seconds)
     return score_fitted(student, splits, STUDENT_DIR)
 
 
-def fit_job_ensemble(job: JobSettings, splits: Splits, fitted: list[Fitted]) -> Fitted:
+def fit_job_ensemble(state: JobRun, fitted: list[Fitted]) -> Fitted:
     """``OUT/ensemble``: the run's BERT and every other fitted model but the floor (best on dev first), fitted on
     their dev predictions; its target scores combine theirs (no second prediction)."""
-    from ..models.ensemble import DevScores, EnsembleClassifier
+    from ..models.ensemble import DevScores, EnsembleClassifier, member_chars
     from ..tasks.calibration import log_probs
 
+    job, splits = state.job, state.splits
     metric = job.metric
     pool = [f for f in fitted if not f.model.floor and not f.model.combines]
     main = [f for f in pool if f.main]
@@ -515,6 +617,7 @@ def fit_job_ensemble(job: JobSettings, splits: Splits, fitted: list[Fitted]) -> 
     ensemble.fit_scores([m.model for m in members], DevScores(logps, y, f"dev ({len(y)} rows)", dev_ood),
                         [m.target.seconds for m in members])
     kept = [m for m in members if any(m.model is k for k in ensemble.members)]  # those pruning kept
+    ensemble.measure_reference(splits.dev.texts, member_chars(ensemble.members))
     ensemble.save(Path(run.out) / ENSEMBLE_DIR)
     progress.info("%-10s of %s (%d of the %d offered), written to %s", "ensemble",
                   ", ".join(e["name"] for e in ensemble.meta["members"]), len(ensemble.members), len(members),

@@ -35,26 +35,58 @@ MIN_SECONDS = 15.0
 """A time-limited kind given less than this (and less than its estimate) is skipped."""
 MIN_FRACTION = 0.1
 """... or less than this fraction of its estimate."""
-RESERVE_SECONDS = 10.0
+RESERVE_SECONDS = 2.0
 """The final steps' fixed part: the ensemble, the recommendation, the comparison and its report."""
-RESERVE_PER_MODEL = 2.0
-"""... and per model compared."""
+RESERVE_PER_MODEL = 0.3
+"""... per model compared ..."""
+RESERVE_PER_SCORE = 2e-5
+"""... and per row and model scored in the comparison (its bootstrap and McNemar tests)."""
+STUDENT_SHARE = 0.2
+"""The share of a budget at most kept for the fast student (distilled when the recommended model is slow)."""
+STUDENT_MIN_SECONDS = 10.0
+"""A student that cannot have this (or its estimate) is skipped."""
+
+
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
 class BudgetSettings:
     """The main job's time budget (``train --with-baselines``)."""
 
-    time_budget: float | None = setting(
-        None, "minutes for the whole job: cheap kinds are fitted first, each costlier kind gets what its "
+    time_budget: str | None = setting(
+        None, "time for the whole job: MINUTES, or a share of the full job's estimate like 50%% (the kinds measure "
+        "or estimate their fitting time first); cheap kinds are fitted first, each costlier kind gets what its "
         "estimate needs, BERT and textcnn what is left (stopping early there, best state kept), a kind that "
-        "cannot fit is skipped with the reason; best.json, metrics.json and the summary record the plan "
-        "(default: no budget, every kind runs in full)", metavar="MINUTES")
+        "cannot fit is skipped with the reason; best.json, job.json, metrics.json and the summary record the plan "
+        "(default: none, every kind runs in full)", metavar="MINUTES|N%")
+
+    def parsed(self) -> tuple[float | None, float | None]:
+        """(minutes, share of the full job's estimate): at most one of them; (None, None) for no budget."""
+        value = None if self.time_budget is None else str(self.time_budget).strip().lower()
+        if value in (None, "", "none", "off"):
+            return None, None
+        try:
+            if value.endswith("%"):
+                share = float(value[:-1]) / 100.0
+                if not 0 < share <= 1:
+                    raise ValueError
+                return None, share
+            minutes = float(value)
+            if not (minutes > 0 and math.isfinite(minutes)):
+                raise ValueError
+            return minutes, None
+        except ValueError:
+            raise UserError(f"--time-budget must be a positive number of minutes or a share such as 50%, got "
+                            f"{self.time_budget!r}") from None
 
     def check(self) -> BudgetSettings:
-        if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
-            raise UserError(f"--time-budget must be a positive number of minutes, got {self.time_budget}")
+        self.parsed()
         return self
+
+    @property
+    def given(self) -> bool:
+        return self.parsed() != (None, None)
 
 
 class Deadline:
@@ -64,6 +96,10 @@ class Deadline:
         self.clock = clock
         self.start = clock()
         self.total = math.inf if minutes is None else float(minutes) * 60.0
+
+    def set_total(self, seconds: float) -> None:
+        """The budget, now known (a share of an estimate made after the start): ``seconds`` from the start."""
+        self.total = float(seconds)
 
     @property
     def limited(self) -> bool:
@@ -82,8 +118,10 @@ class KindCost:
 
     name: str
     cost: float  # the kind's declared relative cost (the order)
-    prior_seconds: float  # its own estimate of the fitting time on these data (before any measurement)
+    prior_seconds: float  # its own estimate of the fitting time on these data
     time_limited: bool  # it honours a time limit
+    measured: bool = False  # the estimate was measured on this machine (not scaled by the other steps' speed)
+    fixed_seconds: float = 0.0  # the part of the estimate a time limit does not shorten (what follows training)
 
 
 @dataclass(frozen=True)
@@ -112,9 +150,17 @@ class Plan:
     left: float = math.inf
 
 
-def reserve_seconds(models: int) -> float:
-    """Seconds to keep for the steps after fitting (ensemble, recommendation, comparison) of ``models``."""
-    return RESERVE_SECONDS + RESERVE_PER_MODEL * models
+def reserve_seconds(models: int, rows: int = 0) -> float:
+    """Seconds to keep for the steps after fitting (ensemble, recommendation, comparison) of ``models`` on
+    ``rows`` compared rows (about a second on a few hundred rows, ten on 10,000 rows and ten models)."""
+    return RESERVE_SECONDS + models * (RESERVE_PER_MODEL + RESERVE_PER_SCORE * rows)
+
+
+def student_reserve(estimate: float, total: float) -> float:
+    """Seconds kept for the fast student under a budget of ``total`` seconds: its ``estimate``, at most
+    :data:`STUDENT_SHARE` of the budget (it honours a time limit); kept whether or not one is needed (the job
+    then ends that much earlier)."""
+    return min(estimate, STUDENT_SHARE * total) if math.isfinite(total) else 0.0
 
 
 def speed_scale(done: Sequence[tuple[float, float]]) -> float:
@@ -130,7 +176,7 @@ def make_plan(kinds: Sequence[KindCost], left: float, reserve: float = 0.0, scal
     available = left - reserve
     skipped: list[Skip] = []
     for i, kind in enumerate(order):
-        estimate = kind.prior_seconds * scale
+        estimate = kind.prior_seconds * (1.0 if kind.measured else scale)
         if not math.isfinite(available) or estimate <= available:
             return Plan(Step(kind.name, estimate), tuple(skipped), available)
         if kind.time_limited:

@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..models.base import kind_class
 from ..models.ensemble import EnsembleSettings
 from ..settings import setting
+from ..text.script import SCRIPTS
 from ..training.settings import BertSettings, TrainJob, job_from_args, training_args
 from .plan import BudgetSettings
 from .tuning import TuneSettings
@@ -26,7 +27,11 @@ class JobSettings:
     their ensemble, the recommendation and the comparison."""
 
     run: TrainJob
-    with_baselines: bool = False
+    with_baselines: bool = setting(
+        False, "also fit the other kinds on the same split (OUT/baselines: the TF-IDF baselines, fasttext, textcnn, "
+        "...), build their ensemble with BERT (OUT/ensemble), recommend the best on dev (OUT/best.json) and write the "
+        "comparison to OUT/comparison (on --test, else on dev) (default: on for the embedded default data, off "
+        "otherwise)", toggle=True)
     kinds: tuple[str, ...] = setting((), "with --with-baselines: the kinds to fit (default: every kind that "
                                      "declares itself part of the main job and fits the task); bert among "
                                      "them or not", metavar="KIND")
@@ -35,6 +40,9 @@ class JobSettings:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     tune: TuneSettings = field(default_factory=TuneSettings)
     unlabeled: tuple[str, ...] = ()  # files of unlabeled texts the fast kinds self-train on (--unlabeled)
+    script: str = setting("auto", "what every kind's features see of a text (stored in each folder, applied when "
+                          "predicting): auto (fold full-width forms, then traditional to simplified with OpenCC), "
+                          "t2s, s2t, or keep (as written) (default: %(default)s)", choices=SCRIPTS)
     strict: bool = setting(False, "any optional step that fails (a kind, the ensemble, a report) fails the job "
                            "(exit status 1) instead of being skipped with a warning")
 
@@ -47,6 +55,8 @@ class JobSettings:
         self.ensemble.check()
         self.budget.check()
         self.tune.check()
+        if self.budget.given and not self.with_baselines:
+            raise UserError("--time-budget plans the kinds of --with-baselines; for the BERT alone give --time-limit")
         if self.kinds and not self.with_baselines:
             raise UserError("--kinds chooses the kinds of --with-baselines; add --with-baselines")
         if self.kind_settings and not self.with_baselines:
@@ -64,7 +74,8 @@ class JobSettings:
             "kind_settings": {k: {n: (list(v) if isinstance(v, tuple) else v) for n, v in s.items()}
                               for k, s in self.kind_settings.items()},
             "ensemble": asdict(self.ensemble), "budget": asdict(self.budget), "tune": asdict(self.tune),
-            "unlabeled": [str(Path(p).resolve()) for p in self.unlabeled], "strict": self.strict}}
+            "unlabeled": [str(Path(p).resolve()) for p in self.unlabeled], "strict": self.strict,
+            "script": self.script}}
 
     @classmethod
     def from_args(cls, args: dict, out: str) -> JobSettings:
@@ -81,7 +92,7 @@ class JobSettings:
                        ensemble=ensemble, budget=BudgetSettings(**job.get("budget", {})),
                        tune=TuneSettings(**job.get("tune", {})),
                        unlabeled=tuple(job.get("unlabeled", args.get("unlabeled")) or ()),
-                       strict=bool(job.get("strict", False)))
+                       strict=bool(job.get("strict", False)), script=str(job.get("script", "keep")))
         except (TypeError, ValueError) as exc:
             raise UserError(f"{out}/training_args.json does not describe a job of this version ({exc})") from None
 

@@ -74,7 +74,7 @@ class CharCentroid(SmallKind):
         self.centroids = centroids / np.where(norms > 0, norms, 1.0)
         self.labels, self.task = labels, task
         self.meta = {"family": FAMILY, "format_version": FORMAT_VERSION, "name": self.kind, "labels": labels,
-                     "settings": {**asdict(self.settings), "seed": self.seed, "metric": self.metric},
+                     "settings": {**asdict(self.settings), **self.common_params()},
                      "train_rows": len(train), "files": [WEIGHTS]}
         if dev is not None and len(dev):  # calibration, decisions and abstention, fitted on dev
             self.settle_on_dev(train, dev, self.analyse(list(dev.texts)), self.metric, self.seed)
