@@ -139,3 +139,26 @@ def test_textcnn_reads_any_python_string_in_either_precision(tmp_path):
     described = load(folder, precision="bf16", batch_size=32).describe()  # what /info shows
     assert (described["precision"], described["batch_size"], described["backend"]) == ("bf16", 32, "torch")
     assert load(folder).describe()["batch_size"] == 256
+
+
+def test_the_job_distills_a_student_when_the_recommended_model_declares_a_high_cost(tmp_path, capsys, monkeypatch):
+    from cls_app.models.ensemble import EnsembleClassifier
+    from cls_app.workflow import main_job
+
+    from .conftest import noisy_files
+
+    assert TextClassifier(kind="bert").prediction_cost == 30.0
+    members = [TextClassifier(kind=k) for k in ("char_svm", "word_nb", "textcnn")]
+    assert EnsembleClassifier(members=members).prediction_cost == 6.0  # the members' sum, not the class's
+    files = noisy_files(tmp_path)
+    common = ["-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]), "--test", str(files["test"]),
+              "--no-cache", "--with-baselines", "--kinds", "char_svm", "word_nb", "--seed", "3"]
+    assert run_main(capsys, *common, "--out", str(tmp_path / "cheap"))[0] == 0  # cost 3 at most: no student
+    assert not (tmp_path / "cheap" / "baselines" / "student").exists()
+    monkeypatch.setattr(main_job, "STUDENT_ABOVE_COST", 0.5)  # every recommendation now asks for one
+    rc, _, err = run_main(capsys, *common, "--out", str(tmp_path / "run"))
+    assert rc == 0, err
+    student = load(tmp_path / "run" / "baselines" / "student", follow=False)
+    assert student.kind == "textcnn" and student.predict(["好评"])[0].label in student.labels
+    rows = json.loads((tmp_path / "run" / "comparison" / "comparison.json").read_text(encoding="utf-8"))["models"]
+    assert "student" in {r["name"] for r in rows}

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cls_app.workflow.plan import (
     MAX_SHARE,
     MIN_SECONDS,
+    OVERRUN,
     BudgetSettings,
     Deadline,
     KindCost,
@@ -52,12 +53,18 @@ def test_without_a_budget_every_kind_runs_in_full_cheapest_first() -> None:
 
 def test_a_kind_that_fits_runs_in_full_and_the_last_time_limited_one_gets_what_is_left() -> None:
     assert make_plan([BERT, CHEAP], 700.0).step == make_plan([CHEAP], 700.0).step  # char_svm first, in full
+    assert make_plan([CHEAP], 700.0).step.time_limit is None  # it does not take a limit: its estimate is all
+    alone = make_plan([BERT], 10_000.0)  # it fits; the last of the time-limited kinds may still use what is left
+    assert alone.step is not None and alone.step.time_limit == pytest.approx(10_000.0)
     last = make_plan([BERT], 200.0, reserve=20.0)
     assert last.step is not None and last.step.kind == "bert" and last.step.time_limit == pytest.approx(180.0)
 
 
 def test_a_time_limited_kind_before_a_costlier_one_gets_at_most_its_share() -> None:
-    assert make_plan([CNN, BERT], 100.0).step.time_limit is None  # it fits (60 s): in full, BERT gets the rest
+    fits = make_plan([CNN, BERT], 1000.0).step  # it fits (60 s), and is stopped at twice that if it overruns
+    assert fits is not None and fits.kind == "textcnn" and fits.time_limit == pytest.approx(1000.0 * MAX_SHARE)
+    assert make_plan([CNN, BERT], 100.0).step.time_limit == pytest.approx(100.0)  # 2 x 60 s, capped at what is left
+    assert make_plan([CNN, BERT], 200.0).step.time_limit == pytest.approx(OVERRUN * 60.0)  # more than its share
     plan = make_plan([CNN, BERT], 50.0)
     assert plan.step is not None and plan.step.kind == "textcnn"
     assert plan.step.time_limit == pytest.approx(50.0 * MAX_SHARE)

@@ -235,6 +235,15 @@ class TextClassifier:
     cost: ClassVar[float] = 10.0
     """Relative cost of fitting and predicting (the majority floor 0, a TF-IDF baseline about 1, BERT 100): ties
     of the recommendation go to the cheaper kind, and the main job fits cheaper kinds first."""
+    predict_cost: ClassVar[float] = 1.0
+    """Relative time to predict a text (char_svm about 1, a word kind 2 for jieba, textcnn 3, BERT 30; measured in
+    the main job's comparisons, docs/budget.md): the ensemble's cost rule and the fast student read it. Declared,
+    not measured, so that the same data and seed give the same folder on a busy machine as on a quiet one."""
+
+    @property
+    def prediction_cost(self) -> float:
+        """This model's :attr:`predict_cost` (a combining model: the sum of its members')."""
+        return float(type(self).predict_cost)
     floor: ClassVar[bool] = False
     """The floor every model must beat (the majority class): compared, never recommended nor ensembled."""
     in_main_job: ClassVar[bool] = False

@@ -53,6 +53,7 @@ class BertTextClassifier(TextClassifier):
     ood_method = "mahalanobis"
     settings_class = BertSettings
     cost = 100.0
+    predict_cost = 30.0
     in_main_job = True
     time_limited = True
     exportable = True

@@ -73,7 +73,7 @@ PRUNE = 0.1
 ``bench/ensemble_pruning.py``, docs/ensembles.md)."""
 COST_SHARE = 0.5
 COST_GAIN = 0.002
-"""A member declaring more than :data:`COST_SHARE` of the members' cost is dropped when it adds at most
+"""A member declaring more than :data:`COST_SHARE` of the members' prediction cost is dropped when it adds at most
 :data:`COST_GAIN` to the cross-fitted dev score (see :func:`costly_member`)."""
 
 
@@ -92,9 +92,9 @@ class EnsembleSettings:
                          "relative path)")
     prune: float = setting(PRUNE, "drop the members the dev fit gives less than this weight and refit the rest: "
                            "they add nothing and cost time (0: keep every member; default: %(default)s)")
-    cost_share: float = setting(COST_SHARE, "a member whose declared cost (BERT 100, textcnn 20, a TF-IDF kind 10) is "
-                                "more than this share of the members' and adds at most --cost-gain to its cross-fitted "
-                                "dev score is dropped "
+    cost_share: float = setting(COST_SHARE, "a member whose declared prediction cost (BERT 30, textcnn 3, char_svm "
+                                "1) is more than this share of the members' and adds at most --cost-gain to its "
+                                "cross-fitted dev score is dropped "
                                 "(default: %(default)s; 1: never)")
     cost_gain: float = setting(COST_GAIN, "see --cost-share (default: %(default)s)")
 
@@ -207,9 +207,9 @@ def fit_ensemble(logps: Sequence[np.ndarray], y: np.ndarray, settings: EnsembleS
 def costly_member(logps: Sequence[np.ndarray], y: np.ndarray, costs: Sequence[float], settings: EnsembleSettings,
                   metric: str, seed: int = 42) -> dict | None:
     """The member that costs more than ``settings.cost_share`` of the members' costs (``costs``: each member's
-    declared cost, so that the same data and seed give the same ensemble whatever the machine's load; BERT's
-    100 against 10 for a TF-IDF kind) and adds at most ``settings.cost_gain`` to the cross-fitted dev
-    ``metric``: what dropping it costs and saves (None: no such member, or fewer than two members)."""
+    declared prediction cost, so that the same data and seed give the same ensemble whatever the machine's load:
+    BERT's 30 against char_svm's 1) and adds at most ``settings.cost_gain`` to the cross-fitted dev ``metric``:
+    what dropping it costs and saves (None: no such member, or fewer than two members)."""
     from ..tasks.calibration import metric_of
 
     total = float(sum(costs))
@@ -347,6 +347,10 @@ class EnsembleClassifier(TextClassifier):
     settings_class = EnsembleSettings
     combines = True
     cost = 200.0
+
+    @property
+    def prediction_cost(self) -> float:
+        return float(sum(m.prediction_cost for m in self.members))
     dev_basis = "dev decisions of ensembles fitted on the other dev folds"
     quick_settings = {"members": ["char_svm", "word_nb", "char_nb"], "min_fit_rows": 10}
 
@@ -425,8 +429,8 @@ class EnsembleClassifier(TextClassifier):
                    ) -> EnsembleClassifier:
         """Fit on the members' dev log-probabilities (computed once by the caller); returns the fitted
         ensemble (this object, holding the members pruning kept). ``seconds``: each member's prediction time
-        on the same rows (recorded: each kept member's share); a member whose declared cost is more than half
-        of the members' and adds almost nothing is dropped first (:func:`costly_member`)."""
+        on the same rows (recorded: each kept member's share); a member whose declared prediction cost is more than
+        half of the members' and adds almost nothing is dropped first (:func:`costly_member`)."""
         settings = self.settings
         settings.check()
         offered_all = model_names(members)
@@ -434,7 +438,7 @@ class EnsembleClassifier(TextClassifier):
         if seconds is not None and len(seconds) == len(members):
             offered_names = model_names(members)
             costs = {"seconds": [round(float(x), 4) for x in seconds], "names": offered_names}
-            declared = [float(type(m).cost) for m in members]
+            declared = [m.prediction_cost for m in members]
             dropped = costly_member(dev.logps, dev.y, declared, settings, self.metric or "macro_f1", self.seed)
             if dropped is not None:
                 gone = dropped.pop("member")

@@ -79,6 +79,7 @@ class FastTextClassifier(SmallKind):
     ood_method = "mahalanobis"  # on fastText's sentence vectors
     settings_class = FastTextSettings
     cost = 4.0
+    predict_cost = 1.5
     in_main_job = True
     quick_settings = {"epoch": 10, "buckets": 20000, "dim": 16, "min_examples": 2000}
 

@@ -19,6 +19,7 @@ class MajorityClassifier(BaselineClassifier):
     """The most frequent training class, whatever the text (no settings but ``seed``)."""
 
     cost = 0.0
+    predict_cost = 0.0
     floor = True
     in_main_job = True
     ood_method = None  # no features to measure a distance in

@@ -191,6 +191,7 @@ class TextCnnClassifier(SmallKind):
     ood_method = "mahalanobis"  # on the pooled vectors
     settings_class = TextCnnSettings
     cost = 20.0
+    predict_cost = 3.0
     in_main_job = True
     time_limited = True
     soft_targets = True

@@ -195,6 +195,7 @@ def _kind(name: str, features: str, classifier: str, cost: float) -> type[TfidfC
     cls = type(name, (TfidfClassifier,), {
         "__doc__": f"{FEATURES[features]} + {CLASSIFIERS[classifier]} (the ``{name}`` kind).",
         "__module__": __name__, "features": features, "classifier": classifier, "cost": cost,
+        "predict_cost": 2.0 if features == "word" else 1.0,
         "words": features == "word", "settings_class": SETTINGS[classifier],
         "kind_defaults": {"ngram_range": WORD_NGRAMS} if features == "word" else {}})
     return register(name)(cls)

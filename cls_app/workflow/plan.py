@@ -10,7 +10,9 @@ A pure module (no torch, no Optuna, nothing fitted), testable with fake kinds an
   skip each kind. Cheap kinds first; a kind runs in full when its estimate fits; a kind that
   honours a time limit is given what it can have (at most :data:`MAX_SHARE` of what is left when a
   costlier time-limited kind follows, all of it when it is the last); a kind that cannot get
-  :data:`MIN_SECONDS` (or :data:`MIN_FRACTION` of its estimate) is skipped with the reason.
+  :data:`MIN_SECONDS` (or :data:`MIN_FRACTION` of its estimate) is skipped with the reason. Under a budget a
+  time-limited kind always gets a limit, even when its estimate fits (:data:`OVERRUN`), so that an estimate
+  made short by a busy machine never takes the job past its budget.
 * :func:`speed_scale`: how much slower (or faster) this machine and these data are than the priors,
   from the steps done so far.
 
@@ -35,6 +37,9 @@ MIN_SECONDS = 15.0
 """A time-limited kind given less than this (and less than its estimate) is skipped."""
 MIN_FRACTION = 0.1
 """... or less than this fraction of its estimate."""
+OVERRUN = 2.0
+"""A time-limited kind whose estimate fits is still stopped at this many times its estimate (or at its share of
+what is left, when that is more; never past the budget): an estimate timed on a busy machine can be 4x short."""
 RESERVE_SECONDS = 2.0
 """The final steps' fixed part: the ensemble, the recommendation, the comparison and its report."""
 RESERVE_PER_MODEL = 0.3
@@ -177,11 +182,13 @@ def make_plan(kinds: Sequence[KindCost], left: float, reserve: float = 0.0, scal
     skipped: list[Skip] = []
     for i, kind in enumerate(order):
         estimate = kind.prior_seconds * (1.0 if kind.measured else scale)
+        later = any(k.time_limited and k.cost > kind.cost for k in order[i + 1:])
+        give = available * MAX_SHARE if later else available
         if not math.isfinite(available) or estimate <= available:
-            return Plan(Step(kind.name, estimate), tuple(skipped), available)
+            limit = min(available, max(OVERRUN * estimate, give)) if kind.time_limited and math.isfinite(
+                available) else None
+            return Plan(Step(kind.name, estimate, limit), tuple(skipped), available)
         if kind.time_limited:
-            later = any(k.time_limited and k.cost > kind.cost for k in order[i + 1:])
-            give = available * MAX_SHARE if later else available
             if give >= min(MIN_SECONDS, estimate) and give >= MIN_FRACTION * estimate:
                 return Plan(Step(kind.name, estimate, give), tuple(skipped), available)
         skipped.append(Skip(kind.name, f"needs about {estimate:.0f} s, {max(available, 0.0):.0f} s of the budget "
