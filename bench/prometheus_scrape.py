@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import socket
 import statistics
@@ -80,6 +81,29 @@ def load(port: int, texts: list[str], requests: int, clients: int = 8) -> float:
     return requests * 16 / (time.perf_counter() - start)
 
 
+def wait_ready(prom: int) -> None:
+    """Until Prometheus answers /-/ready (its storage opened, the scrape loop started)."""
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{prom}/-/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("prometheus did not become ready in 60 s")
+
+
+def scraped_after(target: dict, when: float) -> bool:
+    """The target's last scrape (RFC 3339 time) is later than ``when`` (epoch seconds)."""
+    from datetime import datetime
+
+    last = re.sub(r"(\.\d{6})\d+", r"\1", str(target.get("lastScrape", "")))  # nanoseconds: to microseconds
+    try:
+        return datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() > when
+    except ValueError:
+        return False
+
+
 def query(prom: int, expr: str) -> list:
     r = httpx.get(f"http://127.0.0.1:{prom}/api/v1/query", params={"query": expr}, timeout=5)
     return r.json()["data"]["result"]
@@ -109,10 +133,16 @@ def main() -> None:
                             stderr=subprocess.PIPE, text=True)
     result: dict = {}
     try:
+        wait_ready(prom_port)
         load(port, texts, args.requests)
-        time.sleep(4)
-        targets = httpx.get(f"http://127.0.0.1:{prom_port}/api/v1/targets", timeout=5).json()["data"]
-        active = targets["activeTargets"]
+        loaded = time.time()
+        active = []
+        for _ in range(120):  # until a scrape after the load has succeeded (then the counters hold the load)
+            active = httpx.get(f"http://127.0.0.1:{prom_port}/api/v1/targets", timeout=5).json()["data"][
+                "activeTargets"]
+            if active and all(t["health"] == "up" and scraped_after(t, loaded + 1.0) for t in active):
+                break
+            time.sleep(0.5)
         result["targets"] = [{"health": t["health"], "lastError": t["lastError"], "scrapeUrl": t["scrapeUrl"]}
                              for t in active]
         result["cls_texts_total"] = query(prom_port, "sum(cls_texts_total)")

@@ -152,13 +152,42 @@ def test_the_job_distills_a_student_when_the_recommended_model_declares_a_high_c
     assert EnsembleClassifier(members=members).prediction_cost == 6.0  # the members' sum, not the class's
     files = noisy_files(tmp_path)
     common = ["-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]), "--test", str(files["test"]),
-              "--no-cache", "--with-baselines", "--kinds", "char_svm", "word_nb", "--seed", "3"]
-    assert run_main(capsys, *common, "--out", str(tmp_path / "cheap"))[0] == 0  # cost 3 at most: no student
+              "--no-cache", "--with-baselines", "--kinds", "char_svm", "word_nb", "textcnn", "--seed", "3",
+              "--set", "textcnn.embed=16", "--set", "textcnn.filters=16", "--set", "textcnn.buckets=2000",
+              "--set", "textcnn.min_steps=40"]  # (the student takes the job's textcnn settings too)
+    assert run_main(capsys, *common, "--out", str(tmp_path / "cheap"))[0] == 0  # cost 6 at most: no student
     assert not (tmp_path / "cheap" / "baselines" / "student").exists()
+    assert not (tmp_path / "cheap" / "ensemble_fast").exists()  # nothing costly to leave out
     monkeypatch.setattr(main_job, "STUDENT_ABOVE_COST", 0.5)  # every recommendation now asks for one
     rc, _, err = run_main(capsys, *common, "--out", str(tmp_path / "run"))
     assert rc == 0, err
     student = load(tmp_path / "run" / "baselines" / "student", follow=False)
+    assert student.get_params()["embed"] == 16  # the job's --set textcnn.embed
     assert student.kind == "textcnn" and student.predict(["好评"])[0].label in student.labels
     rows = json.loads((tmp_path / "run" / "comparison" / "comparison.json").read_text(encoding="utf-8"))["models"]
     assert "student" in {r["name"] for r in rows}
+
+
+def test_a_fast_ensemble_of_the_cheap_members_sits_beside_one_that_keeps_a_costly_member(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from cls_app.workflow import main_job
+
+    from .conftest import noisy_files
+
+    files = noisy_files(tmp_path)
+    monkeypatch.setattr(main_job, "STUDENT_ABOVE_COST", 2.5)  # textcnn (3) counts as costly here, as BERT does
+    monkeypatch.setattr(main_job, "student_time", lambda *a: (None, "not this test's subject"))  # (it is slow)
+    out = tmp_path / "run"
+    rc, text, err = run_main(capsys, "-q", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                             "--test", str(files["test"]), "--no-cache", "--with-baselines", "--kinds", "char_svm",
+                             "word_nb", "textcnn", "--set", "textcnn.embed=16", "--set", "textcnn.filters=16",
+                             "--set", "textcnn.buckets=2000", "--set", "textcnn.min_steps=40", "--prune", "0",
+                             "--out", str(out))  # the main ensemble keeps every member (textcnn: half the cost)
+    assert rc == 0, err
+    members = [m["name"] for m in json.loads((out / "ensemble" / "ensemble.json").read_text())["members"]]
+    assert sorted(members) == ["char_svm", "textcnn", "word_nb"]
+    fast = json.loads((out / "ensemble_fast" / "ensemble.json").read_text())
+    assert sorted(fast["offered"]) == ["char_svm", "word_nb"]  # the cheap ones, on the same dev predictions
+    rows = {r["name"] for r in json.loads((out / "comparison" / "comparison.json").read_text())["models"]}
+    assert {"ensemble", "ensemble_fast"} <= rows
+    assert load(out / "ensemble_fast").predict(["好评"])[0].label in ("正面", "负面")

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 progress = logging.getLogger("cls_app.progress")  # one line per step on the console (commands: PROGRESS_LOGGER)
 
 ENSEMBLE_DIR = "ensemble"
+FAST_ENSEMBLE_DIR = "ensemble_fast"
+"""The ensemble of the cheap members only (no BERT), beside the main one when that keeps a costly member."""
 BASELINES_DIR = "baselines"
 COMPARISON_DIR = "comparison"
 T = TypeVar("T")
@@ -496,6 +498,11 @@ def finish_job(state: JobRun, fitted: list[Fitted]) -> None:
         ensemble = steps.run("the ensemble", fit_job_ensemble, state, fitted)
         if ensemble is not None:
             scored.append(ensemble)
+            cheap = [f for f in fitted if cheap_member(f.model)]
+            if any(not cheap_member(m) for m in getattr(ensemble.model, "members", ())) and len(cheap) >= 2:
+                quick = steps.run("the fast ensemble", fit_job_ensemble, state, cheap, FAST_ENSEMBLE_DIR)
+                if quick is not None:
+                    scored.append(quick)
     split = "test" if splits.test is not None else "dev"
     seed = state.seed
     chosen = found = None
@@ -578,10 +585,11 @@ def student_time(splits: Splits, deadline: Deadline | None, unlabeled: int) -> t
 def distill_student(state: JobRun, teacher: Fitted, time_limit: float | None) -> Fitted:
     """A fast student of the recommended model (``distill``'s default kind), learning its probabilities on the
     training texts (and the unlabeled ones), saved to ``OUT/baselines/student``; ``time_limit`` seconds when the
-    budget leaves less than it needs."""
+    budget leaves less than it needs; the job's ``--set`` settings of that kind apply to it too."""
     from .distill import DistillSettings, distill
 
-    extra: dict[str, Any] = {"metric": state.job.metric}
+    kind = DistillSettings().student_kind()
+    extra: dict[str, Any] = {**state.job.kind_settings.get(kind, {}), "metric": state.job.metric}
     if time_limit is not None:
         extra["time_limit"] = time_limit / 60.0
     splits = state.splits
@@ -594,9 +602,15 @@ def distill_student(state: JobRun, teacher: Fitted, time_limit: float | None) ->
     return score_fitted(student, splits, STUDENT_DIR)
 
 
-def fit_job_ensemble(state: JobRun, fitted: list[Fitted]) -> Fitted:
+def cheap_member(model: TextClassifier) -> bool:
+    """A model the fast ensemble may hold: it declares less prediction cost than :data:`STUDENT_ABOVE_COST`."""
+    return not model.floor and not model.combines and model.prediction_cost < STUDENT_ABOVE_COST
+
+
+def fit_job_ensemble(state: JobRun, fitted: list[Fitted], folder: str = ENSEMBLE_DIR) -> Fitted:
     """``OUT/ensemble``: the run's BERT and every other fitted model but the floor (best on dev first), fitted on
-    their dev predictions; its target scores combine theirs (no second prediction)."""
+    their dev predictions; its target scores combine theirs (no second prediction). ``OUT/ensemble_fast``: the
+    same of the cheap members only (``fitted`` holds them), a fast candidate when the first keeps the BERT."""
     from ..models.ensemble import DevScores, EnsembleClassifier, member_chars
     from ..tasks.calibration import log_probs
 
@@ -620,16 +634,16 @@ def fit_job_ensemble(state: JobRun, fitted: list[Fitted]) -> Fitted:
                         [m.target.seconds for m in members])
     kept = [m for m in members if any(m.model is k for k in ensemble.members)]  # those pruning kept
     ensemble.measure_reference(splits.dev.texts, member_chars(ensemble.members))
-    ensemble.save(Path(run.out) / ENSEMBLE_DIR)
-    progress.info("%-10s of %s (%d of the %d offered), written to %s", "ensemble",
+    ensemble.save(Path(run.out) / folder)
+    progress.info("%-10s of %s (%d of the %d offered), written to %s", folder,
                   ", ".join(e["name"] for e in ensemble.meta["members"]), len(ensemble.members), len(members),
-                  Path(run.out) / ENSEMBLE_DIR)
+                  Path(run.out) / folder)
     start = time.perf_counter()
     combined = ensemble.combine_outputs([m.target.outputs for m in kept])
     seconds = sum(m.target.seconds for m in kept) + time.perf_counter() - start
     dev_probs = ensemble.dev_probs if ensemble.dev_probs is not None else \
         ensemble.combine_member_probs([m.dev_probs for m in kept])  # dev: cross-fitted
-    return Fitted(ensemble, dev_probs, ModelScores(ENSEMBLE_DIR, ensemble, combined, seconds))
+    return Fitted(ensemble, dev_probs, ModelScores(folder, ensemble, combined, seconds))
 
 
 def candidates(scored: list[Fitted], dev: Any) -> list[Any]:
