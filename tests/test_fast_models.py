@@ -158,8 +158,12 @@ def test_the_job_distills_a_student_when_the_recommended_model_declares_a_high_c
     assert run_main(capsys, *common, "--out", str(tmp_path / "cheap"))[0] == 0  # cost 6 at most: no student
     assert not (tmp_path / "cheap" / "baselines" / "student").exists()
     assert not (tmp_path / "cheap" / "ensemble_fast").exists()  # nothing costly to leave out
-    monkeypatch.setattr(main_job, "STUDENT_ABOVE_COST", 0.5)  # every recommendation now asks for one
-    rc, _, err = run_main(capsys, *common, "--out", str(tmp_path / "run"))
+    monkeypatch.setattr(main_job, "STUDENT_ABOVE_COST", 0.5)  # every recommendation now asks for one ...
+    assert run_main(capsys, *common, "--out", str(tmp_path / "labeled_only"))[0] == 0
+    assert not (tmp_path / "labeled_only" / "baselines" / "student").exists()  # ... with texts to learn from
+    pool = tmp_path / "pool.txt"
+    pool.write_text("\n".join(toy_texts(200, 9)[0]), encoding="utf-8")
+    rc, _, err = run_main(capsys, *common, "--unlabeled", str(pool), "--out", str(tmp_path / "run"))
     assert rc == 0, err
     student = load(tmp_path / "run" / "baselines" / "student", follow=False)
     assert student.get_params()["embed"] == 16  # the job's --set textcnn.embed
