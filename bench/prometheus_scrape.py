@@ -22,7 +22,6 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,13 +34,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
+from load_test import free_port, start_server  # noqa: E402
 from task_sets import headlines  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fit_model(out: Path) -> Path:
@@ -54,19 +48,6 @@ def fit_model(out: Path) -> Path:
                                                      dev=([t for t, _ in rows[:1000]], [c for _, c in rows[:1000]])
                                                      ).save(folder)
     return folder
-
-
-def start_server(model: Path, port: int, *flags: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "-q", "serve", "--model", str(model), "--port",
-                             str(port), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the server did not start: {proc.stderr.read() if proc.stderr else ''}")
 
 
 def load(port: int, texts: list[str], requests: int, clients: int = 8) -> float:
@@ -122,7 +103,7 @@ def main() -> None:
     model = args.model or fit_model(args.out)
     texts = [t for t, _ in headlines("test")]
     port, prom_port = free_port(), free_port()
-    server = start_server(model, port)
+    server = start_server(str(model.resolve()), port, [])
     config = args.out / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: cls_app\n    static_configs:\n"
                       f"      - targets: ['127.0.0.1:{port}']\n", encoding="utf-8")
@@ -157,7 +138,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for mode, flags in (("off", ["--no-metrics"]), ("on", [])):
             p = free_port()
-            proc = start_server(model, p, *flags)
+            proc = start_server(str(model.resolve()), p, flags)
             try:
                 load(p, texts, 50)  # warm up
                 speeds[mode].append(load(p, texts, args.requests))

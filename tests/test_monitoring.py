@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import free_port, run_main, write_csv
+from .conftest import run_main, write_csv
 
 SPORT = "篮球比赛运动员进球冠军队员赛场"
 MONEY = "银行股票经济贷款汇率储蓄债券"
@@ -144,28 +142,18 @@ def test_drift_false_alarms_and_power_on_simulated_batches() -> None:
 def test_metrics_and_drift_on_a_real_server(folder, tmp_path) -> None:
     """A real uvicorn on a loopback port: /metrics in Prometheus' text format counts requests, texts, labels and
     the drift window's verdict; /info shows the monitoring; the log gets a record per text."""
-    import uvicorn
     from prometheus_client.parser import text_string_to_metric_families
 
     from cls_app.service.app import create_app
     from cls_app.service.server import load_model
     from cls_app.service.settings import ServeSettings
 
-    from .conftest import HTTP
+    from .conftest import HTTP, app_server
 
     settings = ServeSettings(max_wait_ms=0, drift_window=300, log_predictions=str(tmp_path / "logs"),
                              model_process=False)
     app = create_app(load_model(folder / "bl" / "char_svm", settings), settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
+    with app_server(app) as url:
         texts, _ = topic_texts(300, 6, new_share=0.3)
         for i in range(0, 300, 50):
             assert HTTP.post(url + "/predict", json={"texts": texts[i: i + 50]}).status_code == 200
@@ -189,8 +177,5 @@ def test_metrics_and_drift_on_a_real_server(folder, tmp_path) -> None:
                    if n.startswith("cls_texts"))
         info = HTTP.get(url + "/info").json()["monitoring"]
         assert info["drift"]["drift"] and info["window_texts"] == 300 and len(info["model_version"]) == 12
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     records = [line for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text("utf-8").splitlines()]
     assert len(records) == 300

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import HTTP, Server, free_port, run_main, toy_texts, write_csv
+from .conftest import HTTP, Server, app_server, run_main, toy_texts, write_csv
 
 KEY = "s3cret-key"
 LIMITS = ["--max-texts", "8", "--max-chars", "60", "--max-body-bytes", "1000"]
@@ -220,7 +220,6 @@ def test_batcher_keeps_order_and_never_splits_a_request() -> None:
 
 def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
     """The app around a predictor that fails on some texts (in-process uvicorn, no model needed)."""
-    import uvicorn
 
     from cls_app.models.base import TextClassifier
     from cls_app.service.app import create_app
@@ -236,26 +235,13 @@ def test_a_model_failure_is_a_500_and_the_server_stays_up() -> None:
                 raise RuntimeError("model exploded")
             return np.tile([0.25, 0.75], (len(texts), 1))
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Flaky(), ServeSettings(max_wait_ms=0)), host="127.0.0.1",
-                                           port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
+    with app_server(create_app(Flaky(), ServeSettings(max_wait_ms=0))) as url:
         r = HTTP.post(url + "/predict", json={"texts": ["fine", "boom"]})
         assert r.status_code == 500 and r.json()["error"]["code"] == "prediction_failed"
         r = HTTP.post(url + "/predict", json={"text": "fine"})
         assert r.status_code == 200 and r.json()["predictions"][0] == {
             "label": "b", "prob": 0.75, "top": [{"label": "b", "prob": 0.75}], "abstained": False, "reason": None,
             "ood_score": None}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def model_processes(pid: int) -> list[int]:
